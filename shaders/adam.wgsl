@@ -1,0 +1,43 @@
+// adam.wgsl: one Adam step (torch.optim.Adam, no weight decay, no amsgrad) on a flat parameter vector, with
+// the positivity clamp of the channel weights:
+//   clamp = 0: none (rank net); 1: theta = max(theta, 0) after the step (intended, as LPIPS);
+//   2: theta = max(theta, 0) before the update (the paper's order: the final weights are not clamped).
+// The per-step scalars live in a storage buffer the host rewrites every step, so the recorded dispatch is reused:
+//   step = [lr, 1 - beta1^t, 1 - beta2^t].
+//
+// Layout: theta, grad, m, v [n] f32. Dispatch: one thread per parameter, workgroup 256, x + z*groups_x.
+
+struct AdamParams {
+    n: u32, groups_x: u32, clamp: u32, _unused: u32,
+    beta1: f32, beta2: f32, eps: f32, _unused2: f32,
+}
+
+@group(0) @binding(0) var<uniform> ap: AdamParams;
+@group(0) @binding(1) var<storage, read> grad: array<f32>;
+@group(0) @binding(2) var<storage, read> step: array<f32>;
+@group(0) @binding(3) var<storage, read_write> theta: array<f32>;
+@group(0) @binding(4) var<storage, read_write> m: array<f32>;
+@group(0) @binding(5) var<storage, read_write> v: array<f32>;
+
+@compute @workgroup_size(256, 1, 1)
+fn adam_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let i = (wid.x + wid.z * ap.groups_x) * 256u + li;
+    if (i >= ap.n) {
+        return;
+    }
+    let g = grad[i];
+    let mi = ap.beta1 * m[i] + (1.0 - ap.beta1) * g;
+    let vi = ap.beta2 * v[i] + (1.0 - ap.beta2) * g * g;
+    m[i] = mi;
+    v[i] = vi;
+    var x = theta[i];
+    if (ap.clamp == 2u) {
+        x = max(x, 0.0);
+    }
+    let denom = sqrt(vi) / sqrt(step[2]) + ap.eps;
+    x -= (step[0] / step[1]) * mi / denom;
+    if (ap.clamp == 1u) {
+        x = max(x, 0.0);
+    }
+    theta[i] = x;
+}

@@ -1,0 +1,112 @@
+// channel.wgsl: per-channel transforms of feature maps that the distances are built from.
+//
+// Layout: maps are [N, C, P] f32 (P = H*W positions). Every entry point uses a linear workgroup index
+// x + z*groups_x so batches larger than the per-dimension dispatch limit still fit.
+//   imagenet_normalize  x[n,c,p] = (x - mean[c]) / std[c] for images n in [first, last); one thread per value.
+//   unit_normalize      y[n,:,p] = x[n,:,p] / max(||x[n,:,p]||_2, 1e-12); one thread per (n, p).
+//   channel_mean        y[n,c]   = mean_p x[n,c,p]; one thread per (n, c).
+//   channel_sort        y[n,c,:] = x[n,c,:] sorted ascending; one workgroup of 256 per (n, c) row, a bitonic
+//                       sort in workgroup memory (P <= 4096, padded with +inf to a power of two).
+
+struct ChannelParams {
+    n: u32, c: u32, positions: u32, groups_x: u32,
+    first: u32, last: u32, padded: u32, _unused: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: ChannelParams;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+
+const IMAGENET_MEAN = array<f32, 3>(0.485, 0.456, 0.406);
+const IMAGENET_STD = array<f32, 3>(0.229, 0.224, 0.225);
+
+fn thread_index(wid: vec3<u32>, li: u32) -> u32 {
+    return (wid.x + wid.z * p.groups_x) * 256u + li;
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn imagenet_normalize(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let idx = thread_index(wid, li);
+    if (idx >= p.n * p.c * p.positions) {
+        return;
+    }
+    let img = idx / (p.c * p.positions);
+    let ch = (idx / p.positions) % p.c;
+    var v = x[idx];
+    if (img >= p.first && img < p.last) {
+        v = (v - IMAGENET_MEAN[ch]) / IMAGENET_STD[ch];
+    }
+    y[idx] = v;
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn unit_normalize(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let idx = thread_index(wid, li);
+    if (idx >= p.n * p.positions) {
+        return;
+    }
+    let base = (idx / p.positions) * p.c * p.positions + idx % p.positions;
+    var sumsq = 0.0;
+    for (var c = 0u; c < p.c; c++) {
+        let v = x[base + c * p.positions];
+        sumsq = fma(v, v, sumsq);
+    }
+    let inv = 1.0 / max(sqrt(sumsq), 1e-12);
+    for (var c = 0u; c < p.c; c++) {
+        y[base + c * p.positions] = x[base + c * p.positions] * inv;
+    }
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn channel_mean(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let idx = thread_index(wid, li);
+    if (idx >= p.n * p.c) {
+        return;
+    }
+    var s = 0.0;
+    for (var i = 0u; i < p.positions; i++) {
+        s += x[idx * p.positions + i];
+    }
+    y[idx] = s / f32(p.positions);
+}
+
+const SORT_CAPACITY: u32 = 4096u;
+var<workgroup> keys: array<f32, SORT_CAPACITY>;
+
+@compute @workgroup_size(256, 1, 1)
+fn channel_sort(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let row = wid.x + wid.z * p.groups_x;
+    // `row` is uniform across the workgroup, so this early exit keeps the barriers below uniform.
+    if (row >= p.n * p.c) {
+        return;
+    }
+    let base = row * p.positions;
+    for (var i = li; i < p.padded; i += 256u) {
+        var v = bitcast<f32>(0x7f800000u); // +inf: padding sorts after every value, infinities included
+        if (i < p.positions) {
+            v = x[base + i];
+        }
+        keys[i] = v;
+    }
+    workgroupBarrier();
+    for (var size = 2u; size <= p.padded; size <<= 1u) {
+        for (var stride = size >> 1u; stride > 0u; stride >>= 1u) {
+            for (var i = li; i < p.padded; i += 256u) {
+                let partner = i ^ stride;
+                if (partner > i) {
+                    let ascending = (i & size) == 0u;
+                    let a = keys[i];
+                    let b = keys[partner];
+                    if ((a > b) == ascending) {
+                        keys[i] = b;
+                        keys[partner] = a;
+                    }
+                }
+            }
+            workgroupBarrier();
+        }
+    }
+    for (var i = li; i < p.positions; i += 256u) {
+        y[base + i] = keys[i];
+    }
+}

@@ -1,0 +1,208 @@
+// conv.wgsl: 2-D convolution (cross-correlation, as torch.nn.Conv2d) with bias and optional fused ReLU,
+// computed as an implicit GEMM (no im2col buffer).
+//
+// Layout: x [B, Cin, H, W], weight [Cout, Cin, KH, KW] (OIHW), bias [Cout], all f32, row-major.
+//         y [B, Ctot, Ho, Wo]; this kernel writes channels c_off .. c_off+Cout, so the fire module's two expand
+//         convolutions write straight into their concatenation.
+// GEMM view: rows m = output channel (M = Cout), columns n = (b, oy, ox) (N = B*Ho*Wo), depth k = (ci, ky, kx).
+// Dispatch: workgroup (16,16); grid x*z covers ceil(N/64) column tiles (z only when x would exceed the device's
+//           per-dimension limit), y covers ceil(M/64) row tiles. Each thread accumulates a 4x4 block of the 64x64
+//           tile, with 16-deep slices of A and B staged in workgroup memory.
+
+struct ConvParams {
+    batch: u32, cin: u32, h: u32, w: u32,
+    cout: u32, kh: u32, kw: u32, stride: u32,
+    pad: u32, ho: u32, wo: u32, c_off: u32,
+    ctot: u32, relu: u32, groups_x: u32, _unused: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: ConvParams;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> weight: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+
+const TILE_M: u32 = 64u;
+const TILE_N: u32 = 64u;
+const TILE_K: u32 = 16u;
+
+var<workgroup> a_tile: array<f32, 1024>; // [TILE_K][TILE_M]
+var<workgroup> b_tile: array<f32, 1024>; // [TILE_K][TILE_N]
+
+@compute @workgroup_size(16, 16, 1)
+fn conv2d_forward(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(local_invocation_index) li: u32,
+) {
+    let n0 = (wid.x + wid.z * p.groups_x) * TILE_N;
+    let m0 = wid.y * TILE_M;
+    let khw = p.kh * p.kw;
+    let depth = p.cin * khw;
+    let hw_out = p.ho * p.wo;
+    let columns = p.batch * hw_out;
+
+    // The B column this thread stages never changes across the k loop: decode it once.
+    let b_col = li % TILE_N;
+    let n_load = n0 + b_col;
+    let col_ok = n_load < columns;
+    let img = min(n_load, columns - 1u) / hw_out;
+    let pix = min(n_load, columns - 1u) % hw_out;
+    let iy0 = i32((pix / p.wo) * p.stride) - i32(p.pad);
+    let ix0 = i32((pix % p.wo) * p.stride) - i32(p.pad);
+    let x_img = img * p.cin * p.h * p.w;
+    let b_row0 = li / TILE_N; // rows b_row0 + 4*j
+
+    // A (weights) is staged so neighbouring threads read neighbouring k: contiguous in OIHW.
+    let a_row = li / 4u;          // m within the tile
+    let a_k0 = (li % 4u) * 4u;    // 4 consecutive k
+    let m_load = m0 + a_row;
+
+    var acc: array<array<f32, 4>, 4>;
+    for (var i = 0u; i < 4u; i++) {
+        for (var j = 0u; j < 4u; j++) {
+            acc[i][j] = 0.0;
+        }
+    }
+
+    for (var k0 = 0u; k0 < depth; k0 += TILE_K) {
+        for (var j = 0u; j < 4u; j++) {
+            let k = k0 + a_k0 + j;
+            var v = 0.0;
+            if (m_load < p.cout && k < depth) {
+                v = weight[m_load * depth + k];
+            }
+            a_tile[(a_k0 + j) * TILE_M + a_row] = v;
+        }
+        for (var j = 0u; j < 4u; j++) {
+            let kk = b_row0 + 4u * j;
+            let k = k0 + kk;
+            var v = 0.0;
+            if (col_ok && k < depth) {
+                let ci = k / khw;
+                let r = k % khw;
+                let iy = iy0 + i32(r / p.kw);
+                let ix = ix0 + i32(r % p.kw);
+                if (iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w)) {
+                    v = x[x_img + (ci * p.h + u32(iy)) * p.w + u32(ix)];
+                }
+            }
+            b_tile[kk * TILE_N + b_col] = v;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < TILE_K; kk++) {
+            var a: array<f32, 4>;
+            var b: array<f32, 4>;
+            for (var i = 0u; i < 4u; i++) {
+                a[i] = a_tile[kk * TILE_M + lid.y + 16u * i];
+                b[i] = b_tile[kk * TILE_N + lid.x + 16u * i];
+            }
+            for (var i = 0u; i < 4u; i++) {
+                for (var j = 0u; j < 4u; j++) {
+                    acc[i][j] = fma(a[i], b[j], acc[i][j]);
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+
+    for (var j = 0u; j < 4u; j++) {
+        let n = n0 + lid.x + 16u * j;
+        if (n >= columns) {
+            continue;
+        }
+        let b_img = n / hw_out;
+        let b_pix = n % hw_out;
+        for (var i = 0u; i < 4u; i++) {
+            let m = m0 + lid.y + 16u * i;
+            if (m < p.cout) {
+                var v = acc[i][j] + bias[m];
+                if (p.relu != 0u) {
+                    v = max(v, 0.0);
+                }
+                y[(b_img * p.ctot + p.c_off + m) * hw_out + b_pix] = v;
+            }
+        }
+    }
+}
+
+// conv2d_forward_direct: the same convolution without workgroup memory or barriers, for adapters where those
+// are expensive (CPU rasterisers such as lavapipe run a workgroup's invocations as SIMD loops, and a barrier
+// splits every loop). Each invocation accumulates DIRECT_M channels x DIRECT_N columns straight from memory,
+// which the CPU's caches serve; the weights are the same across a workgroup's lanes (broadcast loads) and the
+// inputs differ (gathers), so the block is tall and narrow.
+// Dispatch: workgroup 64; grid x*z covers ceil(N / DIRECT_N / 64) column groups, y covers ceil(Cout / DIRECT_M).
+const DIRECT_M: u32 = 4u;
+const DIRECT_N: u32 = 4u;
+
+@compute @workgroup_size(64, 1, 1)
+fn conv2d_forward_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let colg = (wid.x + wid.z * p.groups_x) * 64u + li;
+    let m0 = wid.y * DIRECT_M;
+    let khw = p.kh * p.kw;
+    let depth = p.cin * khw;
+    let hw_out = p.ho * p.wo;
+    let columns = p.batch * hw_out;
+    if (colg * DIRECT_N >= columns) {
+        return;
+    }
+    var x_img: array<u32, DIRECT_N>;
+    var iy0: array<i32, DIRECT_N>;
+    var ix0: array<i32, DIRECT_N>;
+    for (var j = 0u; j < DIRECT_N; j++) {
+        let nn = min(colg * DIRECT_N + j, columns - 1u);
+        let pix = nn % hw_out;
+        x_img[j] = (nn / hw_out) * p.cin * p.h * p.w;
+        iy0[j] = i32((pix / p.wo) * p.stride) - i32(p.pad);
+        ix0[j] = i32((pix % p.wo) * p.stride) - i32(p.pad);
+    }
+    var acc: array<array<f32, DIRECT_N>, DIRECT_M>;
+    var mrow: array<u32, DIRECT_M>;
+    for (var i = 0u; i < DIRECT_M; i++) {
+        mrow[i] = min(m0 + i, p.cout - 1u) * depth;
+        for (var j = 0u; j < DIRECT_N; j++) {
+            acc[i][j] = 0.0;
+        }
+    }
+    for (var ci = 0u; ci < p.cin; ci++) {
+        let plane = ci * p.h * p.w;
+        for (var ky = 0u; ky < p.kh; ky++) {
+            for (var kx = 0u; kx < p.kw; kx++) {
+                let k = ci * khw + ky * p.kw + kx;
+                var b: array<f32, DIRECT_N>;
+                for (var j = 0u; j < DIRECT_N; j++) {
+                    let iy = iy0[j] + i32(ky);
+                    let ix = ix0[j] + i32(kx);
+                    b[j] = 0.0;
+                    if (iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w)) {
+                        b[j] = x[x_img[j] + plane + u32(iy) * p.w + u32(ix)];
+                    }
+                }
+                for (var i = 0u; i < DIRECT_M; i++) {
+                    let a = weight[mrow[i] + k];
+                    for (var j = 0u; j < DIRECT_N; j++) {
+                        acc[i][j] = fma(a, b[j], acc[i][j]);
+                    }
+                }
+            }
+        }
+    }
+    for (var j = 0u; j < DIRECT_N; j++) {
+        let n = colg * DIRECT_N + j;
+        if (n >= columns) {
+            continue;
+        }
+        let b_img = n / hw_out;
+        let b_pix = n % hw_out;
+        for (var i = 0u; i < DIRECT_M; i++) {
+            let m = m0 + i;
+            if (m < p.cout) {
+                var v = acc[i][j] + bias[m];
+                if (p.relu != 0u) {
+                    v = max(v, 0.0);
+                }
+                y[(b_img * p.ctot + p.c_off + m) * hw_out + b_pix] = v;
+            }
+        }
+    }
+}

@@ -1,0 +1,114 @@
+// distance.wgsl: the weighted squared distance of the paper's eq. 1-3, split so that training gets the gradient
+// with respect to the channel weights for free:
+//   pair_profile           s[pair, off + c] = (1/P) * sum_p mask * (g[i,c,p] - g[j,c,p])^2,   (i, j) = pairs[pair]
+//   weighted_sum           d[pair] = sum_k w[k] * s[pair, k]                    (forward)
+//   weighted_sum_backward  grad_w[k] = sum_pair grad_d[pair] * s[pair, k]       (backward, for w)
+// A tap's term uses P = H*W positions (spatial), P = 1 (mean) or P = H*W sorted ranks (sort); every (tap, part)
+// owns a column range [off, off + C) of the profile s, so one weighted_sum covers all taps and parts.
+// mask is element-wise dropout (keep probability 1 - drop, kept values scaled by 1/(1 - drop), as nn.Dropout)
+// drawn from a counter-based hash of (seed, step seed, global pair id, column, p): no mask is stored, a seed
+// replays it exactly, and the mask of a pair does not depend on how the batch was cut into chunks. Pairs are
+// laid out member-major within a chunk (pair = m * chunk + g for group g, compared member m+1), and
+// state = [step seed, index of the chunk's first group, drop probability as f32 bits] is rewritten by the host
+// for every chunk and step (drop 0 for evaluation), so one recorded plan serves training and evaluation.
+//
+// Layout: g [N, C, P] f32, pairs [n_pairs] vec2<u32> image indices, state [2] u32, s [n_pairs, K] (K = all columns), w [K],
+//         d / grad_d [n_pairs], grad_w [K].
+// Dispatch: one thread per output value (pair_profile: per (pair, c); weighted_sum: per pair; backward: per k),
+//           workgroup 256, linear workgroup index x + z*groups_x.
+
+struct ProfileParams {
+    n_pairs: u32, c: u32, positions: u32, groups_x: u32,
+    offset: u32, columns: u32, seed: u32, chunk: u32,
+}
+
+@group(0) @binding(0) var<uniform> pp: ProfileParams;
+@group(0) @binding(1) var<storage, read> g: array<f32>;
+@group(0) @binding(2) var<storage, read> pairs: array<vec2<u32>>;
+@group(0) @binding(3) var<storage, read> state: array<u32>;
+@group(0) @binding(4) var<storage, read_write> s: array<f32>;
+
+// A 32-bit integer hash (lowbias32) chained over the coordinates; its low 24 bits give a uniform in [0, 1).
+fn hash(v: u32) -> u32 {
+    var x = v;
+    x ^= x >> 16u;
+    x *= 0x7feb352du;
+    x ^= x >> 15u;
+    x *= 0x846ca68bu;
+    x ^= x >> 16u;
+    return x;
+}
+
+fn keep(pair: u32, column: u32, p: u32) -> bool {
+    let others = pp.n_pairs / pp.chunk;
+    let global_pair = (state[1] + pair % pp.chunk) * others + pair / pp.chunk;
+    let h = hash(hash(hash(hash(pp.seed ^ hash(state[0])) ^ global_pair) ^ column) ^ p);
+    return f32(h >> 8u) * (1.0 / 16777216.0) >= bitcast<f32>(state[2]);
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn pair_profile(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let idx = (wid.x + wid.z * pp.groups_x) * 256u + li;
+    if (idx >= pp.n_pairs * pp.c) {
+        return;
+    }
+    let pair = idx / pp.c;
+    let c = idx % pp.c;
+    let ij = pairs[pair];
+    let gi = (ij.x * pp.c + c) * pp.positions;
+    let gj = (ij.y * pp.c + c) * pp.positions;
+    var acc = 0.0;
+    let drop = bitcast<f32>(state[2]);
+    if (drop > 0.0) {
+        let column = pp.offset + c;
+        for (var q = 0u; q < pp.positions; q++) {
+            let diff = g[gi + q] - g[gj + q];
+            if (keep(pair, column, q)) {
+                acc = fma(diff, diff, acc);
+            }
+        }
+        acc /= 1.0 - drop;
+    } else {
+        for (var q = 0u; q < pp.positions; q++) {
+            let diff = g[gi + q] - g[gj + q];
+            acc = fma(diff, diff, acc);
+        }
+    }
+    s[pair * pp.columns + pp.offset + c] = acc / f32(pp.positions);
+}
+
+struct SumParams {
+    n_pairs: u32, columns: u32, groups_x: u32, _unused: u32,
+}
+
+@group(0) @binding(0) var<uniform> sp: SumParams;
+@group(0) @binding(1) var<storage, read> profile: array<f32>;
+@group(0) @binding(2) var<storage, read> vector: array<f32>;
+@group(0) @binding(3) var<storage, read_write> result: array<f32>;
+
+@compute @workgroup_size(256, 1, 1)
+fn weighted_sum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let pair = (wid.x + wid.z * sp.groups_x) * 256u + li;
+    if (pair >= sp.n_pairs) {
+        return;
+    }
+    var acc = 0.0;
+    let row = pair * sp.columns;
+    for (var k = 0u; k < sp.columns; k++) {
+        acc = fma(vector[k], profile[row + k], acc);
+    }
+    result[pair] = acc;
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn weighted_sum_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let k = (wid.x + wid.z * sp.groups_x) * 256u + li;
+    if (k >= sp.columns) {
+        return;
+    }
+    var acc = 0.0;
+    for (var pair = 0u; pair < sp.n_pairs; pair++) {
+        acc = fma(vector[pair], profile[pair * sp.columns + k], acc);
+    }
+    result[k] = acc;
+}

@@ -1,0 +1,166 @@
+use std::time::Instant;
+
+use clap::Args;
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+
+use dps_gpu::context::{Ranking, TripletDraws};
+use dps_gpu::data::{ImageBank, RgbImage8};
+use dps_gpu::gpu::{AdapterChoice, Gpu};
+use dps_gpu::kernels::adam::Clamp;
+use dps_gpu::kernels::distance;
+use dps_gpu::metric::{ChannelWeights, Method, Metric, TripletRunner, WeightsChoice};
+use dps_gpu::nets::{NetKind, Network};
+use dps_gpu::train::{init_channel_weights, init_rank_net, TrainState};
+use dps_gpu::{bail, Result};
+
+use super::print_json;
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Networks to measure, comma-separated: alex, squeeze, vgg.
+    #[arg(long, default_value = "alex,squeeze,vgg")]
+    net: String,
+    /// Triplets per batch.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Timed batches after one warm-up batch.
+    #[arg(long, default_value_t = 3)]
+    iters: usize,
+    /// Image side.
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    /// Seed of the random images.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Directory with the network weights (random weights are not needed: speed does not depend on values).
+    #[arg(long, value_name = "DIR")]
+    weights_dir: Option<std::path::PathBuf>,
+    /// What to measure, comma-separated: eval (features + distances) and train (distortions on the GPU +
+    /// features + pair profile + rank net + backward + Adam, the scalars variant).
+    #[arg(long, default_value = "eval,train")]
+    what: String,
+    /// Print one JSON object per net.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(choice: &AdapterChoice, args: BenchArgs) -> Result<()> {
+    let nets = args.net.split(',').map(NetKind::parse).collect::<Result<Vec<_>>>()?;
+    if args.batch == 0 || args.iters == 0 {
+        bail!("--batch and --iters must be at least 1");
+    }
+    let gpu = Gpu::new(choice)?;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
+    let image_len = 3 * args.size * args.size;
+    let images: Vec<Vec<f32>> = (0..3)
+        .map(|_| (0..args.batch * image_len).map(|_| rng.random::<f32>()).collect())
+        .collect();
+    let members: Vec<&[f32]> = images.iter().map(|v| v.as_slice()).collect();
+    let what: Vec<&str> = args.what.split(',').map(|w| w.trim()).collect();
+    if let Some(bad) = what.iter().find(|w| !matches!(**w, "eval" | "train")) {
+        bail!("unknown --what {bad:?}; choose eval and/or train");
+    }
+    let bank = ImageBank::from_images(
+        (0..args.batch).map(|_| {
+            RgbImage8::new(
+                args.size,
+                args.size,
+                (0..3 * args.size * args.size).map(|_| rng.random::<u8>()).collect(),
+            )
+        }),
+        args.size,
+        "random images",
+    )?;
+    for kind in nets {
+        for w in &what {
+            let (seconds, chunk) = match *w {
+                "eval" => time_eval(&gpu, kind, &args, &members)?,
+                _ => time_train(&gpu, kind, &args, &bank)?,
+            };
+            report(&gpu, kind, w, &args, seconds, chunk)?;
+        }
+    }
+    Ok(())
+}
+
+fn time_eval(gpu: &Gpu, kind: NetKind, args: &BenchArgs, members: &[&[f32]]) -> Result<(f64, usize)> {
+    let mut metric = Metric::load(
+        gpu,
+        kind,
+        Method::Spatial,
+        &WeightsChoice::Baseline,
+        args.weights_dir.as_deref(),
+        args.size,
+    )?;
+    metric.group_distances(gpu, members, false)?; // warm-up: pipelines, plan, first touch of buffers
+    let start = Instant::now();
+    for _ in 0..args.iters {
+        metric.group_distances(gpu, members, false)?;
+    }
+    Ok((
+        start.elapsed().as_secs_f64(),
+        metric.groups_per_chunk(gpu, 3)?.min(args.batch),
+    ))
+}
+
+fn time_train(gpu: &Gpu, kind: NetKind, args: &BenchArgs, bank: &ImageBank) -> Result<(f64, usize)> {
+    let channels: Vec<usize> = kind.tap_shapes(args.size)?.iter().map(|t| t.0).collect();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
+    let w0 = init_channel_weights(&mut rng, &channels, 1);
+    let weights = ChannelWeights::from_flat(&w0, &channels, Method::Spatial, "bench");
+    let net = Network::load(gpu, kind, args.weights_dir.as_deref())?;
+    let mut metric = Metric::new(gpu, net, Method::Spatial, weights, args.size)?;
+    let state = TrainState::new(
+        gpu,
+        &metric.all_weights,
+        &init_rank_net(&mut rng),
+        args.batch,
+        Clamp::AfterStep,
+    )?;
+    let mut runner = TripletRunner::new(gpu, &mut metric, args.batch, false)?;
+    let ranking = Ranking::parse("0")?;
+    let images: Vec<usize> = (0..args.batch).collect();
+    let mut step = |t: u32| -> Result<()> {
+        let draws = TripletDraws::draw(&images, &ranking, &mut rng, args.size);
+        runner.run_batch(
+            gpu,
+            &mut metric,
+            bank,
+            &draws,
+            |start| distance::dropout_state(t, start as u32, 0.5),
+            |plan, chunk, start, count| state.gather_profile(gpu, &plan.profile, chunk, start, count),
+        )?;
+        state.step(gpu, &draws.labels, 1e-3, t, true).map(|_| ())
+    };
+    step(1)?;
+    let start = Instant::now();
+    for t in 0..args.iters {
+        step(t as u32 + 2)?;
+    }
+    Ok((
+        start.elapsed().as_secs_f64(),
+        metric.groups_per_chunk(gpu, 3)?.min(args.batch),
+    ))
+}
+
+fn report(gpu: &Gpu, kind: NetKind, what: &str, args: &BenchArgs, seconds: f64, chunk: usize) -> Result<()> {
+    let triplets = (args.batch * args.iters) as f64 / seconds;
+    let flops = 3.0 * kind.flops_per_image(args.size)? as f64 * triplets;
+    if args.json {
+        print_json(&json!({
+            "bench": what, "net": kind.name(), "method": "spatial", "batch": args.batch, "chunk": chunk,
+            "size": args.size, "iters": args.iters, "seconds": seconds, "triplets_per_s": triplets,
+            "tflops": flops / 1e12, "adapter": gpu.describe(), "seed": args.seed,
+        }));
+    } else {
+        println!(
+            "{:<8} {what:<5} batch {:>5} (chunks of {chunk})  {triplets:>10.1} triplets/s  {:>8.3} TFLOP/s  [{}]",
+            kind.name(),
+            args.batch,
+            flops / 1e12,
+            gpu.describe()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,77 @@
+use clap::Args;
+use serde_json::json;
+
+use dps_gpu::gpu::{AdapterChoice, Gpu};
+use dps_gpu::Result;
+
+use super::print_json;
+
+#[derive(Args)]
+pub struct InfoArgs {
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(choice: &AdapterChoice, args: InfoArgs) -> Result<()> {
+    let gpu = Gpu::new(choice)?;
+    let l = &gpu.limits;
+    let i = &gpu.info;
+    let limits = [
+        (
+            "max_storage_buffer_binding_size",
+            l.max_storage_buffer_binding_size as u64,
+        ),
+        ("max_buffer_size", l.max_buffer_size),
+        (
+            "max_compute_workgroup_storage_size",
+            l.max_compute_workgroup_storage_size as u64,
+        ),
+        (
+            "max_compute_invocations_per_workgroup",
+            l.max_compute_invocations_per_workgroup as u64,
+        ),
+        (
+            "max_compute_workgroups_per_dimension",
+            l.max_compute_workgroups_per_dimension as u64,
+        ),
+        (
+            "max_storage_buffers_per_shader_stage",
+            l.max_storage_buffers_per_shader_stage as u64,
+        ),
+    ];
+    let features = [
+        ("shader_f16", wgpu::Features::SHADER_F16),
+        ("subgroup", wgpu::Features::SUBGROUP),
+        ("timestamp_query", wgpu::Features::TIMESTAMP_QUERY),
+    ];
+    let subgroups = format!("{}..{}", i.subgroup_min_size, i.subgroup_max_size);
+    if args.json {
+        let lim: serde_json::Map<String, serde_json::Value> =
+            limits.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+        let feat: serde_json::Map<String, serde_json::Value> = features
+            .iter()
+            .map(|(k, f)| (k.to_string(), json!(gpu.features.contains(*f))))
+            .collect();
+        print_json(&json!({
+            "adapter": i.name, "backend": format!("{:?}", i.backend), "device_type": format!("{:?}", i.device_type),
+            "driver": i.driver, "driver_info": i.driver_info, "vendor": i.vendor, "device": i.device, "subgroup_sizes": subgroups,
+            "limits": lim, "features": feat,
+        }));
+        return Ok(());
+    }
+    println!("adapter      {}", i.name);
+    println!("backend      {:?}", i.backend);
+    println!("device type  {:?}", i.device_type);
+    println!("driver       {} {}", i.driver, i.driver_info);
+    println!("subgroups    {subgroups}");
+    println!("limits");
+    for (k, v) in limits {
+        println!("  {k:<40} {v}");
+    }
+    println!("features");
+    for (k, f) in features {
+        println!("  {k:<40} {}", if gpu.features.contains(f) { "yes" } else { "no" });
+    }
+    Ok(())
+}

@@ -1,0 +1,121 @@
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use dps_gpu::gpu::{AdapterChoice, Gpu};
+use dps_gpu::metric::{Method, WeightsChoice};
+use dps_gpu::nets::NetKind;
+use dps_gpu::{bail, Result};
+
+mod bench;
+mod dataset;
+mod distance;
+mod distort;
+mod eval;
+mod info;
+mod train;
+
+#[derive(Parser)]
+#[command(
+    name = "dps-gpu",
+    version,
+    about = "Deep perceptual similarity metrics, and their adaptation to contexts, in WGSL on any GPU"
+)]
+pub struct Cli {
+    /// Use the GPU adapter whose name contains this text (case-insensitive); `dps-gpu info` lists them.
+    /// The backend set follows WGPU_BACKEND (vulkan, metal, dx12, gl).
+    #[arg(long, global = true, env = "DPS_ADAPTER")]
+    adapter: Option<String>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Perceptual distance between two images (any size and format; resized like PIL's bilinear filter).
+    Distance(distance::DistanceArgs),
+    /// The GPU adapter, backend, driver, the limits that matter and the features found.
+    Info(info::InfoArgs),
+    /// Adapt a metric to a context: train per-channel weights and the rank net (PROTOCOL.md §6).
+    Train(train::TrainArgs),
+    /// Score a metric (baseline, LPIPS or adapted) on distortion-ranking triplets.
+    Eval(eval::EvalArgs),
+    /// Apply one distortion to an image and write the 8-bit result.
+    Distort(distort::DistortArgs),
+    /// Write sample distortion-ranking triplets as PNGs with their labels, to look at a context.
+    Triplets(distort::TripletsArgs),
+    /// Throughput in triplets per second: evaluation and scalars-training steps on random images.
+    Bench(bench::BenchArgs),
+}
+
+/// Options that pick a metric: the network, the comparison method and the channel weights.
+#[derive(Args, Clone)]
+pub struct MetricArgs {
+    /// Loss network: alex, squeeze or vgg.
+    #[arg(long, default_value = "alex")]
+    net: String,
+    /// Comparison method: spatial, mean, sort, spatial+mean or spatial+sort.
+    #[arg(long, default_value = "spatial")]
+    method: String,
+    /// Use the LPIPS v0.1 channel weights of the net (spatial method only).
+    #[arg(long, conflicts_with = "scalars")]
+    lpips: bool,
+    /// Channel weights from a scalars file (safetensors with keys `<part>.<tap>`, e.g. spatial.0 … spatial.4).
+    #[arg(long, value_name = "FILE")]
+    pub scalars: Option<PathBuf>,
+    /// Directory with the network weights (alexnet/vgg16/squeezenet1_1.safetensors, lpips_*_v0.1.safetensors).
+    /// Without it: $DPS_WEIGHTS_DIR, then the embedded weights/ directory.
+    #[arg(long, value_name = "DIR")]
+    weights_dir: Option<PathBuf>,
+    /// Side of the square images the network sees.
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+}
+
+impl MetricArgs {
+    fn parsed(&self) -> Result<(NetKind, Method, WeightsChoice)> {
+        let net = NetKind::parse(&self.net)?;
+        let method = Method::parse(&self.method)?;
+        if !(16..=1024).contains(&self.size) {
+            bail!("--size must be between 16 and 1024, got {}", self.size);
+        }
+        if let Some(d) = &self.weights_dir {
+            if !d.is_dir() {
+                bail!("--weights-dir {} is not a directory", d.display());
+            }
+        }
+        let choice = match (&self.scalars, self.lpips) {
+            (Some(p), _) => WeightsChoice::Scalars(p.clone()),
+            (None, true) => WeightsChoice::Lpips,
+            (None, false) => WeightsChoice::Baseline,
+        };
+        Ok((net, method, choice))
+    }
+
+    fn load(&self, gpu: &Gpu) -> Result<dps_gpu::metric::Metric> {
+        let (net, method, choice) = self.parsed()?;
+        dps_gpu::metric::Metric::load(gpu, net, method, &choice, self.weights_dir.as_deref(), self.size)
+    }
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    let choice = AdapterChoice::from_flag_or_env(cli.adapter);
+    match cli.command {
+        Command::Distance(a) => distance::run(&choice, a),
+        Command::Info(a) => info::run(&choice, a),
+        Command::Bench(a) => bench::run(&choice, a),
+        Command::Train(a) => train::run(&choice, a),
+        Command::Distort(a) => distort::run_distort(&choice, a),
+        Command::Triplets(a) => distort::run_triplets(&choice, a),
+        Command::Eval(a) => eval::run(&choice, a),
+    }
+}
+
+/// Prints a JSON value on one line.
+fn print_json(value: &serde_json::Value) {
+    println!(
+        "{}",
+        serde_json::to_string(value).expect("JSON values always serialise")
+    );
+}

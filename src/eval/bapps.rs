@@ -1,0 +1,103 @@
+//! Scoring a metric on BAPPS (PROTOCOL.md §7): 2AFC per subset and their unweighted mean, and JND mAP per
+//! subset and pooled over the subsets given.
+
+use crate::data::{load_rgb8, resize_bilinear_pil, to_unit_chw, Bapps};
+use crate::gpu::Gpu;
+use crate::metric::Metric;
+use crate::progress::Progress;
+use crate::Result;
+
+use super::{jnd_map, two_afc_score};
+
+/// Images loaded and distances computed per batch of this many triplets or pairs.
+const BATCH: usize = 256;
+
+#[derive(Clone, Debug)]
+pub struct SubsetScore {
+    pub subset: String,
+    pub count: usize,
+    pub score: f64,
+}
+
+/// What [`score_bapps`] found: "2afc" or "jnd", each subset's score, and the summary (the mean of the subsets
+/// for 2AFC, the pooled mAP for JND).
+#[derive(Clone, Debug)]
+pub struct BappsScore {
+    pub kind: &'static str,
+    pub subsets: Vec<SubsetScore>,
+    pub summary: f64,
+}
+
+fn load(path: &std::path::Path, size: usize) -> Result<Vec<f32>> {
+    Ok(to_unit_chw(&resize_bilinear_pil(&load_rgb8(path)?, size, size)))
+}
+
+pub fn score_bapps(gpu: &Gpu, metric: &mut Metric, bapps: &Bapps, progress: &mut dyn Progress) -> Result<BappsScore> {
+    let size = metric.size;
+    match bapps {
+        Bapps::TwoAfc(subsets) => {
+            progress.start("BAPPS 2AFC", subsets.iter().map(|s| s.1.len() as u64).sum());
+            let mut out = Vec::new();
+            for (name, triplets) in subsets {
+                let (mut d0, mut d1, mut h) = (Vec::new(), Vec::new(), Vec::new());
+                for batch in triplets.chunks(BATCH) {
+                    let mut members = vec![Vec::new(), Vec::new(), Vec::new()];
+                    for t in batch {
+                        members[0].extend(load(&t.reference, size)?);
+                        members[1].extend(load(&t.p0, size)?);
+                        members[2].extend(load(&t.p1, size)?);
+                        h.push(t.judge);
+                    }
+                    let refs: Vec<&[f32]> = members.iter().map(|m| m.as_slice()).collect();
+                    let d = metric.group_distances(gpu, &refs, false)?;
+                    d0.extend_from_slice(&d[0]);
+                    d1.extend_from_slice(&d[1]);
+                    progress.advance(batch.len() as u64, name);
+                }
+                out.push(SubsetScore {
+                    subset: name.clone(),
+                    count: h.len(),
+                    score: two_afc_score(&d0, &d1, &h)?,
+                });
+            }
+            progress.finish();
+            let summary = out.iter().map(|s| s.score).sum::<f64>() / out.len().max(1) as f64;
+            Ok(BappsScore {
+                kind: "2afc",
+                subsets: out,
+                summary,
+            })
+        }
+        Bapps::Jnd(subsets) => {
+            progress.start("BAPPS JND", subsets.iter().map(|s| s.1.len() as u64).sum());
+            let (mut all_d, mut all_same, mut out) = (Vec::new(), Vec::new(), Vec::new());
+            for (name, pairs) in subsets {
+                let (mut d, mut same) = (Vec::new(), Vec::new());
+                for batch in pairs.chunks(BATCH) {
+                    let mut members = vec![Vec::new(), Vec::new()];
+                    for p in batch {
+                        members[0].extend(load(&p.p0, size)?);
+                        members[1].extend(load(&p.p1, size)?);
+                        same.push(p.same);
+                    }
+                    let refs: Vec<&[f32]> = members.iter().map(|m| m.as_slice()).collect();
+                    d.extend_from_slice(&metric.group_distances(gpu, &refs, false)?[0]);
+                    progress.advance(batch.len() as u64, name);
+                }
+                out.push(SubsetScore {
+                    subset: name.clone(),
+                    count: d.len(),
+                    score: jnd_map(&d, &same)?,
+                });
+                all_d.extend(d);
+                all_same.extend(same);
+            }
+            progress.finish();
+            Ok(BappsScore {
+                kind: "jnd",
+                subsets: out,
+                summary: jnd_map(&all_d, &all_same)?,
+            })
+        }
+    }
+}

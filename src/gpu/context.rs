@@ -1,0 +1,416 @@
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use wgpu::util::DeviceExt;
+
+use crate::{bail, Error, Result};
+
+use super::{Dispatch, Tensor};
+
+/// Which adapter to open: a case-insensitive substring of its name (`--adapter` or `DPS_ADAPTER`), or the
+/// default high-performance one. The backend set comes from the standard `WGPU_BACKEND` variable.
+#[derive(Clone, Debug, Default)]
+pub struct AdapterChoice {
+    pub name_contains: Option<String>,
+}
+
+impl AdapterChoice {
+    /// `--adapter` wins over `DPS_ADAPTER`.
+    pub fn from_flag_or_env(flag: Option<String>) -> Self {
+        let name_contains = flag
+            .or_else(|| std::env::var("DPS_ADAPTER").ok())
+            .filter(|s| !s.is_empty());
+        AdapterChoice { name_contains }
+    }
+}
+
+/// How a kernel uses one of its storage buffers (must match the WGSL declaration).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    ReadWrite,
+}
+
+/// A WGSL entry point and the storage buffers it binds after its parameter block (bindings 1, 2, …).
+pub struct Kernel {
+    pub family: &'static str,
+    pub source: &'static str,
+    pub entry: &'static str,
+    pub bindings: &'static [Access],
+}
+
+pub struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+    pub features: wgpu::Features,
+    /// Prefer kernel variants without workgroup memory and barriers: true on CPU rasterisers (lavapipe, WARP),
+    /// where barriers are expensive; tests flip it to check both variants.
+    pub barrier_free: bool,
+    modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
+    pipelines: Mutex<HashMap<(&'static str, &'static str), Arc<wgpu::ComputePipeline>>>,
+    /// Errors that escaped every error scope (wgpu would otherwise panic on them).
+    uncaptured: Arc<Mutex<Vec<String>>>,
+}
+
+impl Gpu {
+    pub fn new(choice: &AdapterChoice) -> Result<Gpu> {
+        pollster::block_on(Self::open(choice))
+    }
+
+    async fn open(choice: &AdapterChoice) -> Result<Gpu> {
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapters = instance.enumerate_adapters(wgpu::Backends::all()).await;
+        let adapter = match &choice.name_contains {
+            Some(want) => {
+                let lower = want.to_lowercase();
+                let names: Vec<String> = adapters
+                    .iter()
+                    .map(|a| format!("{} ({:?})", a.get_info().name, a.get_info().backend))
+                    .collect();
+                match adapters
+                    .into_iter()
+                    .find(|a| a.get_info().name.to_lowercase().contains(&lower))
+                {
+                    Some(a) => a,
+                    None => bail!(
+                        "no GPU adapter whose name contains {want:?}; found: {}",
+                        if names.is_empty() {
+                            "none".to_string()
+                        } else {
+                            names.join(", ")
+                        }
+                    ),
+                }
+            }
+            None => instance
+                .request_adapter(&wgpu::RequestAdapterOptions {
+                    power_preference: wgpu::PowerPreference::HighPerformance,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| {
+                    Error::msg(format!(
+                        "no GPU adapter found ({e}); on Linux without a GPU install Mesa's software Vulkan driver \
+                         (apt-get install mesa-vulkan-drivers)"
+                    ))
+                })?,
+        };
+        let info = adapter.get_info();
+        let barrier_free = info.device_type == wgpu::DeviceType::Cpu;
+        let limits = adapter.limits();
+        // Only features the kernels may use; requesting everything can fail on some drivers.
+        let wanted = wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP | wgpu::Features::TIMESTAMP_QUERY;
+        let features = adapter.features() & wanted;
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("dps-gpu"),
+                required_features: features,
+                required_limits: limits.clone(),
+                memory_hints: wgpu::MemoryHints::Performance,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::msg(format!("could not open GPU device {:?}: {e}", info.name)))?;
+        let uncaptured = Arc::new(Mutex::new(Vec::new()));
+        let sink = uncaptured.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            sink.lock().unwrap().push(e.to_string());
+        }));
+        Ok(Gpu {
+            device,
+            queue,
+            info,
+            limits,
+            features,
+            barrier_free,
+            modules: Mutex::new(HashMap::new()),
+            pipelines: Mutex::new(HashMap::new()),
+            uncaptured,
+        })
+    }
+
+    /// Runs `f` inside validation and out-of-memory error scopes and turns what they caught into an error.
+    pub fn checked<T>(&self, what: &str, f: impl FnOnce() -> T) -> Result<T> {
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let value = f();
+        let v = pollster::block_on(validation.pop());
+        let o = pollster::block_on(oom.pop());
+        if let Some(e) = v.or(o) {
+            bail!("GPU error while {what}: {e}");
+        }
+        if let Some(e) = self.uncaptured.lock().unwrap().pop() {
+            bail!("GPU error while {what}: {e}");
+        }
+        Ok(value)
+    }
+
+    /// The compute pipeline of `kernel`, compiled once per process, with an explicit layout (binding 0 the
+    /// parameter block, then the kernel's storage buffers) so every entry point of a family binds alike.
+    pub fn pipeline(&self, kernel: &Kernel) -> Result<Arc<wgpu::ComputePipeline>> {
+        let key = (kernel.family, kernel.entry);
+        if let Some(p) = self.pipelines.lock().unwrap().get(&key) {
+            return Ok(p.clone());
+        }
+        let pipeline = self.checked(&format!("compiling kernel {}::{}", kernel.family, kernel.entry), || {
+            let mut modules = self.modules.lock().unwrap();
+            let module = modules.entry(kernel.family).or_insert_with(|| {
+                self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(kernel.family),
+                    source: wgpu::ShaderSource::Wgsl(kernel.source.into()),
+                })
+            });
+            let uniform = wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Uniform,
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            };
+            let mut entries = vec![wgpu::BindGroupLayoutEntry {
+                binding: 0,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: uniform,
+                count: None,
+            }];
+            for (i, access) in kernel.bindings.iter().enumerate() {
+                entries.push(wgpu::BindGroupLayoutEntry {
+                    binding: i as u32 + 1,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Storage {
+                            read_only: *access == Access::Read,
+                        },
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                    count: None,
+                });
+            }
+            let bind_group_layout = self.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some(kernel.entry),
+                entries: &entries,
+            });
+            let layout = self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(kernel.entry),
+                bind_group_layouts: &[Some(&bind_group_layout)],
+                immediate_size: 0,
+            });
+            self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(kernel.entry),
+                layout: Some(&layout),
+                module,
+                entry_point: Some(kernel.entry),
+                compilation_options: Default::default(),
+                cache: None,
+            })
+        })?;
+        let pipeline = Arc::new(pipeline);
+        self.pipelines.lock().unwrap().insert(key, pipeline.clone());
+        Ok(pipeline)
+    }
+
+    /// Largest number of bytes one storage binding may cover on this adapter.
+    pub fn max_binding_bytes(&self) -> u64 {
+        (self.limits.max_storage_buffer_binding_size as u64).min(self.limits.max_buffer_size)
+    }
+
+    fn check_size(&self, bytes: u64, label: &str) -> Result<()> {
+        if bytes > self.max_binding_bytes() {
+            bail!(
+                "tensor {label} needs {bytes} bytes, more than this adapter binds at once ({}); use a smaller batch",
+                self.max_binding_bytes()
+            );
+        }
+        Ok(())
+    }
+
+    /// A zero-filled f32 tensor.
+    pub fn zeros(&self, label: &str, shape: &[usize]) -> Result<Tensor> {
+        let numel: usize = shape.iter().product();
+        let bytes = (numel.max(1) * 4) as u64;
+        self.check_size(bytes, label)?;
+        let buffer = self.checked(&format!("allocating {label}"), || {
+            self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: bytes,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        })?;
+        Ok(Tensor::new(buffer, shape))
+    }
+
+    /// An f32 tensor holding `data`.
+    pub fn upload(&self, label: &str, shape: &[usize], data: &[f32]) -> Result<Tensor> {
+        let numel: usize = shape.iter().product();
+        if numel != data.len() {
+            bail!(
+                "tensor {label}: shape {shape:?} holds {numel} values but {} were given",
+                data.len()
+            );
+        }
+        self.check_size((numel * 4) as u64, label)?;
+        let contents: &[u8] = if data.is_empty() {
+            &[0u8; 4]
+        } else {
+            bytemuck::cast_slice(data)
+        };
+        let buffer = self.checked(&format!("uploading {label}"), || {
+            self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            })
+        })?;
+        Ok(Tensor::new(buffer, shape))
+    }
+
+    /// A storage buffer holding plain records (index lists such as image pairs, per-image parameters).
+    pub fn upload_pod<T: bytemuck::Pod>(&self, label: &str, data: &[T]) -> Result<wgpu::Buffer> {
+        let contents: &[u8] = if data.is_empty() {
+            &[0u8; 16]
+        } else {
+            bytemuck::cast_slice(data)
+        };
+        self.check_size(contents.len() as u64, label)?;
+        self.checked(&format!("uploading {label}"), || {
+            self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+            })
+        })
+    }
+
+    /// A small uniform buffer holding one kernel's parameters.
+    pub fn uniform<T: bytemuck::Pod>(&self, label: &str, params: &T) -> Result<wgpu::Buffer> {
+        self.checked(&format!("allocating {label} parameters"), || {
+            self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: bytemuck::bytes_of(params),
+                usage: wgpu::BufferUsages::UNIFORM,
+            })
+        })
+    }
+
+    /// Overwrites `tensor` from value `offset` on with `data`.
+    pub fn write(&self, tensor: &Tensor, offset: usize, data: &[f32]) -> Result<()> {
+        if offset + data.len() > tensor.numel() {
+            bail!(
+                "writing {} values at {offset} into a tensor of {}",
+                data.len(),
+                tensor.numel()
+            );
+        }
+        if data.is_empty() {
+            return Ok(());
+        }
+        self.checked("writing a tensor", || {
+            self.queue
+                .write_buffer(&tensor.buffer, (offset * 4) as u64, bytemuck::cast_slice(data))
+        })
+    }
+
+    /// Overwrites the start of a record buffer made by [`Gpu::upload_pod`].
+    pub fn write_pod<T: bytemuck::Pod>(&self, buffer: &wgpu::Buffer, data: &[T]) -> Result<()> {
+        let bytes: &[u8] = bytemuck::cast_slice(data);
+        if bytes.len() as u64 > buffer.size() {
+            bail!("writing {} bytes into a buffer of {}", bytes.len(), buffer.size());
+        }
+        self.checked("writing a buffer", || self.queue.write_buffer(buffer, 0, bytes))
+    }
+
+    /// Copies `count` values from `src` at `src_offset` to `dst` at `dst_offset` (offsets in values).
+    pub fn copy(&self, src: &Tensor, src_offset: usize, dst: &Tensor, dst_offset: usize, count: usize) -> Result<()> {
+        if src_offset + count > src.numel() || dst_offset + count > dst.numel() {
+            bail!(
+                "copying {count} values from {src_offset} of {:?} to {dst_offset} of {:?}",
+                src.shape,
+                dst.shape
+            );
+        }
+        self.checked("copying a tensor", || {
+            let mut encoder = self.device.create_command_encoder(&Default::default());
+            encoder.copy_buffer_to_buffer(
+                &src.buffer,
+                (src_offset * 4) as u64,
+                &dst.buffer,
+                (dst_offset * 4) as u64,
+                (count * 4) as u64,
+            );
+            self.queue.submit([encoder.finish()]);
+        })
+    }
+
+    /// Records `dispatches` into one compute pass and submits it.
+    pub fn run(&self, dispatches: &[Dispatch]) -> Result<()> {
+        self.checked("running kernels", || {
+            let mut encoder = self.device.create_command_encoder(&Default::default());
+            {
+                let mut pass = encoder.begin_compute_pass(&Default::default());
+                for d in dispatches {
+                    d.record(&mut pass);
+                }
+            }
+            self.queue.submit([encoder.finish()]);
+        })
+    }
+
+    /// Copies the first `count` values of `tensor` back to the host (waits for queued work).
+    pub fn read(&self, tensor: &Tensor, count: usize) -> Result<Vec<f32>> {
+        if count > tensor.numel() {
+            bail!("reading {count} values from a tensor of {}", tensor.numel());
+        }
+        let bytes = (count.max(1) * 4) as u64;
+        let staging = self.checked("allocating a read-back buffer", || {
+            let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("read-back"),
+                size: bytes,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            let mut encoder = self.device.create_command_encoder(&Default::default());
+            encoder.copy_buffer_to_buffer(&tensor.buffer, 0, &staging, 0, bytes);
+            self.queue.submit([encoder.finish()]);
+            staging
+        })?;
+        let slice = staging.slice(..);
+        let (tx, rx) = std::sync::mpsc::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::msg(format!("waiting for the GPU: {e}")))?;
+        match rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => bail!("reading results back from the GPU: {e}"),
+            Err(_) => bail!("reading results back from the GPU: the map callback never ran"),
+        }
+        let view = slice
+            .get_mapped_range()
+            .map_err(|e| Error::msg(format!("mapping the read-back buffer: {e}")))?;
+        let out = bytemuck::cast_slice::<u8, f32>(&view)[..count].to_vec();
+        drop(view);
+        staging.unmap();
+        Ok(out)
+    }
+
+    /// Waits until all submitted work has finished.
+    pub fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map(|_| ())
+            .map_err(|e| Error::msg(format!("waiting for the GPU: {e}")))
+    }
+
+    /// A one-line description: adapter name, backend, driver.
+    pub fn describe(&self) -> String {
+        let i = &self.info;
+        format!(
+            "{} ({:?}, {:?}, driver {} {})",
+            i.name, i.backend, i.device_type, i.driver, i.driver_info
+        )
+    }
+}

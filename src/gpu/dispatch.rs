@@ -1,0 +1,73 @@
+use std::sync::Arc;
+
+use crate::Result;
+
+use super::Gpu;
+
+/// One recorded kernel launch: pipeline, its bound resources, and the workgroup grid. Plans build these once
+/// and replay them for every batch, so a batch costs no host-side allocation.
+pub struct Dispatch {
+    pipeline: Arc<wgpu::ComputePipeline>,
+    bind_group: wgpu::BindGroup,
+    groups: [u32; 3],
+    // Keeps the parameter buffer alive as long as the bind group that refers to it.
+    _params: wgpu::Buffer,
+}
+
+impl Dispatch {
+    /// Binds `resources` to bindings 1.. of group 0 (binding 0 is the parameter block `params`).
+    pub fn new<P: bytemuck::Pod>(
+        gpu: &Gpu,
+        pipeline: Arc<wgpu::ComputePipeline>,
+        label: &str,
+        params: &P,
+        resources: &[wgpu::BindingResource<'_>],
+        groups: [u32; 3],
+    ) -> Result<Dispatch> {
+        let params_buffer = gpu.uniform(label, params)?;
+        let bind_group = gpu.checked(&format!("binding {label}"), || {
+            let mut entries = vec![wgpu::BindGroupEntry {
+                binding: 0,
+                resource: params_buffer.as_entire_binding(),
+            }];
+            for (i, r) in resources.iter().enumerate() {
+                entries.push(wgpu::BindGroupEntry {
+                    binding: i as u32 + 1,
+                    resource: r.clone(),
+                });
+            }
+            gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(label),
+                layout: &pipeline.get_bind_group_layout(0),
+                entries: &entries,
+            })
+        })?;
+        Ok(Dispatch {
+            pipeline,
+            bind_group,
+            groups,
+            _params: params_buffer,
+        })
+    }
+
+    pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+        if self.groups.contains(&0) {
+            return;
+        }
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, &self.bind_group, &[]);
+        pass.dispatch_workgroups(self.groups[0], self.groups[1], self.groups[2]);
+    }
+}
+
+/// Spreads `count` workgroups over x and z so neither exceeds the per-dimension limit; kernels rebuild the
+/// linear index as `x + z * groups_x` and skip the few extra groups. Returns `(x, z)`.
+pub fn linear_grid(gpu: &Gpu, count: u32) -> (u32, u32) {
+    let max = gpu.limits.max_compute_workgroups_per_dimension.max(1);
+    if count <= max {
+        (count, 1)
+    } else {
+        let z = count.div_ceil(max);
+        (count.div_ceil(z), z)
+    }
+}

@@ -1,0 +1,89 @@
+use bytemuck::{Pod, Zeroable};
+
+use crate::gpu::{linear_grid, Access, Dispatch, Gpu, Kernel, Tensor};
+use crate::{bail, Result};
+
+use super::conv::dims4;
+use super::{to_u32, LINEAR_WORKGROUP, POOL_WGSL};
+
+/// A max-pool window (no padding, as in the three nets).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolShape {
+    pub kernel: usize,
+    pub stride: usize,
+    pub ceil_mode: bool,
+}
+
+impl PoolShape {
+    /// PyTorch's output size: floor or ceil of (side - k)/s + 1, where in ceil mode the last window must start
+    /// inside the input.
+    pub fn output_side(&self, side: usize) -> Option<usize> {
+        if side < self.kernel || self.stride == 0 {
+            return None;
+        }
+        let span = side - self.kernel;
+        let mut out = if self.ceil_mode {
+            span.div_ceil(self.stride)
+        } else {
+            span / self.stride
+        } + 1;
+        if self.ceil_mode && (out - 1) * self.stride >= side {
+            out -= 1;
+        }
+        Some(out)
+    }
+}
+
+const MAXPOOL2D: Kernel = Kernel {
+    family: "pool",
+    source: POOL_WGSL,
+    entry: "maxpool2d_forward",
+    bindings: &[Access::Read, Access::ReadWrite],
+};
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct PoolParams {
+    planes: u32,
+    h: u32,
+    w: u32,
+    ho: u32,
+    wo: u32,
+    kernel: u32,
+    stride: u32,
+    groups_x: u32,
+}
+
+/// `y = maxpool(x)` for x [B, C, H, W], y [B, C, Ho, Wo].
+pub fn maxpool2d(gpu: &Gpu, shape: PoolShape, x: &Tensor, y: &Tensor) -> Result<Dispatch> {
+    let [b, c, h, w] = dims4(x, "max-pool input")?;
+    let [yb, yc, ho, wo] = dims4(y, "max-pool output")?;
+    if yb != b || yc != c || Some(ho) != shape.output_side(h) || Some(wo) != shape.output_side(w) {
+        bail!(
+            "max-pool: output {:?} does not fit input {:?} and {shape:?}",
+            y.shape,
+            x.shape
+        );
+    }
+    let count = to_u32(b * c * ho * wo, "max-pool outputs")?;
+    let (gx, gz) = linear_grid(gpu, count.div_ceil(LINEAR_WORKGROUP));
+    let params = PoolParams {
+        planes: (b * c) as u32,
+        h: h as u32,
+        w: w as u32,
+        ho: ho as u32,
+        wo: wo as u32,
+        kernel: shape.kernel as u32,
+        stride: shape.stride as u32,
+        groups_x: gx,
+    };
+    let pipeline = gpu.pipeline(&MAXPOOL2D)?;
+    Dispatch::new(
+        gpu,
+        pipeline,
+        "maxpool2d_forward",
+        &params,
+        &[x.binding(), y.binding()],
+        [gx, 1, gz],
+    )
+}

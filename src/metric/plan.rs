@@ -1,0 +1,285 @@
+use crate::gpu::{Dispatch, Gpu, Tensor};
+use crate::kernels::{channel, distance};
+use crate::nets::{ForwardPlan, Network};
+use crate::{bail, Result};
+
+use super::{ChannelWeights, Method, Part};
+
+/// GPU memory a chunk may use in all: a bound that keeps batches well inside laptop GPUs and lavapipe alike.
+const CHUNK_MEMORY_BUDGET: u64 = 1 << 30;
+
+/// A DPS metric: a loss network, a comparison method and its per-channel weights, on the GPU.
+pub struct Metric {
+    pub net: Network,
+    pub method: Method,
+    pub weights: ChannelWeights,
+    pub size: usize,
+    /// (channels, side) per tap.
+    pub taps: Vec<(usize, usize)>,
+    /// Every channel weight, part-major then tap, as the profile's columns are laid out.
+    pub all_weights: Tensor,
+    plan: Option<GroupPlan>,
+    max_groups_per_chunk: Option<usize>,
+}
+
+/// Distances of every compared image to its group's reference: `d[m][g]` for member m+1 of group g.
+pub type GroupDistances = Vec<Vec<f32>>;
+
+impl Metric {
+    pub fn new(gpu: &Gpu, net: Network, method: Method, weights: ChannelWeights, size: usize) -> Result<Metric> {
+        let taps = net.kind.tap_shapes(size)?;
+        if weights.vectors.len() != method.parts().len() {
+            bail!(
+                "{} weight sets given for the {} method, which has {} parts",
+                weights.vectors.len(),
+                method.name(),
+                method.parts().len()
+            );
+        }
+        let mut all = Vec::new();
+        for (part, vectors) in method.parts().iter().zip(&weights.vectors) {
+            if vectors.len() != taps.len() {
+                bail!(
+                    "{} weight vectors for {} taps of {}",
+                    vectors.len(),
+                    taps.len(),
+                    net.kind.name()
+                );
+            }
+            for (l, (v, &(c, side))) in vectors.iter().zip(&taps).enumerate() {
+                if v.len() != c {
+                    bail!(
+                        "{} weights for tap {l} of {}, which has {c} channels",
+                        v.len(),
+                        net.kind.name()
+                    );
+                }
+                if *part == Part::Sort && side * side > channel::SORT_CAPACITY {
+                    bail!("the sort method supports at most {} positions per map; tap {l} has {side}×{side} (use a smaller --size)", channel::SORT_CAPACITY);
+                }
+                all.extend_from_slice(v);
+            }
+        }
+        let all_weights = gpu.upload("channel weights", &[all.len()], &all)?;
+        Ok(Metric {
+            net,
+            method,
+            weights,
+            size,
+            taps,
+            all_weights,
+            plan: None,
+            max_groups_per_chunk: None,
+        })
+    }
+
+    /// Columns of the pair profile: the channels of every tap, once per part of the method.
+    pub fn columns(&self) -> usize {
+        self.method.parts().len() * self.taps.iter().map(|t| t.0).sum::<usize>()
+    }
+
+    /// Caps the groups per chunk below what the adapter allows (smaller GPU memory footprint; tests use it
+    /// to exercise chunking on small batches).
+    pub fn set_max_groups_per_chunk(&mut self, groups: Option<usize>) {
+        self.max_groups_per_chunk = groups.map(|g| g.max(1));
+    }
+
+    /// How many groups of `group_len` images one chunk holds on this adapter.
+    pub fn groups_per_chunk(&self, gpu: &Gpu, group_len: usize) -> Result<usize> {
+        let (total, largest) = ForwardPlan::bytes_per_image(&self.net, self.size)?;
+        let per_group_largest = largest * group_len as u64;
+        let per_group_total = (total + 2 * largest) * group_len as u64;
+        let by_binding = gpu.max_binding_bytes() / per_group_largest.max(1);
+        let by_budget = CHUNK_MEMORY_BUDGET / per_group_total.max(1);
+        let groups = (by_binding.min(by_budget) as usize).min(self.max_groups_per_chunk.unwrap_or(usize::MAX));
+        if groups == 0 {
+            bail!(
+                "one group of {group_len} {}×{} images does not fit this adapter's buffers; use a smaller --size",
+                self.size,
+                self.size
+            );
+        }
+        Ok(groups)
+    }
+
+    /// Distances within groups of images. `members[m]` holds image m of every group, `n_groups` images of
+    /// [3, size, size] in [0, 1], concatenated; member 0 is the reference. With `raw_reference` the reference
+    /// images skip ImageNet normalisation (the paper's code path). Work is split into chunks that fit the
+    /// adapter's binding limit.
+    pub fn group_distances(&mut self, gpu: &Gpu, members: &[&[f32]], raw_reference: bool) -> Result<GroupDistances> {
+        let group_len = members.len();
+        if group_len < 2 {
+            bail!("a group needs a reference and at least one image to compare");
+        }
+        let image_len = 3 * self.size * self.size;
+        let n_groups = members[0].len() / image_len;
+        for (m, images) in members.iter().enumerate() {
+            if images.len() != n_groups * image_len {
+                bail!(
+                    "member {m} holds {} values; expected {n_groups} images of 3×{}×{}",
+                    images.len(),
+                    self.size,
+                    self.size
+                );
+            }
+            if let Some(i) = images.iter().position(|v| !v.is_finite()) {
+                bail!("image {} of member {m} has a non-finite value", i / image_len);
+            }
+        }
+        let chunk = self.groups_per_chunk(gpu, group_len)?.min(n_groups.max(1));
+        let size = self.size;
+        let plan = self.prepare(gpu, chunk, group_len, raw_reference)?;
+        let mut out = vec![Vec::with_capacity(n_groups); group_len - 1];
+        let mut start = 0;
+        while start < n_groups {
+            let count = chunk.min(n_groups - start);
+            run_chunk(
+                gpu,
+                plan,
+                size,
+                members,
+                start,
+                count,
+                distance::dropout_state(0, start as u32, 0.0),
+            )?;
+            gpu.run(std::slice::from_ref(&plan.sum))?;
+            let d = gpu.read(&plan.distances, (group_len - 1) * chunk)?;
+            for (m, row) in out.iter_mut().enumerate() {
+                row.extend_from_slice(&d[m * chunk..m * chunk + count]);
+            }
+            start += count;
+        }
+        if let Some((m, g)) = out
+            .iter()
+            .enumerate()
+            .find_map(|(m, r)| r.iter().position(|v| !v.is_finite()).map(|g| (m, g)))
+        {
+            bail!("the distance of image {} of group {g} came out non-finite", m + 1);
+        }
+        Ok(out)
+    }
+
+    /// The recorded plan for chunks of `chunk` groups of `group_len` images, built on first use.
+    pub fn prepare(&mut self, gpu: &Gpu, chunk: usize, group_len: usize, raw_reference: bool) -> Result<&GroupPlan> {
+        let key = (chunk, group_len, raw_reference);
+        if self.plan.as_ref().map(|p| p.key) != Some(key) {
+            self.plan = None; // free the old plan's buffers before allocating the new one
+            self.plan = Some(GroupPlan::new(gpu, self, key)?);
+        }
+        Ok(self.plan.as_ref().expect("just built"))
+    }
+
+    /// The distance between two images of [3, size, size] in [0, 1].
+    pub fn distance(&mut self, gpu: &Gpu, a: &[f32], b: &[f32]) -> Result<f32> {
+        Ok(self.group_distances(gpu, &[a, b], false)?[0][0])
+    }
+}
+
+/// The recorded distance computation for one chunk size: the forward plan, then per part and tap the
+/// transform, the unit normalisation and the pair profile (one column block of `profile`), then the weighted
+/// sum of the profile with every channel weight at once.
+pub struct GroupPlan {
+    key: (usize, usize, bool),
+    pub forward: ForwardPlan,
+    /// [pairs, columns]: per pair, the mean squared difference of every (part, tap, channel).
+    pub profile: Tensor,
+    pub distances: Tensor,
+    /// The [`distance::dropout_state`] of the chunk being run.
+    pub state: wgpu::Buffer,
+    pub dispatches: Vec<Dispatch>,
+    pub sum: Dispatch,
+    _buffers: (Tensor, Tensor, wgpu::Buffer),
+}
+
+impl GroupPlan {
+    pub fn new(gpu: &Gpu, metric: &Metric, key: (usize, usize, bool)) -> Result<GroupPlan> {
+        let (chunk, group_len, raw_reference) = key;
+        let n = chunk * group_len;
+        let normalize = if raw_reference { chunk..n } else { 0..n };
+        let forward = ForwardPlan::new(gpu, &metric.net, n, metric.size, normalize)?;
+        let largest = metric.taps.iter().map(|&(c, s)| c * s * s).max().unwrap_or(1);
+        let transformed = gpu.zeros("transformed taps", &[n * largest])?;
+        let normalized = gpu.zeros("normalised taps", &[n * largest])?;
+        let n_pairs = (group_len - 1) * chunk;
+        let pair_list: Vec<u32> = (1..group_len)
+            .flat_map(|m| (0..chunk).flat_map(move |g| [g as u32, (m * chunk + g) as u32]))
+            .collect();
+        let pairs = gpu.upload_pod("pairs", &pair_list)?;
+        let state = gpu.upload_pod("dropout state", &distance::dropout_state(0, 0, 0.0))?;
+        let profile = gpu.zeros("pair profile", &[n_pairs, metric.columns()])?;
+        let distances = gpu.zeros("distances", &[n_pairs])?;
+        let mut dispatches = Vec::new();
+        let mut offset = 0;
+        for part in metric.method.parts() {
+            for (tap, &(c, side)) in forward.taps.iter().zip(&metric.taps) {
+                let hw = side * side;
+                let compared = match part {
+                    Part::Spatial => tap.view(&[n, c, hw])?,
+                    Part::Mean => {
+                        let means = transformed.view(&[n, c, 1])?;
+                        dispatches.push(channel::channel_mean(gpu, &tap.view(&[n, c, hw])?, &means)?);
+                        means
+                    }
+                    Part::Sort => {
+                        let sorted = transformed.view(&[n, c, hw])?;
+                        dispatches.push(channel::channel_sort(gpu, &tap.view(&[n, c, hw])?, &sorted)?);
+                        sorted
+                    }
+                };
+                let unit = normalized.view(&compared.shape)?;
+                dispatches.push(channel::unit_normalize(gpu, &compared, &unit)?);
+                dispatches.push(distance::pair_profile(
+                    gpu, &unit, &pairs, n_pairs, chunk, &state, &profile, offset, 0,
+                )?);
+                offset += c;
+            }
+        }
+        let sum = distance::weighted_sum(gpu, &profile, &metric.all_weights, &distances)?;
+        Ok(GroupPlan {
+            key,
+            forward,
+            profile,
+            distances,
+            state,
+            dispatches,
+            sum,
+            _buffers: (transformed, normalized, pairs),
+        })
+    }
+}
+
+/// Runs `plan`'s forward pass and pair profile on groups `start..start + count` of `members` (laid out as in
+/// [`Metric::group_distances`]) with the dropout `state`; a short last chunk is padded with black images.
+pub fn run_chunk(
+    gpu: &Gpu,
+    plan: &GroupPlan,
+    size: usize,
+    members: &[&[f32]],
+    start: usize,
+    count: usize,
+    state: [u32; 4],
+) -> Result<()> {
+    let (chunk, group_len, _) = plan.key;
+    let image_len = 3 * size * size;
+    if members.len() != group_len || count > chunk {
+        bail!(
+            "{count} groups of {} images do not fit a plan for {chunk} groups of {group_len}",
+            members.len()
+        );
+    }
+    for (m, images) in members.iter().enumerate() {
+        let src = &images[start * image_len..(start + count) * image_len];
+        gpu.write(&plan.forward.input, m * chunk * image_len, src)?;
+        if count < chunk {
+            // Stale images of an earlier chunk would only cost time, but zeros keep runs reproducible.
+            gpu.write(
+                &plan.forward.input,
+                (m * chunk + count) * image_len,
+                &vec![0.0; (chunk - count) * image_len],
+            )?;
+        }
+    }
+    gpu.write_pod(&plan.state, &state)?;
+    gpu.run(&plan.forward.dispatches)?;
+    gpu.run(&plan.dispatches)
+}

@@ -1,0 +1,120 @@
+use crate::context::TripletDraws;
+use crate::data::ImageBank;
+use crate::distort::DistortionParams;
+use crate::gpu::Gpu;
+use crate::kernels::distance;
+use crate::kernels::distort::DistortPlan;
+use crate::Result;
+
+use super::{GroupPlan, Metric};
+
+/// Distortion-ranking triplets on the GPU: clean images are uploaded once per chunk, distorted there into p0
+/// and p1 (each image with its own distortion and parameters), and fed with the references through the
+/// metric's recorded plan. Training gathers the pair profiles; evaluation reads the distances.
+pub struct TripletRunner {
+    chunk: usize,
+    raw_reference: bool,
+    distort: DistortPlan,
+    host: Vec<f32>,
+}
+
+impl TripletRunner {
+    /// A runner for batches of up to `batch` triplets, split into chunks that fit the adapter. With
+    /// `raw_reference` the references skip ImageNet normalisation (the paper's code path).
+    pub fn new(gpu: &Gpu, metric: &mut Metric, batch: usize, raw_reference: bool) -> Result<TripletRunner> {
+        let chunk = metric.groups_per_chunk(gpu, 3)?.min(batch.max(1));
+        metric.prepare(gpu, chunk, 3, raw_reference)?;
+        let distort = DistortPlan::new(gpu, 2 * chunk, metric.size)?;
+        Ok(TripletRunner {
+            chunk,
+            raw_reference,
+            distort,
+            host: Vec::new(),
+        })
+    }
+
+    /// Runs every chunk of `draws` through distortion, features and pair profile, with the dropout state
+    /// `state_for(first triplet of the chunk)`, then calls `on_chunk(plan, chunk, start, count)`.
+    pub fn run_batch(
+        &mut self,
+        gpu: &Gpu,
+        metric: &mut Metric,
+        images: &ImageBank,
+        draws: &TripletDraws,
+        state_for: impl Fn(usize) -> [u32; 4],
+        mut on_chunk: impl FnMut(&GroupPlan, usize, usize, usize) -> Result<()>,
+    ) -> Result<()> {
+        let size = metric.size;
+        let image_len = 3 * size * size;
+        let chunk = self.chunk;
+        let plan = metric.prepare(gpu, chunk, 3, self.raw_reference)?;
+        let mut start = 0;
+        while start < draws.len() {
+            let count = chunk.min(draws.len() - start);
+            self.host.clear();
+            self.host.resize(chunk * image_len, 0.0);
+            for g in 0..count {
+                images.write_unit(
+                    draws.images[start + g],
+                    &mut self.host[g * image_len..(g + 1) * image_len],
+                )?;
+            }
+            let mut params: Vec<Option<DistortionParams>> = vec![None; 2 * chunk];
+            for g in 0..count {
+                let (p0, p1) = draws.distortions[start + g];
+                params[g] = Some(p0);
+                params[chunk + g] = Some(p1);
+            }
+            gpu.write(&plan.forward.input, 0, &self.host)?;
+            gpu.write(&self.distort.input, 0, &self.host)?;
+            gpu.write(&self.distort.input, chunk * image_len, &self.host)?;
+            self.distort.set_params(gpu, &params)?;
+            gpu.run(&self.distort.dispatches)?;
+            gpu.copy(
+                &self.distort.output,
+                0,
+                &plan.forward.input,
+                chunk * image_len,
+                2 * chunk * image_len,
+            )?;
+            gpu.write_pod(&plan.state, &state_for(start))?;
+            gpu.run(&plan.forward.dispatches)?;
+            gpu.run(&plan.dispatches)?;
+            on_chunk(plan, chunk, start, count)?;
+            start += count;
+        }
+        Ok(())
+    }
+
+    /// d(ref, p0) and d(ref, p1) of every triplet, without dropout.
+    pub fn distances(
+        &mut self,
+        gpu: &Gpu,
+        metric: &mut Metric,
+        images: &ImageBank,
+        draws: &TripletDraws,
+    ) -> Result<(Vec<f32>, Vec<f32>)> {
+        let (mut d0, mut d1) = (Vec::with_capacity(draws.len()), Vec::with_capacity(draws.len()));
+        self.run_batch(
+            gpu,
+            metric,
+            images,
+            draws,
+            |start| distance::dropout_state(0, start as u32, 0.0),
+            |plan, chunk, _, count| {
+                gpu.run(std::slice::from_ref(&plan.sum))?;
+                let d = gpu.read(&plan.distances, 2 * chunk)?;
+                d0.extend_from_slice(&d[..count]);
+                d1.extend_from_slice(&d[chunk..chunk + count]);
+                Ok(())
+            },
+        )?;
+        Ok((d0, d1))
+    }
+
+    /// Mean 2AFC of the triplets under their labels.
+    pub fn two_afc(&mut self, gpu: &Gpu, metric: &mut Metric, images: &ImageBank, draws: &TripletDraws) -> Result<f64> {
+        let (d0, d1) = self.distances(gpu, metric, images, draws)?;
+        crate::eval::two_afc_score(&d0, &d1, &draws.labels)
+    }
+}

@@ -1,0 +1,120 @@
+use crate::gpu::{Dispatch, Gpu, Tensor};
+use crate::kernels::{channel, conv, pool};
+use crate::Result;
+
+use super::weights::StageParams;
+use super::{Layer, Network};
+
+/// The recorded forward pass of a network over a fixed batch of `batch` images of `size`×`size`:
+/// upload [0,1] images into `input`, run `dispatches`, read or consume the `taps`.
+pub struct ForwardPlan {
+    pub batch: usize,
+    pub size: usize,
+    /// [batch, 3, size, size] images in [0, 1], written by the caller.
+    pub input: Tensor,
+    /// One [batch, C, H, W] map per tap, in tap order.
+    pub taps: Vec<Tensor>,
+    pub dispatches: Vec<Dispatch>,
+    // Intermediate maps that are not taps; kept alive for the bind groups.
+    _scratch: Vec<Tensor>,
+}
+
+impl ForwardPlan {
+    /// `normalize` is the range of images that get ImageNet mean/std normalisation (all of them normally;
+    /// the paper-faithful reference images are left out).
+    pub fn new(
+        gpu: &Gpu,
+        net: &Network,
+        batch: usize,
+        size: usize,
+        normalize: std::ops::Range<usize>,
+    ) -> Result<ForwardPlan> {
+        net.kind.tap_shapes(size)?;
+        let input = gpu.zeros("images", &[batch, 3, size, size])?;
+        let mut scratch = vec![gpu.zeros("normalised images", &[batch, 3, size, size])?];
+        let mut dispatches = vec![channel::imagenet_normalize(
+            gpu,
+            &input,
+            &scratch[0],
+            normalize.start,
+            normalize.end,
+        )?];
+        let mut taps = Vec::new();
+        // `current` indexes the tensor holding the latest stage output: scratch (false) or taps (true).
+        let mut current: (bool, usize) = (false, 0);
+        let (mut c, mut side) = (3usize, size);
+        for (layer, params) in net.layers.iter().zip(&net.params) {
+            let out_c = layer.out_channels(c);
+            let out_side = layer.out_side(side).expect("checked by tap_shapes");
+            let is_tap = net.kind.taps().contains(&layer.output_index());
+            let out = gpu.zeros(
+                &format!("features.{}", layer.output_index()),
+                &[batch, out_c, out_side, out_side],
+            )?;
+            let x = if current.0 {
+                &taps[current.1]
+            } else {
+                &scratch[current.1]
+            };
+            match (layer, params) {
+                (Layer::Conv { .. }, StageParams::Conv(p)) => {
+                    dispatches.push(conv::conv2d(gpu, p.shape, x, &p.weight, &p.bias, &out, 0, true)?);
+                }
+                (Layer::MaxPool { shape, .. }, StageParams::Pool) => {
+                    dispatches.push(pool::maxpool2d(gpu, *shape, x, &out)?);
+                }
+                (Layer::Fire { squeeze, expand1, .. }, StageParams::Fire([sq, e1, e3])) => {
+                    let s = gpu.zeros("fire squeeze", &[batch, *squeeze, side, side])?;
+                    dispatches.push(conv::conv2d(gpu, sq.shape, x, &sq.weight, &sq.bias, &s, 0, true)?);
+                    dispatches.push(conv::conv2d(gpu, e1.shape, &s, &e1.weight, &e1.bias, &out, 0, true)?);
+                    dispatches.push(conv::conv2d(
+                        gpu, e3.shape, &s, &e3.weight, &e3.bias, &out, *expand1, true,
+                    )?);
+                    scratch.push(s);
+                }
+                _ => {
+                    unreachable!("Network::load pairs every layer with its own kind of parameters")
+                }
+            }
+            if is_tap {
+                taps.push(out);
+                current = (true, taps.len() - 1);
+            } else {
+                scratch.push(out);
+                current = (false, scratch.len() - 1);
+            }
+            c = out_c;
+            side = out_side;
+            if taps.len() == net.kind.taps().len() {
+                break;
+            }
+        }
+        Ok(ForwardPlan {
+            batch,
+            size,
+            input,
+            taps,
+            dispatches,
+            _scratch: scratch,
+        })
+    }
+
+    /// Bytes of GPU memory one image needs across all maps of the plan (used to size chunks).
+    pub fn bytes_per_image(net: &Network, size: usize) -> Result<(u64, u64)> {
+        let (mut c, mut side) = (3usize, size);
+        let mut total = 2 * 3 * size * size;
+        let mut largest = 3 * size * size;
+        for layer in &net.layers {
+            let out_side = layer.out_side(side).unwrap_or(0);
+            c = layer.out_channels(c);
+            let n = c * out_side * out_side;
+            total += n;
+            largest = largest.max(n);
+            if let Layer::Fire { squeeze, .. } = layer {
+                total += squeeze * side * side;
+            }
+            side = out_side;
+        }
+        Ok((4 * total as u64, 4 * largest as u64))
+    }
+}

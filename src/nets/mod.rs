@@ -1,0 +1,10 @@
+//! The three ImageNet loss networks (`features` part only), their feature taps (PROTOCOL.md §2), weights read
+//! from safetensors with torchvision's key names, and a forward plan that runs them on batches.
+
+mod architecture;
+mod forward;
+mod weights;
+
+pub use architecture::{Layer, NetKind};
+pub use forward::ForwardPlan;
+pub use weights::{find_weights_file, read_safetensors as read_safetensors_file, Network};

@@ -1,0 +1,67 @@
+//! Reading and writing f32 safetensors files (weights, scalars files, fixtures) with their string metadata.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use safetensors::tensor::TensorView;
+use safetensors::{Dtype, SafeTensors};
+
+use crate::{bail, Context, Result};
+
+/// The tensors of a file by name, each with its shape, and the file's metadata.
+pub struct TensorFile {
+    pub tensors: HashMap<String, (Vec<usize>, Vec<f32>)>,
+    pub metadata: HashMap<String, String>,
+}
+
+/// Reads every tensor of a safetensors file as f32; any other dtype or a non-finite value is an error.
+pub fn read(path: &Path) -> Result<TensorFile> {
+    let bytes = std::fs::read(path).context(format!("reading {}", path.display()))?;
+    let st = SafeTensors::deserialize(&bytes).context(format!("{} is not a valid safetensors file", path.display()))?;
+    let (_, header) = SafeTensors::read_metadata(&bytes).context(format!("{}: bad header", path.display()))?;
+    let mut tensors = HashMap::new();
+    for (name, view) in st.tensors() {
+        if view.dtype() != Dtype::F32 {
+            bail!("{}: tensor {name} is {:?}, expected F32", path.display(), view.dtype());
+        }
+        let values: Vec<f32> = view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        if let Some(bad) = values.iter().position(|v| !v.is_finite()) {
+            bail!(
+                "{}: tensor {name} has a non-finite value at index {bad}",
+                path.display()
+            );
+        }
+        tensors.insert(name, (view.shape().to_vec(), values));
+    }
+    Ok(TensorFile {
+        tensors,
+        metadata: header.metadata().clone().unwrap_or_default(),
+    })
+}
+
+/// Writes f32 tensors `(name, shape, values)` and `metadata`, atomically (a temporary file renamed into place,
+/// so an interrupted run never leaves a truncated file).
+pub fn write(path: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)], metadata: HashMap<String, String>) -> Result<()> {
+    let mut bytes: Vec<Vec<u8>> = Vec::new();
+    for (name, shape, values) in tensors {
+        if shape.iter().product::<usize>() != values.len() {
+            bail!("tensor {name}: shape {shape:?} does not hold {} values", values.len());
+        }
+        bytes.push(values.iter().flat_map(|v| v.to_le_bytes()).collect());
+    }
+    let mut views = Vec::new();
+    for ((name, shape, _), data) in tensors.iter().zip(&bytes) {
+        views.push((
+            name.clone(),
+            TensorView::new(Dtype::F32, shape.clone(), data).context(format!("tensor {name}"))?,
+        ));
+    }
+    let serialized = safetensors::serialize(views, Some(metadata)).context("serialising tensors")?;
+    let tmp = path.with_extension("safetensors.partial");
+    std::fs::write(&tmp, serialized).context(format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).context(format!("renaming {} to {}", tmp.display(), path.display()))
+}

@@ -1,0 +1,159 @@
+use crate::gpu::{Dispatch, Gpu, Tensor};
+use crate::kernels::adam::{self, AdamConfig, Clamp};
+use crate::kernels::distance;
+use crate::kernels::rank::{self, RankBuffers, CACHE_PER_TRIPLET, RANK_PARAMS};
+use crate::{bail, Result};
+
+/// Adam as the paper's code configures it (PROTOCOL.md §6).
+pub const PAPER_ADAM: AdamConfig = AdamConfig {
+    beta1: 0.5,
+    beta2: 0.999,
+    eps: 1e-8,
+};
+/// Weight of the L_sync term.
+pub const SYNC_WEIGHT: f32 = 10.0;
+
+/// What one training step reports (read back from the GPU: four floats).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepStats {
+    /// Mean BCE of the rank net.
+    pub bce: f32,
+    /// The batch's own 2AFC score (from the distances of this step's forward pass).
+    pub two_afc: f32,
+    /// Whether L_sync was added (the batch's 2AFC was ≤ 0.5).
+    pub synced: bool,
+    /// Mean BCE of sigmoid(d0 − d1), before the factor 10.
+    pub sync_bce: f32,
+}
+
+impl StepStats {
+    /// The loss that was minimised.
+    pub fn loss(&self) -> f32 {
+        self.bce + if self.synced { SYNC_WEIGHT * self.sync_bce } else { 0.0 }
+    }
+}
+
+/// The optimisation state of one adapted metric on the GPU: channel weights `w` (owned by the metric), the rank
+/// net `theta`, their gradients and Adam moments, and the recorded dispatches of the step that follows the
+/// pair profile: d = S·w, rank-net loss forward and backward, ∂L/∂w = Sᵀ·∂L/∂d, Adam on w and on theta.
+pub struct TrainState {
+    pub triplets: usize,
+    /// [2T, columns]: the pair profile of the whole batch, rows d0 then d1 (member-major).
+    pub profile: Tensor,
+    pub d: Tensor,
+    pub h: Tensor,
+    pub theta: Tensor,
+    pub stats: Tensor,
+    pub grad_w: Tensor,
+    pub grad_theta: Tensor,
+    step: wgpu::Buffer,
+    dispatches: Vec<Dispatch>,
+    _buffers: Vec<Tensor>,
+}
+
+impl TrainState {
+    pub fn new(gpu: &Gpu, w: &Tensor, theta0: &[f32], triplets: usize, clamp: Clamp) -> Result<TrainState> {
+        if theta0.len() != RANK_PARAMS {
+            bail!("the rank net has {RANK_PARAMS} parameters, {} were given", theta0.len());
+        }
+        let columns = w.numel();
+        let profile = gpu.zeros("batch profile", &[2 * triplets, columns])?;
+        let d = gpu.zeros("distances", &[2 * triplets])?;
+        let h = gpu.zeros("labels", &[triplets])?;
+        let theta = gpu.upload("rank net", &[RANK_PARAMS], theta0)?;
+        let cache = gpu.zeros("rank cache", &[triplets * CACHE_PER_TRIPLET])?;
+        let stats = gpu.zeros("step stats", &[4])?;
+        let grad_d = gpu.zeros("grad d", &[2 * triplets])?;
+        let grad_theta = gpu.zeros("grad rank net", &[RANK_PARAMS])?;
+        let grad_w = gpu.zeros("grad w", &[columns])?;
+        let (w_m, w_v) = (gpu.zeros("adam m w", &[columns])?, gpu.zeros("adam v w", &[columns])?);
+        let (t_m, t_v) = (
+            gpu.zeros("adam m rank", &[RANK_PARAMS])?,
+            gpu.zeros("adam v rank", &[RANK_PARAMS])?,
+        );
+        let step = gpu.upload_pod("adam step", &adam::step_scalars(&PAPER_ADAM, 0.0, 1))?;
+        let mut dispatches = vec![distance::weighted_sum(gpu, &profile, w, &d)?];
+        let buffers = RankBuffers {
+            theta: &theta,
+            d: &d,
+            h: &h,
+            cache: &cache,
+            stats: &stats,
+            grad_d: &grad_d,
+            grad_theta: &grad_theta,
+        };
+        dispatches.extend(rank::rank_loss(gpu, &buffers, triplets, SYNC_WEIGHT)?);
+        dispatches.push(distance::weighted_sum_backward(gpu, &profile, &grad_d, &grad_w)?);
+        dispatches.push(adam::adam_step(gpu, &PAPER_ADAM, clamp, w, &grad_w, &w_m, &w_v, &step)?);
+        dispatches.push(adam::adam_step(
+            gpu,
+            &PAPER_ADAM,
+            Clamp::None,
+            &theta,
+            &grad_theta,
+            &t_m,
+            &t_v,
+            &step,
+        )?);
+        Ok(TrainState {
+            triplets,
+            profile,
+            d,
+            h,
+            theta,
+            stats,
+            grad_w,
+            grad_theta,
+            step,
+            dispatches,
+            _buffers: vec![cache, grad_d, w_m, w_v, t_m, t_v],
+        })
+    }
+
+    /// Copies a chunk's profile rows (pairs laid out member-major over `chunk` groups) into the batch profile
+    /// at triplet `start`.
+    pub fn gather_profile(
+        &self,
+        gpu: &Gpu,
+        chunk_profile: &Tensor,
+        chunk: usize,
+        start: usize,
+        count: usize,
+    ) -> Result<()> {
+        let columns = self.profile.shape[1];
+        for m in 0..2 {
+            gpu.copy(
+                chunk_profile,
+                m * chunk * columns,
+                &self.profile,
+                (m * self.triplets + start) * columns,
+                count * columns,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Runs the step on the gathered profile with labels `h` (fraction preferring p1), as Adam step `t` (from 1)
+    /// with learning rate `lr`. With `update` false the loss and the gradients are computed but not applied.
+    pub fn step(&self, gpu: &Gpu, h: &[f32], lr: f32, t: u32, update: bool) -> Result<StepStats> {
+        if h.len() != self.triplets {
+            bail!("{} labels for a batch of {} triplets", h.len(), self.triplets);
+        }
+        gpu.write(&self.h, 0, h)?;
+        gpu.write_pod(&self.step, &adam::step_scalars(&PAPER_ADAM, lr, t.max(1)))?;
+        // The last two dispatches are the Adam steps of w and of the rank net.
+        let n = if update {
+            self.dispatches.len()
+        } else {
+            self.dispatches.len() - 2
+        };
+        gpu.run(&self.dispatches[..n])?;
+        let s = gpu.read(&self.stats, 4)?;
+        Ok(StepStats {
+            bce: s[0],
+            two_afc: s[1],
+            synced: s[2] > 0.0,
+            sync_bce: s[3],
+        })
+    }
+}

@@ -1,0 +1,201 @@
+//! The `dps-gpu` binary as a user meets it: results on the example triplet, and one clear error line (never a
+//! panic) for bad input.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn dps(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dps-gpu"))
+        .args(args)
+        .output()
+        .expect("the dps-gpu binary runs")
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("dps-gpu-cli-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Asserts a failed run with exactly one `error:` line on stderr that mentions `needle`.
+fn assert_clear_error(out: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.contains("XDG_RUNTIME_DIR")).collect();
+    assert!(!out.status.success(), "expected failure, got success; stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "panicked: {stderr}");
+    assert_eq!(lines.len(), 1, "expected one error line, got: {stderr}");
+    assert!(lines[0].starts_with("error:"), "not an error line: {}", lines[0]);
+    assert!(
+        lines[0].to_lowercase().contains(&needle.to_lowercase()),
+        "{:?} does not mention {needle:?}",
+        lines[0]
+    );
+}
+
+fn example(name: &str) -> Option<String> {
+    let d = common::shared_dir("DPS_DATA_DIR", "cli example")?;
+    let p = d.join("bapps-example").join(name);
+    assert!(p.is_file(), "{} missing", p.display());
+    Some(p.to_string_lossy().into_owned())
+}
+
+fn last_number(out: &Output) -> f64 {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
+    stdout
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .parse()
+        .expect("a number on the last line")
+}
+
+#[test]
+fn distance_of_the_example_matches_pytorch_lpips_from_png_files() {
+    let (Some(r), Some(p0), Some(wdir)) = (
+        example("ex_ref.png"),
+        example("ex_p0.png"),
+        common::shared_dir("DPS_WEIGHTS_DIR", "cli lpips"),
+    ) else {
+        return;
+    };
+    let wdir = wdir.to_string_lossy().into_owned();
+    // LPIPS-alex of the example pair, from ../shared/reference/bapps_example.json (PyTorch).
+    let d = last_number(&dps(&["distance", &r, &p0, "--lpips", "--weights-dir", &wdir]));
+    assert!(((d - 0.7218807339668274) / 0.7218807339668274).abs() < 1e-4, "got {d}");
+    let vgg = last_number(&dps(&[
+        "distance",
+        &r,
+        &p0,
+        "--net",
+        "vgg",
+        "--method",
+        "sort",
+        "--weights-dir",
+        &wdir,
+    ]));
+    assert!(((vgg - 5.4542236328125) / 5.4542236328125).abs() < 1e-4, "got {vgg}");
+    let out = dps(&[
+        "distance",
+        &r,
+        &p0,
+        "--net",
+        "squeeze",
+        "--json",
+        "--weights-dir",
+        &wdir,
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    let got = v["distance"].as_f64().unwrap();
+    assert!(
+        ((got - 5.612356662750244) / 5.612356662750244).abs() < 1e-4,
+        "got {got}"
+    );
+    assert_eq!(v["net"], "squeeze");
+}
+
+#[test]
+fn embedded_default_weights_give_lpips_alex() {
+    let (Some(r), Some(p1)) = (example("ex_ref.png"), example("ex_p1.png")) else {
+        return;
+    };
+    let embedded = Path::new(env!("CARGO_MANIFEST_DIR")).join("weights");
+    let d = last_number(&dps(&[
+        "distance",
+        &r,
+        &p1,
+        "--lpips",
+        "--weights-dir",
+        embedded.to_str().unwrap(),
+    ]));
+    assert!(
+        ((d - 0.13756559789180756) / 0.13756559789180756).abs() < 1e-4,
+        "got {d}"
+    );
+}
+
+#[test]
+fn bad_input_gives_one_clear_error_line() {
+    let dir = temp_dir("bad");
+    let good = dir.join("good.png");
+    image::RgbImage::from_fn(20, 17, |x, y| image::Rgb([x as u8 * 9, y as u8 * 13, 77]))
+        .save(&good)
+        .unwrap();
+    let good = good.to_str().unwrap();
+    let text = dir.join("text.png");
+    std::fs::write(&text, "this is not an image").unwrap();
+    let bytes = std::fs::read(good).unwrap();
+    let truncated = dir.join("truncated.png");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let missing = dir.join("missing.png");
+    let empty_dir = temp_dir("empty-weights");
+
+    assert_clear_error(&dps(&["distance", missing.to_str().unwrap(), good]), "missing.png");
+    assert_clear_error(&dps(&["distance", good, text.to_str().unwrap()]), "text.png");
+    assert_clear_error(&dps(&["distance", truncated.to_str().unwrap(), good]), "truncated.png");
+    assert_clear_error(&dps(&["distance", good, good, "--net", "resnet"]), "resnet");
+    assert_clear_error(&dps(&["distance", good, good, "--method", "median"]), "median");
+    assert_clear_error(&dps(&["distance", good, good, "--size", "4"]), "size");
+    assert_clear_error(
+        &dps(&[
+            "distance",
+            good,
+            good,
+            "--net",
+            "vgg",
+            "--weights-dir",
+            empty_dir.to_str().unwrap(),
+        ]),
+        "vgg16.safetensors",
+    );
+    assert_clear_error(
+        &dps(&["distance", good, good, "--method", "mean", "--lpips"]),
+        "spatial",
+    );
+
+    // A scalars file with AlexNet's tap 0 one channel short.
+    let scalars = dir.join("short.safetensors");
+    let mut owned: Vec<(String, Vec<u8>, usize)> = Vec::new();
+    for (l, c) in [63usize, 192, 384, 256, 256].into_iter().enumerate() {
+        owned.push((
+            format!("spatial.{l}"),
+            vec![0u8; c * 4]
+                .iter()
+                .enumerate()
+                .map(|(i, _)| {
+                    if i % 4 == 3 {
+                        0x3f
+                    } else if i % 4 == 2 {
+                        0x80
+                    } else {
+                        0
+                    }
+                })
+                .collect(),
+            c,
+        ));
+    }
+    let views: Vec<(String, safetensors::tensor::TensorView)> = owned
+        .iter()
+        .map(|(k, b, c)| {
+            (
+                k.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![*c], b).unwrap(),
+            )
+        })
+        .collect();
+    std::fs::write(&scalars, safetensors::serialize(views, None).unwrap()).unwrap();
+    assert_clear_error(
+        &dps(&["distance", good, good, "--scalars", scalars.to_str().unwrap()]),
+        "spatial.0",
+    );
+    let corrupt = dir.join("corrupt.safetensors");
+    std::fs::write(&corrupt, b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all").unwrap();
+    assert_clear_error(
+        &dps(&["distance", good, good, "--scalars", corrupt.to_str().unwrap()]),
+        "corrupt.safetensors",
+    );
+}
