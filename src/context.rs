@@ -134,6 +134,23 @@ impl TripletDraws {
         self.images.len()
     }
 
+    /// The labels of these triplets under another context (labels depend only on the two distortions).
+    pub fn labels_for(&self, ranking: &Ranking) -> Vec<f32> {
+        self.distortions
+            .iter()
+            .map(|(a, b)| ranking.label(a.kind, b.kind))
+            .collect()
+    }
+
+    /// Triplets `start..end`.
+    pub fn slice(&self, start: usize, end: usize) -> TripletDraws {
+        TripletDraws {
+            images: self.images[start..end].to_vec(),
+            distortions: self.distortions[start..end].to_vec(),
+            labels: self.labels[start..end].to_vec(),
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.images.is_empty()
     }

@@ -7,7 +7,7 @@ mod triplets;
 mod weights;
 
 pub use method::{Method, Part};
-pub use plan::{run_chunk, GroupDistances, GroupPlan, Metric};
+pub use plan::{check_method, groups_per_chunk, run_chunk, GroupDistances, GroupPlan, Metric};
 pub use triplets::TripletRunner;
 pub use weights::ChannelWeights;
 

@@ -37,7 +37,7 @@ impl Metric {
             );
         }
         let mut all = Vec::new();
-        for (part, vectors) in method.parts().iter().zip(&weights.vectors) {
+        for vectors in &weights.vectors {
             if vectors.len() != taps.len() {
                 bail!(
                     "{} weight vectors for {} taps of {}",
@@ -46,7 +46,7 @@ impl Metric {
                     net.kind.name()
                 );
             }
-            for (l, (v, &(c, side))) in vectors.iter().zip(&taps).enumerate() {
+            for (l, (v, &(c, _))) in vectors.iter().zip(&taps).enumerate() {
                 if v.len() != c {
                     bail!(
                         "{} weights for tap {l} of {}, which has {c} channels",
@@ -54,12 +54,10 @@ impl Metric {
                         net.kind.name()
                     );
                 }
-                if *part == Part::Sort && side * side > channel::SORT_CAPACITY {
-                    bail!("the sort method supports at most {} positions per map; tap {l} has {side}×{side} (use a smaller --size)", channel::SORT_CAPACITY);
-                }
                 all.extend_from_slice(v);
             }
         }
+        check_method(method, &taps)?;
         let all_weights = gpu.upload("channel weights", &[all.len()], &all)?;
         Ok(Metric {
             net,
@@ -86,20 +84,7 @@ impl Metric {
 
     /// How many groups of `group_len` images one chunk holds on this adapter.
     pub fn groups_per_chunk(&self, gpu: &Gpu, group_len: usize) -> Result<usize> {
-        let (total, largest) = ForwardPlan::bytes_per_image(&self.net, self.size)?;
-        let per_group_largest = largest * group_len as u64;
-        let per_group_total = (total + 2 * largest) * group_len as u64;
-        let by_binding = gpu.max_binding_bytes() / per_group_largest.max(1);
-        let by_budget = CHUNK_MEMORY_BUDGET / per_group_total.max(1);
-        let groups = (by_binding.min(by_budget) as usize).min(self.max_groups_per_chunk.unwrap_or(usize::MAX));
-        if groups == 0 {
-            bail!(
-                "one group of {group_len} {}×{} images does not fit this adapter's buffers; use a smaller --size",
-                self.size,
-                self.size
-            );
-        }
-        Ok(groups)
+        groups_per_chunk(gpu, &self.net, self.size, group_len, self.max_groups_per_chunk)
     }
 
     /// Distances within groups of images. `members[m]` holds image m of every group, `n_groups` images of
@@ -142,7 +127,7 @@ impl Metric {
                 count,
                 distance::dropout_state(0, start as u32, 0.0),
             )?;
-            gpu.run(std::slice::from_ref(&plan.sum))?;
+            gpu.run(std::slice::from_ref(plan.sum()?))?;
             let d = gpu.read(&plan.distances, (group_len - 1) * chunk)?;
             for (m, row) in out.iter_mut().enumerate() {
                 row.extend_from_slice(&d[m * chunk..m * chunk + count]);
@@ -175,29 +160,62 @@ impl Metric {
     }
 }
 
-/// The recorded distance computation for one chunk size: the forward plan, then per part and tap the
-/// transform, the unit normalisation and the pair profile (one column block of `profile`), then the weighted
-/// sum of the profile with every channel weight at once.
+/// The recorded distance computation for one chunk size: the forward plan, then per method (one "head"
+/// each), part and tap the transform, the unit normalisation and the pair profile (one column block of the
+/// head's profile). A metric's plan has one head and the weighted sum of its profile with every channel weight
+/// at once; a sweep's plan has one head per method, so one forward pass serves all of them.
 pub struct GroupPlan {
     key: (usize, usize, bool),
     pub forward: ForwardPlan,
-    /// [pairs, columns]: per pair, the mean squared difference of every (part, tap, channel).
+    /// One [pairs, columns] profile per method: per pair, the mean squared difference of every (part, tap,
+    /// channel).
+    pub profiles: Vec<Tensor>,
+    /// The first head's profile (the metric's).
     pub profile: Tensor,
     pub distances: Tensor,
-    /// The [`distance::dropout_state`] of the chunk being run.
+    /// The [`distance::dropout_state`] of the chunk being run, shared by every head.
     pub state: wgpu::Buffer,
+    /// Every head's dispatches, run after the forward pass.
     pub dispatches: Vec<Dispatch>,
-    pub sum: Dispatch,
+    /// d = profile · w for the metric's weights (absent in a multi-method plan).
+    pub sum: Option<Dispatch>,
     _buffers: (Tensor, Tensor, wgpu::Buffer),
 }
 
 impl GroupPlan {
     pub fn new(gpu: &Gpu, metric: &Metric, key: (usize, usize, bool)) -> Result<GroupPlan> {
+        GroupPlan::build(
+            gpu,
+            &metric.net,
+            metric.size,
+            &[metric.method],
+            key,
+            Some(&metric.all_weights),
+        )
+    }
+
+    /// A plan over `net`'s features with one profile per method of `methods`, and the weighted sum with
+    /// `weights` of the first one when given.
+    pub fn build(
+        gpu: &Gpu,
+        net: &Network,
+        size: usize,
+        methods: &[Method],
+        key: (usize, usize, bool),
+        weights: Option<&Tensor>,
+    ) -> Result<GroupPlan> {
         let (chunk, group_len, raw_reference) = key;
+        let taps = net.kind.tap_shapes(size)?;
+        for &method in methods {
+            check_method(method, &taps)?;
+        }
+        if methods.is_empty() {
+            bail!("a plan needs at least one comparison method");
+        }
         let n = chunk * group_len;
         let normalize = if raw_reference { chunk..n } else { 0..n };
-        let forward = ForwardPlan::new(gpu, &metric.net, n, metric.size, normalize)?;
-        let largest = metric.taps.iter().map(|&(c, s)| c * s * s).max().unwrap_or(1);
+        let forward = ForwardPlan::new(gpu, net, n, size, normalize)?;
+        let largest = taps.iter().map(|&(c, s)| c * s * s).max().unwrap_or(1);
         let transformed = gpu.zeros("transformed taps", &[n * largest])?;
         let normalized = gpu.zeros("normalised taps", &[n * largest])?;
         let n_pairs = (group_len - 1) * chunk;
@@ -206,38 +224,49 @@ impl GroupPlan {
             .collect();
         let pairs = gpu.upload_pod("pairs", &pair_list)?;
         let state = gpu.upload_pod("dropout state", &distance::dropout_state(0, 0, 0.0))?;
-        let profile = gpu.zeros("pair profile", &[n_pairs, metric.columns()])?;
+        let channels: usize = taps.iter().map(|t| t.0).sum();
         let distances = gpu.zeros("distances", &[n_pairs])?;
         let mut dispatches = Vec::new();
-        let mut offset = 0;
-        for part in metric.method.parts() {
-            for (tap, &(c, side)) in forward.taps.iter().zip(&metric.taps) {
-                let hw = side * side;
-                let compared = match part {
-                    Part::Spatial => tap.view(&[n, c, hw])?,
-                    Part::Mean => {
-                        let means = transformed.view(&[n, c, 1])?;
-                        dispatches.push(channel::channel_mean(gpu, &tap.view(&[n, c, hw])?, &means)?);
-                        means
-                    }
-                    Part::Sort => {
-                        let sorted = transformed.view(&[n, c, hw])?;
-                        dispatches.push(channel::channel_sort(gpu, &tap.view(&[n, c, hw])?, &sorted)?);
-                        sorted
-                    }
-                };
-                let unit = normalized.view(&compared.shape)?;
-                dispatches.push(channel::unit_normalize(gpu, &compared, &unit)?);
-                dispatches.push(distance::pair_profile(
-                    gpu, &unit, &pairs, n_pairs, chunk, &state, &profile, offset, 0,
-                )?);
-                offset += c;
+        let mut profiles = Vec::new();
+        for &method in methods {
+            let profile = gpu.zeros("pair profile", &[n_pairs, method.parts().len() * channels])?;
+            let mut offset = 0;
+            // The scratch maps are reused head after head: dispatches run in order.
+            for part in method.parts() {
+                for (tap, &(c, side)) in forward.taps.iter().zip(&taps) {
+                    let hw = side * side;
+                    let compared = match part {
+                        Part::Spatial => tap.view(&[n, c, hw])?,
+                        Part::Mean => {
+                            let means = transformed.view(&[n, c, 1])?;
+                            dispatches.push(channel::channel_mean(gpu, &tap.view(&[n, c, hw])?, &means)?);
+                            means
+                        }
+                        Part::Sort => {
+                            let sorted = transformed.view(&[n, c, hw])?;
+                            dispatches.push(channel::channel_sort(gpu, &tap.view(&[n, c, hw])?, &sorted)?);
+                            sorted
+                        }
+                    };
+                    let unit = normalized.view(&compared.shape)?;
+                    dispatches.push(channel::unit_normalize(gpu, &compared, &unit)?);
+                    dispatches.push(distance::pair_profile(
+                        gpu, &unit, &pairs, n_pairs, chunk, &state, &profile, offset, 0,
+                    )?);
+                    offset += c;
+                }
             }
+            profiles.push(profile);
         }
-        let sum = distance::weighted_sum(gpu, &profile, &metric.all_weights, &distances)?;
+        let profile = profiles[0].view(&profiles[0].shape)?;
+        let sum = match weights {
+            Some(w) => Some(distance::weighted_sum(gpu, &profile, w, &distances)?),
+            None => None,
+        };
         Ok(GroupPlan {
             key,
             forward,
+            profiles,
             profile,
             distances,
             state,
@@ -246,6 +275,48 @@ impl GroupPlan {
             _buffers: (transformed, normalized, pairs),
         })
     }
+
+    /// The weighted sum of the metric's plan.
+    pub fn sum(&self) -> Result<&Dispatch> {
+        match &self.sum {
+            Some(s) => Ok(s),
+            None => bail!("this plan serves several methods and has no single weighted sum"),
+        }
+    }
+}
+
+/// Refuses a method the taps cannot serve (the sort kernel's capacity).
+pub fn check_method(method: Method, taps: &[(usize, usize)]) -> Result<()> {
+    if method.parts().contains(&Part::Sort) {
+        if let Some((l, &(_, side))) = taps
+            .iter()
+            .enumerate()
+            .find(|(_, t)| t.1 * t.1 > channel::SORT_CAPACITY)
+        {
+            bail!(
+                "the sort method supports at most {} positions per map; tap {l} has {side}×{side} (use a smaller --size)",
+                channel::SORT_CAPACITY
+            );
+        }
+    }
+    Ok(())
+}
+
+/// How many groups of `group_len` images of `size`×`size` one chunk of `net`'s forward pass holds on this
+/// adapter (at most `max`).
+pub fn groups_per_chunk(gpu: &Gpu, net: &Network, size: usize, group_len: usize, max: Option<usize>) -> Result<usize> {
+    let (total, largest) = ForwardPlan::bytes_per_image(net, size)?;
+    let per_group_largest = largest * group_len as u64;
+    let per_group_total = (total + 2 * largest) * group_len as u64;
+    let by_binding = gpu.max_binding_bytes() / per_group_largest.max(1);
+    let by_budget = CHUNK_MEMORY_BUDGET / per_group_total.max(1);
+    let groups = (by_binding.min(by_budget) as usize).min(max.unwrap_or(usize::MAX));
+    if groups == 0 {
+        bail!(
+            "one group of {group_len} {size}×{size} images does not fit this adapter's buffers; use a smaller --size"
+        );
+    }
+    Ok(groups)
 }
 
 /// Runs `plan`'s forward pass and pair profile on groups `start..start + count` of `members` (laid out as in

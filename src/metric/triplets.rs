@@ -4,7 +4,7 @@ use crate::distort::DistortionParams;
 use crate::gpu::Gpu;
 use crate::kernels::distance;
 use crate::kernels::distort::DistortPlan;
-use crate::Result;
+use crate::{bail, Result};
 
 use super::{GroupPlan, Metric};
 
@@ -24,13 +24,23 @@ impl TripletRunner {
     pub fn new(gpu: &Gpu, metric: &mut Metric, batch: usize, raw_reference: bool) -> Result<TripletRunner> {
         let chunk = metric.groups_per_chunk(gpu, 3)?.min(batch.max(1));
         metric.prepare(gpu, chunk, 3, raw_reference)?;
-        let distort = DistortPlan::new(gpu, 2 * chunk, metric.size)?;
+        TripletRunner::with_chunk(gpu, chunk, metric.size, raw_reference)
+    }
+
+    /// A runner for chunks of exactly `chunk` triplets of `size`×`size` images, for plans built elsewhere.
+    pub fn with_chunk(gpu: &Gpu, chunk: usize, size: usize, raw_reference: bool) -> Result<TripletRunner> {
+        let distort = DistortPlan::new(gpu, 2 * chunk, size)?;
         Ok(TripletRunner {
             chunk,
             raw_reference,
             distort,
             host: Vec::new(),
         })
+    }
+
+    /// Triplets per chunk.
+    pub fn chunk(&self) -> usize {
+        self.chunk
     }
 
     /// Runs every chunk of `draws` through distortion, features and pair profile, with the dropout state
@@ -42,12 +52,31 @@ impl TripletRunner {
         images: &ImageBank,
         draws: &TripletDraws,
         state_for: impl Fn(usize) -> [u32; 4],
+        on_chunk: impl FnMut(&GroupPlan, usize, usize, usize) -> Result<()>,
+    ) -> Result<()> {
+        let plan = metric.prepare(gpu, self.chunk, 3, self.raw_reference)?;
+        self.run_plan(gpu, plan, images, draws, state_for, on_chunk)
+    }
+
+    /// [`TripletRunner::run_batch`] on a plan for chunks of this runner's size and groups of 3.
+    pub fn run_plan(
+        &mut self,
+        gpu: &Gpu,
+        plan: &GroupPlan,
+        images: &ImageBank,
+        draws: &TripletDraws,
+        state_for: impl Fn(usize) -> [u32; 4],
         mut on_chunk: impl FnMut(&GroupPlan, usize, usize, usize) -> Result<()>,
     ) -> Result<()> {
-        let size = metric.size;
+        let size = plan.forward.size;
         let image_len = 3 * size * size;
         let chunk = self.chunk;
-        let plan = metric.prepare(gpu, chunk, 3, self.raw_reference)?;
+        if plan.forward.batch != 3 * chunk {
+            bail!(
+                "a plan for {} images cannot run chunks of {chunk} triplets",
+                plan.forward.batch
+            );
+        }
         let mut start = 0;
         while start < draws.len() {
             let count = chunk.min(draws.len() - start);
@@ -102,7 +131,7 @@ impl TripletRunner {
             draws,
             |start| distance::dropout_state(0, start as u32, 0.0),
             |plan, chunk, _, count| {
-                gpu.run(std::slice::from_ref(&plan.sum))?;
+                gpu.run(std::slice::from_ref(plan.sum()?))?;
                 let d = gpu.read(&plan.distances, 2 * chunk)?;
                 d0.extend_from_slice(&d[..count]);
                 d1.extend_from_slice(&d[chunk..chunk + count]);

@@ -2,11 +2,13 @@
 //! Adam entirely in WGSL kernels.
 
 pub mod checkpoint;
+mod group;
 mod run;
 mod step;
 
+pub use group::{Cell, CellGroup};
 pub use run::{train, EpochReport, TrainConfig, TrainedMetric};
-pub use step::{StepStats, TrainState, PAPER_ADAM, SYNC_WEIGHT};
+pub use step::{gather_profile, StepStats, TrainState, PAPER_ADAM, SYNC_WEIGHT};
 
 use rand::Rng;
 

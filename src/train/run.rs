@@ -1,25 +1,20 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::Instant;
 
-use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
 use crate::context::Ranking;
-use crate::context::TripletDraws;
 use crate::data::ImageBank;
 use crate::gpu::Gpu;
-use crate::kernels::adam::Clamp;
-use crate::kernels::distance;
-use crate::metric::{ChannelWeights, Method, Metric, TripletRunner};
-use crate::nets::{NetKind, Network};
+use crate::metric::Method;
+use crate::nets::NetKind;
 use crate::progress::Progress;
-use crate::{bail, Result};
+use crate::Result;
 
-use super::{init_channel_weights, init_rank_net, lr_multiplier, TrainState};
+use super::group::{Cell, CellGroup};
 
 /// Dropout probability on the squared-difference maps during training (LPIPS's nn.Dropout default).
-const DROPOUT: f32 = 0.5;
+pub(super) const DROPOUT: f32 = 0.5;
 
 /// Everything that defines one adaptation run (PROTOCOL.md §6).
 #[derive(Clone, Debug)]
@@ -61,7 +56,7 @@ pub struct TrainedMetric {
 
 /// Seeds of the independent random streams of a run, derived from the run's seed so each stream can change
 /// (e.g. more epochs) without shifting the others.
-fn stream(seed: u64, name: &str) -> rand::rngs::StdRng {
+pub(super) fn stream(seed: u64, name: &str) -> rand::rngs::StdRng {
     let mut h = seed ^ 0x9e37_79b9_7f4a_7c15;
     for b in name.bytes() {
         h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
@@ -78,133 +73,11 @@ pub fn train(
     progress: &mut dyn Progress,
     on_epoch: &mut dyn FnMut(&EpochReport),
 ) -> Result<TrainedMetric> {
-    let c = config;
-    if c.epochs == 0 || c.batch == 0 || !(c.lr > 0.0 && c.lr.is_finite()) {
-        bail!("epochs and batch must be at least 1 and the learning rate positive");
-    }
-    let mut order: Vec<usize> = (0..images.len()).collect();
-    order.shuffle(&mut stream(c.seed, "split"));
-    let n_val = images.len() / 5;
-    let (val, train) = order.split_at(n_val);
-    if train.len() < c.batch {
-        bail!(
-            "{} training images (80% of {}) are fewer than one batch of {}; use a smaller --batch or more images",
-            train.len(),
-            images.len(),
-            c.batch
-        );
-    }
-    let taps = c.net.tap_shapes(c.size)?;
-    let channels: Vec<usize> = taps.iter().map(|t| t.0).collect();
-    let w0 = init_channel_weights(&mut stream(c.seed, "w"), &channels, c.method.parts().len());
-    let theta0 = init_rank_net(&mut stream(c.seed, "rank net"));
-    let net = Network::load(gpu, c.net, c.weights_dir.as_deref())?;
-    let weights = ChannelWeights::from_flat(&w0, &channels, c.method, "initialisation");
-    let mut metric = Metric::new(gpu, net, c.method, weights, c.size)?;
-    let clamp = if c.paper_faithful {
-        Clamp::BeforeUpdate
-    } else {
-        Clamp::AfterStep
+    let cell = Cell {
+        method: config.method,
+        ranking: config.ranking.clone(),
     };
-    let state = TrainState::new(gpu, &metric.all_weights, &theta0, c.batch, clamp)?;
-    let mut runner = TripletRunner::new(gpu, &mut metric, c.batch, c.paper_faithful)?;
-    // Validation triplets are drawn once, so every epoch is scored on the same ones.
-    let val_draws = TripletDraws::draw(val, &c.ranking, &mut stream(c.seed, "validation"), c.size);
-    let mut draw_rng = stream(c.seed, "triplets");
-    let mut shuffle_rng = stream(c.seed, "epochs");
-    let steps_per_epoch = train.len() / c.batch;
-    let mut reports = Vec::new();
-    let mut t = 0u32;
-    let mut order = train.to_vec();
-    progress.start(
-        &format!(
-            "training {} {} on ranking {}",
-            c.net.name(),
-            c.method.name(),
-            c.ranking.name
-        ),
-        (c.epochs * steps_per_epoch) as u64,
-    );
-    for epoch in 0..c.epochs {
-        let started = Instant::now();
-        let lr = c.lr * lr_multiplier(epoch, c.epochs);
-        order.shuffle(&mut shuffle_rng);
-        let (mut loss_sum, mut afc_sum) = (0.0f64, 0.0f64);
-        for step in 0..steps_per_epoch {
-            let batch = &order[step * c.batch..(step + 1) * c.batch];
-            let draws = TripletDraws::draw(batch, &c.ranking, &mut draw_rng, c.size);
-            t += 1;
-            let step_seed = (c.seed as u32) ^ t.wrapping_mul(0x9e37_79b9);
-            runner.run_batch(
-                gpu,
-                &mut metric,
-                images,
-                &draws,
-                |start| distance::dropout_state(step_seed, start as u32, DROPOUT),
-                |plan, chunk, start, count| state.gather_profile(gpu, &plan.profile, chunk, start, count),
-            )?;
-            let stats = state.step(gpu, &draws.labels, lr, t, true)?;
-            if !stats.loss().is_finite() {
-                bail!(
-                    "the loss became {} at epoch {} step {} (of {steps_per_epoch}); try a smaller --lr",
-                    stats.loss(),
-                    epoch + 1,
-                    step + 1
-                );
-            }
-            loss_sum += stats.loss() as f64;
-            afc_sum += stats.two_afc as f64;
-            progress.advance(1, &format!("epoch {}/{} loss {:.4}", epoch + 1, c.epochs, stats.loss()));
-        }
-        let validation_two_afc = runner.two_afc(gpu, &mut metric, images, &val_draws)?;
-        let seconds = started.elapsed().as_secs_f64();
-        let report = EpochReport {
-            epoch: epoch + 1,
-            train_loss: loss_sum / steps_per_epoch as f64,
-            train_two_afc: afc_sum / steps_per_epoch as f64,
-            validation_two_afc,
-            seconds,
-            triplets_per_second: (steps_per_epoch * c.batch) as f64 / seconds,
-        };
-        on_epoch(&report);
-        reports.push(report);
-    }
-    progress.finish();
-    let w = gpu.read(&metric.all_weights, metric.all_weights.numel())?;
-    let rank_net = gpu.read(&state.theta, state.theta.numel())?;
-    let mut metadata = HashMap::new();
-    for (k, v) in [
-        ("format", "dps-gpu adapted metric v1".to_string()),
-        ("net", c.net.name().to_string()),
-        ("method", c.method.name().to_string()),
-        ("ranking", c.ranking.name.clone()),
-        ("ranking_order", c.ranking.describe()),
-        ("seed", c.seed.to_string()),
-        ("epochs", c.epochs.to_string()),
-        ("batch", c.batch.to_string()),
-        ("lr", c.lr.to_string()),
-        ("size", c.size.to_string()),
-        ("dataset", c.dataset.clone()),
-        ("limit", c.limit.map(|l| l.to_string()).unwrap_or_else(|| "none".into())),
-        ("train_images", train.len().to_string()),
-        ("validation_images", val.len().to_string()),
-        ("paper_faithful", c.paper_faithful.to_string()),
-        ("dps_gpu_version", env!("CARGO_PKG_VERSION").to_string()),
-        ("adapter", gpu.describe()),
-    ] {
-        metadata.insert(k.to_string(), v);
-    }
-    if let Some(last) = reports.last() {
-        metadata.insert(
-            "final_validation_2afc".into(),
-            format!("{:.6}", last.validation_two_afc),
-        );
-    }
-    Ok(TrainedMetric {
-        w,
-        rank_net,
-        channels,
-        epochs: reports,
-        metadata,
-    })
+    let mut group = CellGroup::new(gpu, config, &[cell], &[])?;
+    group.train(gpu, images, progress, &mut |_, report| on_epoch(report))?;
+    group.trained(gpu, 0)
 }

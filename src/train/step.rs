@@ -53,11 +53,24 @@ pub struct TrainState {
 
 impl TrainState {
     pub fn new(gpu: &Gpu, w: &Tensor, theta0: &[f32], triplets: usize, clamp: Clamp) -> Result<TrainState> {
+        let profile = gpu.zeros("batch profile", &[2 * triplets, w.numel()])?;
+        TrainState::with_profile(gpu, profile, w, theta0, clamp)
+    }
+
+    /// A state whose step reads `profile` ([2T, columns]), which several states may share: cells of a sweep
+    /// that see the same batch through the same method differ only in w, the rank net and the labels.
+    pub fn with_profile(gpu: &Gpu, profile: Tensor, w: &Tensor, theta0: &[f32], clamp: Clamp) -> Result<TrainState> {
         if theta0.len() != RANK_PARAMS {
             bail!("the rank net has {RANK_PARAMS} parameters, {} were given", theta0.len());
         }
         let columns = w.numel();
-        let profile = gpu.zeros("batch profile", &[2 * triplets, columns])?;
+        if profile.shape.len() != 2 || profile.shape[1] != columns || profile.shape[0] % 2 != 0 {
+            bail!(
+                "a batch profile of shape {:?} does not match {columns} channel weights",
+                profile.shape
+            );
+        }
+        let triplets = profile.shape[0] / 2;
         let d = gpu.zeros("distances", &[2 * triplets])?;
         let h = gpu.zeros("labels", &[triplets])?;
         let theta = gpu.upload("rank net", &[RANK_PARAMS], theta0)?;
@@ -110,8 +123,7 @@ impl TrainState {
         })
     }
 
-    /// Copies a chunk's profile rows (pairs laid out member-major over `chunk` groups) into the batch profile
-    /// at triplet `start`.
+    /// Copies a chunk's profile rows into this state's batch profile at triplet `start` (see [`gather_profile`]).
     pub fn gather_profile(
         &self,
         gpu: &Gpu,
@@ -120,17 +132,13 @@ impl TrainState {
         start: usize,
         count: usize,
     ) -> Result<()> {
-        let columns = self.profile.shape[1];
-        for m in 0..2 {
-            gpu.copy(
-                chunk_profile,
-                m * chunk * columns,
-                &self.profile,
-                (m * self.triplets + start) * columns,
-                count * columns,
-            )?;
-        }
-        Ok(())
+        gather_profile(gpu, chunk_profile, chunk, start, count, &self.profile)
+    }
+
+    /// Runs only the weighted sum d = S·w of the step: the distances of the gathered batch under the current w.
+    pub fn distances(&self, gpu: &Gpu) -> Result<Vec<f32>> {
+        gpu.run(&self.dispatches[..1])?;
+        gpu.read(&self.d, 2 * self.triplets)
     }
 
     /// Runs the step on the gathered profile with labels `h` (fraction preferring p1), as Adam step `t` (from 1)
@@ -156,4 +164,35 @@ impl TrainState {
             sync_bce: s[3],
         })
     }
+}
+
+/// Copies a chunk's profile rows (pairs laid out member-major over `chunk` groups) into a batch profile
+/// [2T, columns] at triplet `start`.
+pub fn gather_profile(
+    gpu: &Gpu,
+    chunk_profile: &Tensor,
+    chunk: usize,
+    start: usize,
+    count: usize,
+    batch_profile: &Tensor,
+) -> Result<()> {
+    let columns = batch_profile.shape[1];
+    let triplets = batch_profile.shape[0] / 2;
+    if chunk_profile.shape[1] != columns || start + count > triplets || count > chunk {
+        bail!(
+            "cannot gather {count} triplets of a {:?} chunk profile at {start} into a {:?} batch profile",
+            chunk_profile.shape,
+            batch_profile.shape
+        );
+    }
+    for m in 0..2 {
+        gpu.copy(
+            chunk_profile,
+            m * chunk * columns,
+            batch_profile,
+            (m * triplets + start) * columns,
+            count * columns,
+        )?;
+    }
+    Ok(())
 }
