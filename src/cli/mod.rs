@@ -13,6 +13,7 @@ mod distance;
 mod distort;
 mod eval;
 mod info;
+mod sweep;
 mod train;
 
 #[derive(Parser)]
@@ -45,6 +46,8 @@ enum Command {
     Distort(distort::DistortArgs),
     /// Write sample distortion-ranking triplets as PNGs with their labels, to look at a context.
     Triplets(distort::TripletsArgs),
+    /// Run the paper's grid (nets × methods × contexts × seeds, and baselines), resumably, into DIR/results.jsonl.
+    Sweep(sweep::SweepArgs),
     /// Throughput in triplets per second: evaluation and scalars-training steps on random images.
     Bench(bench::BenchArgs),
 }
@@ -109,6 +112,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Distort(a) => distort::run_distort(&choice, a),
         Command::Triplets(a) => distort::run_triplets(&choice, a),
         Command::Eval(a) => eval::run(&choice, a),
+        Command::Sweep(a) => sweep::run(&choice, a),
     }
 }
 

@@ -308,28 +308,18 @@ impl CellGroup {
         )
     }
 
-    /// (d0, d1) of every triplet of `draws` under each scorer, without dropout.
-    fn distances(
-        &mut self,
-        gpu: &Gpu,
-        images: &ImageBank,
-        draws: &TripletDraws,
-        adapted: bool,
-    ) -> Result<Vec<(Vec<f32>, Vec<f32>)>> {
-        let n = if adapted {
-            self.cells.len()
-        } else {
-            self.baselines.len()
-        };
+    /// (d0, d1) of every triplet of `draws`, without dropout, for every cell and then every baseline.
+    fn distances(&mut self, gpu: &Gpu, images: &ImageBank, draws: &TripletDraws) -> Result<Vec<(Vec<f32>, Vec<f32>)>> {
+        let n = self.cells.len() + self.baselines.len();
         let mut out = vec![(Vec::with_capacity(draws.len()), Vec::with_capacity(draws.len())); n];
         let batch = self.config.batch;
         self.profile_batches(gpu, images, draws, |group, _, count| {
-            for (i, (d0, d1)) in out.iter_mut().enumerate() {
-                let scorer = if adapted {
-                    &group.cells[i].scorer
-                } else {
-                    &group.baselines[i].1
-                };
+            let scorers = group
+                .cells
+                .iter()
+                .map(|c| &c.scorer)
+                .chain(group.baselines.iter().map(|b| &b.1));
+            for ((d0, d1), scorer) in out.iter_mut().zip(scorers) {
                 gpu.run(std::slice::from_ref(&scorer.sum))?;
                 let d = gpu.read(&scorer.d, 2 * batch)?;
                 d0.extend_from_slice(&d[..count]);
@@ -342,23 +332,36 @@ impl CellGroup {
 
     /// 2AFC of every cell on `draws`, each under its own context's labels.
     pub fn cell_scores(&mut self, gpu: &Gpu, images: &ImageBank, draws: &TripletDraws) -> Result<Vec<f64>> {
-        let distances = self.distances(gpu, images, draws, true)?;
-        self.cells
-            .iter()
-            .zip(&distances)
-            .map(|(cell, (d0, d1))| crate::eval::two_afc_score(d0, d1, &draws.labels_for(&cell.cell.ranking)))
-            .collect()
+        Ok(self.scores(gpu, images, draws)?.0)
     }
 
-    /// Per baseline method, the distances (d0, d1) of every triplet of `draws`: the untrained metric's scores
-    /// under any context follow from them.
-    pub fn baseline_distances(
+    /// 2AFC of every cell on `draws` under its own context's labels, and per baseline method the distances
+    /// (d0, d1) of every triplet, from which the untrained metric's score under any context follows.
+    #[allow(clippy::type_complexity)]
+    pub fn scores(
         &mut self,
         gpu: &Gpu,
         images: &ImageBank,
         draws: &TripletDraws,
-    ) -> Result<Vec<(Vec<f32>, Vec<f32>)>> {
-        self.distances(gpu, images, draws, false)
+    ) -> Result<(Vec<f64>, Vec<(Vec<f32>, Vec<f32>)>)> {
+        let mut distances = self.distances(gpu, images, draws)?;
+        let baselines = distances.split_off(self.cells.len());
+        let scores = self
+            .cells
+            .iter()
+            .zip(&distances)
+            .map(|(cell, (d0, d1))| crate::eval::two_afc_score(d0, d1, &draws.labels_for(&cell.cell.ranking)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((scores, baselines))
+    }
+
+    /// The number of cells.
+    pub fn len(&self) -> usize {
+        self.cells.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cells.is_empty()
     }
 
     /// The methods of the group's pair profiles, in head order.
