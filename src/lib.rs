@@ -10,5 +10,6 @@ pub mod kernels;
 pub mod metric;
 pub mod nets;
 pub mod progress;
+pub mod report;
 pub mod tensor_file;
 pub mod train;

@@ -13,6 +13,7 @@ mod distance;
 mod distort;
 mod eval;
 mod info;
+mod report;
 mod train;
 
 #[derive(Parser)]
@@ -47,6 +48,8 @@ enum Command {
     Triplets(distort::TripletsArgs),
     /// Throughput in triplets per second: evaluation and scalars-training steps on random images.
     Bench(bench::BenchArgs),
+    /// Turn sweep results (DIR/results.jsonl) into report.md with the paper's Fig. 2, Fig. 3 and Table 3.
+    Report(report::ReportArgs),
 }
 
 /// Options that pick a metric: the network, the comparison method and the channel weights.
@@ -109,6 +112,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Distort(a) => distort::run_distort(&choice, a),
         Command::Triplets(a) => distort::run_triplets(&choice, a),
         Command::Eval(a) => eval::run(&choice, a),
+        Command::Report(a) => report::run(a),
     }
 }
 
