@@ -52,16 +52,9 @@ fn adapted_bapps(seed: usize) -> [u32; 2] {
     [42 + seed as u32, 35 - seed as u32]
 }
 
-fn cell(
-    kind: &str,
-    variant: &str,
-    c: usize,
-    ctx: usize,
-    seed: Option<usize>,
-    id: u32,
-    ood: u32,
-    bapps: [u32; 2],
-) -> String {
+/// One results line; `scores` are (in-distribution, out-of-distribution, BAPPS) in 64ths.
+fn cell(kind: &str, variant: &str, c: usize, ctx: usize, seed: Option<usize>, scores: (u32, u32, [u32; 2])) -> String {
+    let (id, ood, bapps) = scores;
     let (net, method) = COMBOS[c];
     let name = match seed {
         None => format!("baseline/{net}/{method}/r{ctx}"),
@@ -87,19 +80,11 @@ fn lines() -> Vec<String> {
     let mut out = Vec::new();
     for c in 0..COMBOS.len() {
         for ctx in 0..CONTEXTS {
-            out.push(cell(
-                "baseline",
-                "scalars",
-                c,
-                ctx,
-                None,
-                BASE_ID[c][ctx],
-                BASE_OOD[c][ctx],
-                BASE_BAPPS,
-            ));
+            let base = (BASE_ID[c][ctx], BASE_OOD[c][ctx], BASE_BAPPS);
+            out.push(cell("baseline", "scalars", c, ctx, None, base));
             for sd in 0..SEEDS {
-                let (i, o) = (AD_ID[c][ctx][sd], AD_OOD[c][ctx][sd]);
-                out.push(cell("adapted", "scalars", c, ctx, Some(sd), i, o, adapted_bapps(sd)));
+                let scores = (AD_ID[c][ctx][sd], AD_OOD[c][ctx][sd], adapted_bapps(sd));
+                out.push(cell("adapted", "scalars", c, ctx, Some(sd), scores));
             }
         }
     }
@@ -110,9 +95,7 @@ fn lines() -> Vec<String> {
             0,
             ctx,
             Some(0),
-            NET_ID[ctx],
-            NET_OOD[ctx],
-            [40, 33],
+            (NET_ID[ctx], NET_OOD[ctx], [40, 33]),
         ));
     }
     out
@@ -287,13 +270,10 @@ fn statistics_match_a_plain_computation() {
 
     // Adapted (mean over seeds) strictly above the baseline, per (combo, context).
     let wins = |ad: &[[[u32; SEEDS]; CONTEXTS]; 4], base: &[[u32; CONTEXTS]; 4]| {
-        let mut w = 0;
-        for c in 0..4 {
-            for ctx in 0..3 {
-                w += (seed_mean(ad, c, ctx) > s(base[c][ctx])) as usize;
-            }
-        }
-        w
+        let cells = (0..4).flat_map(|c| (0..3).map(move |ctx| (c, ctx)));
+        cells
+            .filter(|&(c, ctx)| seed_mean(ad, c, ctx) > s(base[c][ctx]))
+            .count()
     };
     let beats = |v: &str, m: &str| {
         a.beats

@@ -241,10 +241,12 @@ impl Figure for Fig2<'_> {
                     if let Some(b) = g.baseline(combo, &c.name, &m) {
                         chart.draw_series(std::iter::once(Circle::new((x, b), 3, colour.filled())))?;
                     }
-                    for v in &g.variants {
+                    for (vi, v) in g.variants.iter().enumerate() {
                         let Some(s) = summary(&g.adapted_seeds(v, combo, &c.name, &m)) else {
                             continue;
                         };
+                        // Other variants a little to the right, so they do not hide the scalars of the combination.
+                        let x = x + vi as f64 * 0.3 * 0.75 / k;
                         if s.n > 1 {
                             chart.draw_series(std::iter::once(ErrorBar::new_vertical(
                                 x,
