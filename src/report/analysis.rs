@@ -136,7 +136,8 @@ pub fn analyse(grid: &Grid) -> Analysis {
 }
 
 fn header(grid: &Grid) -> Header {
-    let mut seeds: Vec<u64> = grid.records.iter().filter_map(|r| r.seed).collect();
+    let adapted = grid.records.iter().filter(|r| r.kind == Kind::Adapted);
+    let mut seeds: Vec<u64> = adapted.filter_map(|r| r.seed).collect();
     seeds.sort_unstable();
     seeds.dedup();
     let mut nets = Vec::new();

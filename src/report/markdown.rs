@@ -124,12 +124,14 @@ pub fn render(results: &Results, grid: &Grid, a: &Analysis, fig2: (&str, &str), 
         "![Figure 2]({})\n\n(vector version: [{}]({}))\n",
         fig2.0, fig2.1, fig2.1
     );
+    let order: Vec<String> = grid.combos.iter().map(|c| format!("{}/{}", c.0, c.1)).collect();
     let _ = writeln!(
         w,
         "One panel per test set. For every context (x axis) and every (net, method) combination (side by side \
-         within a context): the baseline's 2AFC (●) and the adapted metric's mean ± sample sd over its seeds (× for \
+         within a context, left to right: {}): the baseline's 2AFC (●) and the adapted metric's mean ± sample sd over its seeds (× for \
          scalars, ▲ for other variants). Points are coloured by the context's baseline 2AFC on `{}` averaged over \
          the combinations, from the lowest (red) to the highest (blue), as in the paper.",
+        order.join(", "),
         set_name(&colour)
     );
     let _ = writeln!(w, "\n## Figure 3: per loss network and comparison method\n");
