@@ -10,6 +10,7 @@ pub mod kernels;
 pub mod metric;
 pub mod nets;
 pub mod progress;
+pub mod report;
 pub mod sweep;
 pub mod tensor_file;
 pub mod train;

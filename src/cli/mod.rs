@@ -13,6 +13,7 @@ mod distance;
 mod distort;
 mod eval;
 mod info;
+mod report;
 mod sweep;
 mod train;
 
@@ -50,6 +51,8 @@ enum Command {
     Sweep(sweep::SweepArgs),
     /// Throughput in triplets per second: evaluation and scalars-training steps on random images.
     Bench(bench::BenchArgs),
+    /// Turn sweep results (DIR/results.jsonl) into report.md with the paper's Fig. 2, Fig. 3 and Table 3.
+    Report(report::ReportArgs),
 }
 
 /// Options that pick a metric: the network, the comparison method and the channel weights.
@@ -113,6 +116,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Triplets(a) => distort::run_triplets(&choice, a),
         Command::Eval(a) => eval::run(&choice, a),
         Command::Sweep(a) => sweep::run(&choice, a),
+        Command::Report(a) => report::run(a),
     }
 }
 
