@@ -9,6 +9,7 @@ use dps_gpu::data::{ImageBank, RgbImage8};
 use dps_gpu::gpu::{AdapterChoice, Gpu};
 use dps_gpu::kernels::adam::Clamp;
 use dps_gpu::kernels::distance;
+use dps_gpu::kernels::distort::DistortPlan;
 use dps_gpu::metric::{ChannelWeights, Method, Metric, TripletRunner, WeightsChoice};
 use dps_gpu::nets::{NetKind, Network};
 use dps_gpu::train::{init_channel_weights, init_rank_net, TrainState};
@@ -36,8 +37,9 @@ pub struct BenchArgs {
     /// Directory with the network weights (random weights are not needed: speed does not depend on values).
     #[arg(long, value_name = "DIR")]
     weights_dir: Option<std::path::PathBuf>,
-    /// What to measure, comma-separated: eval (features + distances) and train (distortions on the GPU +
-    /// features + pair profile + rank net + backward + Adam, the scalars variant).
+    /// What to measure, comma-separated: eval (features + distances), train (distortions on the GPU +
+    /// features + pair profile + rank net + backward + Adam, the scalars variant) and triplets (drawing the
+    /// parameters, uploading the clean images and distorting them into p0 and p1 on the GPU; no network).
     #[arg(long, default_value = "eval,train")]
     what: String,
     /// Print one JSON object per net.
@@ -58,8 +60,8 @@ pub fn run(choice: &AdapterChoice, args: BenchArgs) -> Result<()> {
         .collect();
     let members: Vec<&[f32]> = images.iter().map(|v| v.as_slice()).collect();
     let what: Vec<&str> = args.what.split(',').map(|w| w.trim()).collect();
-    if let Some(bad) = what.iter().find(|w| !matches!(**w, "eval" | "train")) {
-        bail!("unknown --what {bad:?}; choose eval and/or train");
+    if let Some(bad) = what.iter().find(|w| !matches!(**w, "eval" | "train" | "triplets")) {
+        bail!("unknown --what {bad:?}; choose from eval, train and triplets");
     }
     let bank = ImageBank::from_images(
         (0..args.batch).map(|_| {
@@ -72,8 +74,24 @@ pub fn run(choice: &AdapterChoice, args: BenchArgs) -> Result<()> {
         args.size,
         "random images",
     )?;
+    if what.contains(&"triplets") {
+        let seconds = time_triplets(&gpu, &args, &bank)?;
+        let rate = (args.batch * args.iters) as f64 / seconds;
+        if args.json {
+            print_json(&json!({
+                "bench": "triplets", "batch": args.batch, "size": args.size, "iters": args.iters,
+                "seconds": seconds, "triplets_per_s": rate, "adapter": gpu.describe(), "seed": args.seed,
+            }));
+        } else {
+            println!(
+                "triplets batch {:>5}  {rate:>10.1} triplets/s (draw + upload + 2 distortions on the GPU)  [{}]",
+                args.batch,
+                gpu.describe()
+            );
+        }
+    }
     for kind in nets {
-        for w in &what {
+        for w in what.iter().filter(|w| **w != "triplets") {
             let (seconds, chunk) = match *w {
                 "eval" => time_eval(&gpu, kind, &args, &members)?,
                 _ => time_train(&gpu, kind, &args, &bank)?,
@@ -142,6 +160,37 @@ fn time_train(gpu: &Gpu, kind: NetKind, args: &BenchArgs, bank: &ImageBank) -> R
         start.elapsed().as_secs_f64(),
         metric.groups_per_chunk(gpu, 3)?.min(args.batch),
     ))
+}
+
+/// Seconds for `iters` batches of triplet generation: Table 2 draws on the host, the clean images uploaded
+/// (twice: p0 and p1 are distorted from them), both distortions in one dispatch set, waited for.
+fn time_triplets(gpu: &Gpu, args: &BenchArgs, bank: &ImageBank) -> Result<f64> {
+    let image_len = 3 * args.size * args.size;
+    let plan = DistortPlan::new(gpu, 2 * args.batch, args.size)?;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
+    let ranking = Ranking::parse("0")?;
+    let order: Vec<usize> = (0..args.batch).collect();
+    let mut host = vec![0.0f32; args.batch * image_len];
+    let mut batch = || -> Result<()> {
+        let draws = TripletDraws::draw(&order, &ranking, &mut rng, args.size);
+        for (g, &i) in draws.images.iter().enumerate() {
+            bank.write_unit(i, &mut host[g * image_len..(g + 1) * image_len])?;
+        }
+        let mut params = Vec::with_capacity(2 * args.batch);
+        params.extend(draws.distortions.iter().map(|d| Some(d.0)));
+        params.extend(draws.distortions.iter().map(|d| Some(d.1)));
+        gpu.write(&plan.input, 0, &host)?;
+        gpu.write(&plan.input, args.batch * image_len, &host)?;
+        plan.set_params(gpu, &params)?;
+        gpu.run(&plan.dispatches)?;
+        gpu.read(&plan.output, 1).map(|_| ())
+    };
+    batch()?;
+    let start = Instant::now();
+    for _ in 0..args.iters {
+        batch()?;
+    }
+    Ok(start.elapsed().as_secs_f64())
 }
 
 fn report(gpu: &Gpu, kind: NetKind, what: &str, args: &BenchArgs, seconds: f64, chunk: usize) -> Result<()> {
