@@ -264,3 +264,27 @@ fn shards_split_the_grid_without_overlap() {
         assert!(String::from_utf8_lossy(&o.stderr).contains("--shard"), "--shard {bad}");
     }
 }
+
+#[test]
+fn bad_sweep_arguments_are_clear_errors() {
+    let out = temp("bad-args");
+    let o = out.display().to_string();
+    for (args, expect) in [
+        (vec!["--test", "nameless"], "NAME=DATASET"),
+        (vec!["--test", "a=x", "--rankings", "3-25"], "--rankings"),
+        (vec!["--test", "a=x", "--rankings", "five"], "--rankings"),
+        (vec!["--test", "a=x", "--nets", "resnet"], "resnet"),
+        (vec!["--test", "a=x", "--methods", "spatial,median"], "median"),
+        (vec!["--test", "a=x", "--variant", "everything"], "--variant"),
+        (vec!["--test", "a=x", "--seeds", "0"], "--seeds"),
+        (vec!["--test", "a=/nonexistent/test"], "/nonexistent/test"),
+    ] {
+        let mut a = s(&["sweep", "--train", "/nonexistent/train", "-o", &o]);
+        a.extend(s(&args));
+        let r = dps(&a);
+        assert!(!r.status.success(), "{args:?} accepted");
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert!(err.contains("error:") && err.contains(expect), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
