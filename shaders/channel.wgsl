@@ -6,11 +6,19 @@
 //   unit_normalize      y[n,:,p] = x[n,:,p] / max(||x[n,:,p]||_2, 1e-12); one thread per (n, p).
 //   channel_mean        y[n,c]   = mean_p x[n,c,p]; one thread per (n, c).
 //   channel_sort        y[n,c,:] = x[n,c,:] sorted ascending; one workgroup of 256 per (n, c) row, a bitonic
-//                       sort in workgroup memory (P <= 4096, padded with +inf to a power of two).
+//                       sort in workgroup memory (P <= 4096, padded with +inf to a power of two). With
+//                       with_order it also writes order[n,c,k] = the position p of x that landed at rank k (u32),
+//                       the permutation the sort's backward routes gradients through (as torch.sort's indices).
+// Backward (accumulate: add to the output gradient instead of overwriting it):
+//   unit_normalize_backward  gx[n,:,p] = (gy - u (u.gy)) / ||x|| with u = x/||x|| (gy / 1e-12 where ||x|| <= 1e-12,
+//                            F.normalize's gradient); one thread per (n, p). Bindings: x, gy, gx.
+//   channel_mean_backward    gx[n,c,p] = gy[n,c] / P; one thread per value. Bindings: gy, gx.
+//   channel_sort_backward    gx[n,c,order[n,c,k]] = gy[n,c,k]; one thread per value. Bindings: gy, order, gx.
 
 struct ChannelParams {
     n: u32, c: u32, positions: u32, groups_x: u32,
-    first: u32, last: u32, padded: u32, _unused: u32,
+    first: u32, last: u32, padded: u32, with_order: u32,
+    accumulate: u32, _pad0: u32, _pad1: u32, _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: ChannelParams;
@@ -72,6 +80,8 @@ fn channel_mean(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
 
 const SORT_CAPACITY: u32 = 4096u;
 var<workgroup> keys: array<f32, SORT_CAPACITY>;
+var<workgroup> origin: array<u32, SORT_CAPACITY>;
+@group(0) @binding(3) var<storage, read_write> order: array<u32>;
 
 @compute @workgroup_size(256, 1, 1)
 fn channel_sort(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -87,6 +97,7 @@ fn channel_sort(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
             v = x[base + i];
         }
         keys[i] = v;
+        origin[i] = i;
     }
     workgroupBarrier();
     for (var size = 2u; size <= p.padded; size <<= 1u) {
@@ -100,6 +111,9 @@ fn channel_sort(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
                     if ((a > b) == ascending) {
                         keys[i] = b;
                         keys[partner] = a;
+                        let o = origin[i];
+                        origin[i] = origin[partner];
+                        origin[partner] = o;
                     }
                 }
             }
@@ -108,5 +122,73 @@ fn channel_sort(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     }
     for (var i = li; i < p.positions; i += 256u) {
         y[base + i] = keys[i];
+        if (p.with_order != 0u) {
+            order[base + i] = origin[i];
+        }
     }
+}
+
+@group(0) @binding(2) var<storage, read> gy: array<f32>;
+@group(0) @binding(3) var<storage, read_write> gx: array<f32>;
+
+@compute @workgroup_size(256, 1, 1)
+fn unit_normalize_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let idx = thread_index(wid, li);
+    if (idx >= p.n * p.positions) {
+        return;
+    }
+    let base = (idx / p.positions) * p.c * p.positions + idx % p.positions;
+    var sumsq = 0.0;
+    var dot = 0.0;
+    for (var c = 0u; c < p.c; c++) {
+        let v = x[base + c * p.positions];
+        sumsq = fma(v, v, sumsq);
+        dot = fma(v, gy[base + c * p.positions], dot);
+    }
+    let norm = sqrt(sumsq);
+    // Below the clamp the denominator is the constant 1e-12 and only the numerator carries gradient.
+    let inv = 1.0 / max(norm, 1e-12);
+    var proj = 0.0;
+    if (norm > 1e-12) {
+        proj = dot * inv * inv;
+    }
+    for (var c = 0u; c < p.c; c++) {
+        let o = base + c * p.positions;
+        var v = (gy[o] - x[o] * proj) * inv;
+        if (p.accumulate != 0u) {
+            v += gx[o];
+        }
+        gx[o] = v;
+    }
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn channel_mean_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let idx = thread_index(wid, li);
+    if (idx >= p.n * p.c * p.positions) {
+        return;
+    }
+    // Bound as the forward's (x, y): x holds the gradient of the means, y the gradient of the maps.
+    var v = x[idx / p.positions] / f32(p.positions);
+    if (p.accumulate != 0u) {
+        v += y[idx];
+    }
+    y[idx] = v;
+}
+
+@group(0) @binding(2) var<storage, read> sort_order: array<u32>;
+
+@compute @workgroup_size(256, 1, 1)
+fn channel_sort_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let idx = thread_index(wid, li);
+    if (idx >= p.n * p.c * p.positions) {
+        return;
+    }
+    // x holds the gradient of the sorted rows; each row's order is a permutation, so writes never collide.
+    let o = (idx / p.positions) * p.positions + sort_order[idx];
+    var v = x[idx];
+    if (p.accumulate != 0u) {
+        v += gx[o];
+    }
+    gx[o] = v;
 }

@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""Fixtures for dps-gpu's backward kernels, computed with PyTorch autograd on the CPU (float64 maths, stored as
+float32), on small awkward shapes.
+
+conv cases: one or two convolutions (torch.nn.functional.conv2d, ReLU) reading the same input x and writing
+  channel slices of one output y [B, Ctot, Ho, Wo] (two = SqueezeNet's fire expand1x1 || expand3x3 concat);
+  L = sum(gy * y) for a random gy; stored: x, y, gy, grad_x (summed over the convolutions) and per convolution
+  weight, bias, grad_weight, grad_bias.
+pool cases: F.max_pool2d (floor and ceil mode) on inputs drawn from a few integers, so windows hold ties;
+  L = sum(gy * y); stored: x, gy, grad_x.
+distance cases: one tap t [N, C, H, W] of N = chunk * group_len images (member-major: image m*chunk + g is member
+  m of group g, member 0 the reference), one part (spatial, mean or sort), channel weights w of the whole profile
+  (the part's block at columns offset..offset+C), dropout with dps-gpu's hash; L = sum(grad_d * d) with
+    v = t (spatial) | mean over positions (mean) | each channel sorted ascending (sort),
+    u = F.normalize(v, dim=1), s = (1/P) sum_p mask (u_ref - u_m)^2 / (1 - drop), d = s . w;
+  stored: t, w, grad_d, grad_u, grad_v, grad_t.
+
+Usage: python3 tools/make_backward_fixtures.py [OUT_DIR]   (default tests/fixtures/backward)
+"""
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.numpy import save_file
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from make_train_fixtures import keep_mask  # noqa: E402  (the same dropout hash as shaders/distance.wgsl)
+
+torch.set_default_dtype(torch.float64)
+
+
+def f32(t):
+    return t.detach().numpy().astype(np.float32)
+
+
+def conv_case(name, seed, batch, h, w, ctot, convs):
+    gen = torch.Generator().manual_seed(seed)
+    cin = convs[0]["cin"]
+    x = torch.randn(batch, cin, h, w, generator=gen, requires_grad=True)
+    outs, params = [], []
+    for c in convs:
+        k = c["kernel"]
+        weight = (torch.randn(c["cout"], cin, k, k, generator=gen) / np.sqrt(cin * k * k)).requires_grad_()
+        bias = (0.1 * torch.randn(c["cout"], generator=gen)).requires_grad_()
+        out = F.conv2d(x, weight, bias, stride=c["stride"], padding=c["pad"])
+        outs.append((c["c_off"], F.relu(out) if c["relu"] else out))
+        params.append((weight, bias))
+    ho, wo = outs[0][1].shape[2:]
+    y = torch.zeros(batch, ctot, ho, wo)
+    for off, out in outs:
+        y = torch.cat([y[:, :off], out, y[:, off + out.shape[1]:]], dim=1)
+    gy = torch.randn(batch, ctot, ho, wo, generator=gen)
+    (gy * y).sum().backward()
+    tensors = {"x": x, "y": y, "gy": gy, "grad_x": x.grad}
+    for j, (weight, bias) in enumerate(params):
+        tensors.update({f"{j}.weight": weight, f"{j}.bias": bias, f"{j}.grad_weight": weight.grad,
+                        f"{j}.grad_bias": bias.grad})
+    meta = {"batch": batch, "h": h, "w": w, "ctot": ctot, "convs": convs}
+    return {f"conv.{name}.{k}": f32(v) for k, v in tensors.items()}, meta
+
+
+def conv(cin, cout, kernel, stride, pad, c_off=0, relu=True):
+    return {"cin": cin, "cout": cout, "kernel": kernel, "stride": stride, "pad": pad, "c_off": c_off, "relu": relu}
+
+
+def pool_case(name, seed, shape, kernel, stride, ceil_mode):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 4, shape, generator=gen).double().requires_grad_()
+    y = F.max_pool2d(x, kernel, stride, ceil_mode=ceil_mode)
+    gy = torch.randn(y.shape, generator=gen)
+    (gy * y).sum().backward()
+    meta = {"shape": list(shape), "kernel": kernel, "stride": stride, "ceil_mode": ceil_mode}
+    return {f"pool.{name}.{k}": f32(v) for k, v in {"x": x, "gy": gy, "grad_x": x.grad}.items()}, meta
+
+
+def distance_case(name, seed, part, chunk, group_len, c, h, w, offset, columns, drop, step_seed, first_group):
+    gen = torch.Generator().manual_seed(seed)
+    n = chunk * group_len
+    p_all = h * w
+    t = torch.randn(n, c, h, w, generator=gen).requires_grad_()
+    wts = torch.rand(columns, generator=gen) - 0.3
+    n_pairs = (group_len - 1) * chunk
+    grad_d = torch.randn(n_pairs, generator=gen)
+    flat = t.reshape(n, c, p_all)
+    if part == "spatial":
+        v = flat
+    elif part == "mean":
+        v = flat.mean(dim=2, keepdim=True)
+    else:
+        v = torch.sort(flat, dim=2).values
+    v.retain_grad()
+    u = F.normalize(v, dim=1, eps=1e-12)
+    u.retain_grad()
+    p = v.shape[2]
+    seed_metric = 7
+    mask = torch.from_numpy(keep_mask(n_pairs, chunk, first_group, seed_metric, step_seed, drop, offset, c, p))
+    first = torch.tensor([k % chunk for k in range(n_pairs)])
+    second = torch.tensor([(k // chunk + 1) * chunk + k % chunk for k in range(n_pairs)])
+    diff = u[first] - u[second]
+    s = (mask * diff * diff).sum(dim=2) / (p * (1.0 - drop))
+    d = s @ wts[offset:offset + c]
+    (grad_d * d).sum().backward()
+    tensors = {"t": t, "w": wts, "grad_d": grad_d, "grad_u": u.grad, "grad_v": v.grad, "grad_t": t.grad}
+    meta = {"part": part, "chunk": chunk, "group_len": group_len, "c": c, "h": h, "w": w, "offset": offset,
+            "columns": columns, "drop": drop, "step_seed": step_seed, "first_group": first_group,
+            "seed": seed_metric}
+    return {f"distance.{name}.{k}": f32(v) for k, v in tensors.items()}, meta
+
+
+def main():
+    out_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("tests/fixtures/backward")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tensors, meta = {}, {"conv": {}, "pool": {}, "distance": {}}
+    conv_cases = [
+        # name, seed, batch, h, w, ctot, convolutions
+        ("alex_conv1", 1, 2, 19, 19, 4, [conv(3, 4, 11, 4, 2)]),
+        ("k5_p2", 2, 2, 7, 6, 6, [conv(5, 6, 5, 1, 2)]),
+        ("squeeze_conv1", 3, 3, 9, 9, 5, [conv(3, 5, 3, 2, 0)]),
+        ("k3_p1_no_relu", 4, 1, 6, 5, 5, [conv(9, 5, 3, 1, 1, relu=False)]),
+        ("fire_expand", 5, 2, 5, 5, 7, [conv(6, 3, 1, 1, 0, c_off=0), conv(6, 4, 3, 1, 1, c_off=3)]),
+    ]
+    for name, seed, batch, h, w, ctot, convs in conv_cases:
+        t, m = conv_case(name, seed, batch, h, w, ctot, convs)
+        tensors.update(t)
+        meta["conv"][name] = m
+    pool_cases = [
+        ("floor_k3_s2", 11, (2, 3, 7, 7), 3, 2, False),
+        ("ceil_k3_s2", 12, (2, 3, 8, 8), 3, 2, True),
+        ("ceil_k3_s2_exact", 13, (1, 2, 9, 9), 3, 2, True),
+        ("floor_k2_s2_odd", 14, (1, 2, 7, 5), 2, 2, False),
+    ]
+    for name, seed, shape, k, s, ceil in pool_cases:
+        t, m = pool_case(name, seed, shape, k, s, ceil)
+        tensors.update(t)
+        meta["pool"][name] = m
+    distance_cases = [
+        # name, seed, part, chunk, group_len, c, h, w, offset, columns, drop, step_seed, first_group
+        ("spatial", 21, "spatial", 2, 3, 5, 3, 4, 2, 10, 0.5, 99, 4),
+        ("spatial_no_dropout", 22, "spatial", 3, 2, 4, 2, 2, 0, 4, 0.0, 0, 0),
+        ("mean", 23, "mean", 3, 2, 6, 4, 4, 3, 11, 0.5, 5, 1),
+        ("sort", 24, "sort", 2, 3, 4, 3, 3, 1, 6, 0.5, 17, 2),
+    ]
+    for case in distance_cases:
+        t, m = distance_case(*case)
+        tensors.update(t)
+        meta["distance"][case[0]] = m
+    save_file(tensors, str(out_dir / "backward.safetensors"))
+    (out_dir / "backward.json").write_text(json.dumps(meta, indent=1) + "\n")
+    print(f"wrote {len(tensors)} tensors to {out_dir}")
+
+
+if __name__ == "__main__":
+    main()
