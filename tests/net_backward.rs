@@ -652,3 +652,156 @@ fn channel_sort_order_is_the_permutation_of_the_sort() {
         }
     }
 }
+
+// ---------------------------------------------------------------- a whole "Adapted Net" step
+
+/// |got − want| within `rel`·|want| + `scale_rel`·max|want| (f32 GPU against float64 PyTorch through a deep
+/// net: the second term absorbs rounding relative to the tensor's scale).
+fn close_scaled(got: &[f32], want: &[f32], rel: f32, scale_rel: f32, what: &str) {
+    let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    close(got, want, rel, scale_rel * scale, what);
+}
+
+#[test]
+fn adapted_net_step_matches_pytorch_autograd_and_adam() {
+    let Some(weights_dir) = common::shared_dir("DPS_WEIGHTS_DIR", "adapted_net_step_matches_pytorch_autograd_and_adam")
+    else {
+        return;
+    };
+    use dps_gpu::kernels::adam::Clamp;
+    use dps_gpu::metric::{run_chunk, ChannelWeights, Method, Metric};
+    use dps_gpu::nets::{NetKind, Network};
+    use dps_gpu::train::{NetTrainer, TrainState};
+
+    let (t, meta) = fixtures();
+    let m = &meta["alex_step"];
+    let (triplets, size, lr) = (u(m, "triplets"), u(m, "size"), m["lr"].as_f64().unwrap() as f32);
+    let key = |k: &str| format!("alex_step.{k}");
+    let gpu = common::gpu();
+    let net = Network::load(&gpu, NetKind::Alex, Some(&weights_dir)).unwrap();
+    let channels: Vec<usize> = NetKind::Alex.tap_shapes(size).unwrap().iter().map(|s| s.0).collect();
+    let w0 = &t[&key("w0")].1;
+    let weights = ChannelWeights::from_flat(w0, &channels, Method::Spatial, "fixture");
+    let mut metric = Metric::new(&gpu, net, Method::Spatial, weights, size).unwrap();
+    // Chunks of 2 groups: the 3 triplets run as a full chunk and a padded one, accumulating gradients.
+    let chunk = 2;
+    metric.prepare(&gpu, chunk, 3, false).unwrap();
+    let state = TrainState::new(
+        &gpu,
+        &metric.all_weights,
+        &t[&key("theta0")].1,
+        triplets,
+        Clamp::AfterStep,
+    )
+    .unwrap();
+    let plan = metric.current_plan().unwrap();
+    let trainer = NetTrainer::new(&gpu, &metric, plan, &state).unwrap();
+    let images = &t[&key("images")].1;
+    let per_member = triplets * 3 * size * size;
+    let members: Vec<&[f32]> = images.chunks(per_member).collect();
+    let pass = |backward: bool| {
+        let mut start = 0;
+        while start < triplets {
+            let count = chunk.min(triplets - start);
+            let dropout_off = distance::dropout_state(0, start as u32, 0.0);
+            run_chunk(&gpu, plan, size, &members, start, count, dropout_off).unwrap();
+            if backward {
+                trainer.backward_chunk(&gpu, &state, chunk, start, count).unwrap();
+            } else {
+                state.gather_profile(&gpu, &plan.profile, chunk, start, count).unwrap();
+            }
+            start += count;
+        }
+    };
+    pass(false);
+    let stats = state.step(&gpu, &t[&key("h")].1, lr, 1, false).unwrap();
+    assert_eq!(stats.synced, m["synced"].as_bool().unwrap());
+    close(&read_all(&gpu, &state.d), &t[&key("d")].1, 1e-4, 1e-6, "distances");
+    trainer.grads.zero(&gpu).unwrap();
+    pass(true);
+    let convs: Vec<(String, Vec<f32>, Vec<f32>)> = metric
+        .net
+        .convs()
+        .iter()
+        .map(|(name, p)| (name.clone(), read_all(&gpu, &p.weight), read_all(&gpu, &p.bias)))
+        .collect();
+    state.apply(&gpu).unwrap();
+    trainer.apply(&gpu).unwrap();
+
+    // Gradients, then the updates. Adam's first step moves each parameter by lr·g/(|g| + eps), so the update
+    // agrees within 1e-4 relative wherever the gradient's sign is resolvable in f32 (|g| above 1e-4 of the
+    // tensor's largest, or exactly 0: a channel dead on every image), widened by the gradient's own tolerance
+    // only where |g| is near eps = 1e-8 and the update starts to depend on its size; elsewhere within 2·lr.
+    // Most updates must be resolvable.
+    let check = |what: &str, old: &[f32], grad: &[f32], new: &[f32]| {
+        let want_grad = &t[&key(&format!("{what}.grad"))].1;
+        let want_new = &t[&key(&format!("{what}.new"))].1;
+        let (rel, scale_rel) = (2e-3f64, 2e-4f64);
+        close_scaled(
+            grad,
+            want_grad,
+            rel as f32,
+            scale_rel as f32,
+            &format!("{what} gradient"),
+        );
+        let scale = want_grad.iter().fold(0.0f64, |m, v| m.max(v.abs() as f64));
+        let mut unresolved = 0;
+        for i in 0..old.len() {
+            let (got, want) = ((new[i] - old[i]) as f64, (want_new[i] - old[i]) as f64);
+            let g = want_grad[i].abs() as f64;
+            let tol = if g == 0.0 {
+                1e-9
+            } else if g > 1e-4 * scale {
+                let grad_rel = (rel * g + scale_rel * scale) / g;
+                (1e-4 + 1e-8 / (g + 1e-8) * grad_rel) * want.abs() + 1e-9
+            } else {
+                unresolved += 1;
+                2.0 * lr as f64
+            };
+            assert!(
+                (got - want).abs() <= tol,
+                "{what}[{i}] update: got {got}, PyTorch {want} (gradient {} vs {})",
+                grad[i],
+                want_grad[i]
+            );
+        }
+        println!("{what}: {unresolved} of {} updates unresolvable", old.len());
+        assert!(
+            unresolved * 4 <= old.len(),
+            "{what}: {unresolved} of {} gradients near zero",
+            old.len()
+        );
+    };
+    check(
+        "w",
+        w0,
+        &read_all(&gpu, &state.grad_w),
+        &read_all(&gpu, &metric.all_weights),
+    );
+    check(
+        "theta",
+        &t[&key("theta0")].1,
+        &read_all(&gpu, &state.grad_theta),
+        &read_all(&gpu, &state.theta),
+    );
+    for (k, ((name, p), (_, old_w, old_b))) in metric.net.convs().iter().zip(&convs).enumerate() {
+        let idx: Vec<usize> = t[&key(&format!("{name}.weight.index"))]
+            .1
+            .iter()
+            .map(|&v| v as usize)
+            .collect();
+        let pick = |v: Vec<f32>| idx.iter().map(|&i| v[i]).collect::<Vec<f32>>();
+        check(
+            &format!("{name}.weight"),
+            &pick(old_w.clone()),
+            &pick(read_all(&gpu, &trainer.grads.weights[k])),
+            &pick(read_all(&gpu, &p.weight)),
+        );
+        check(
+            &format!("{name}.bias"),
+            old_b,
+            &read_all(&gpu, &trainer.grads.biases[k]),
+            &read_all(&gpu, &p.bias),
+        );
+    }
+}

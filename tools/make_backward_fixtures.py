@@ -15,6 +15,13 @@ distance cases: one tap t [N, C, H, W] of N = chunk * group_len images (member-m
     u = F.normalize(v, dim=1), s = (1/P) sum_p mask (u_ref - u_m)^2 / (1 - drop), d = s . w;
   stored: t, w, grad_d, grad_u, grad_v, grad_t.
 
+alex_step (written when DPS_WEIGHTS_DIR holds alexnet.safetensors): one whole training step of the "Adapted Net"
+  variant, AlexNet-spatial at 48x48 on 3 random triplets (ImageNet weights, w ~ U(+-1/sqrt(C)), the rank net's
+  default init, dropout off, clamp w >= 0 after the step): loss as PROTOCOL.md section 6 (rank-net BCE, plus
+  10 * BCE(sigmoid(d0 - d1), h) when the batch's 2AFC <= 0.5), autograd, one torch.optim.Adam step (lr 1e-3,
+  betas (0.5, 0.999), eps 1e-8) over w, the rank net and every conv weight and bias. Stored: the inputs, d, the
+  gradients and updated values of w and the rank net, every bias's, and of each conv weight 256 sampled entries.
+
 Usage: python3 tools/make_backward_fixtures.py [OUT_DIR]   (default tests/fixtures/backward)
 """
 import json
@@ -27,7 +34,7 @@ import torch.nn.functional as F
 from safetensors.numpy import save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_train_fixtures import keep_mask  # noqa: E402  (the same dropout hash as shaders/distance.wgsl)
+from make_train_fixtures import keep_mask, rank_net, rank_net_init, two_afc  # noqa: E402  (dropout hash as distance.wgsl)
 
 torch.set_default_dtype(torch.float64)
 
@@ -110,6 +117,79 @@ def distance_case(name, seed, part, chunk, group_len, c, h, w, offset, columns, 
     return {f"distance.{name}.{k}": f32(v) for k, v in tensors.items()}, meta
 
 
+ALEX_CONVS = [(0, 4, 2), (3, 1, 2), (6, 1, 1), (8, 1, 1), (10, 1, 1)]  # (index, stride, pad)
+ALEX_TAP_CONVS = [0, 3, 6, 8, 10]
+
+
+def alex_taps(x, params):
+    taps = []
+    for index, stride, pad in ALEX_CONVS:
+        if index in (3, 6):
+            x = F.max_pool2d(x, 3, 2)
+        x = F.relu(F.conv2d(x, params[f"features.{index}.weight"], params[f"features.{index}.bias"], stride=stride,
+                            padding=pad))
+        taps.append(x)
+    return taps
+
+
+def alex_step(weights_path, triplets=3, size=48, lr=1e-3):
+    from safetensors.numpy import load_file
+    gen = torch.Generator().manual_seed(41)
+    loaded = load_file(str(weights_path))
+    params = {}
+    for index, _, _ in ALEX_CONVS:
+        for kind in ("weight", "bias"):
+            key = f"features.{index}.{kind}"
+            params[key] = torch.from_numpy(loaded[key].astype(np.float64)).requires_grad_()
+    # Every input rounded to float32 first, as the GPU receives it.
+    images = torch.rand(3 * triplets, 3, size, size, generator=gen).float().double()
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    taps = alex_taps((images - mean) / std, params)
+    channels = [t.shape[1] for t in taps]
+    w0 = torch.cat([(torch.rand(c, generator=gen) * 2 - 1) / np.sqrt(c) for c in channels])
+    w0 = w0.float().double()
+    theta0 = [t.float().double() for t in rank_net_init(gen)]
+    h = torch.tensor([1.0, 0.0, 0.3][:triplets])
+    w = w0.clone().requires_grad_()
+    theta = [t.clone().requires_grad_() for t in theta0]
+    d = torch.zeros(2 * triplets)
+    offset = 0
+    for t, c in zip(taps, channels):
+        u = F.normalize(t.flatten(2), dim=1, eps=1e-12)
+        ref = u[:triplets].repeat(2, 1, 1)
+        s = ((ref - u[triplets:]) ** 2).mean(dim=2)
+        d = d + s @ w[offset:offset + c]
+        offset += c
+    d0, d1 = d[:triplets], d[triplets:]
+    bce = F.binary_cross_entropy(rank_net(theta, d0, d1), h)
+    afc = two_afc(d0.detach(), d1.detach(), h)
+    synced = bool(afc <= 0.5)
+    loss = bce + (10.0 * F.binary_cross_entropy(torch.sigmoid(d0 - d1), h) if synced else 0.0)
+    loss.backward()
+    net = list(params.values())
+    grads = {"w": w.grad.clone(), "theta": torch.cat([t.grad.flatten() for t in theta])}
+    grads.update({k: p.grad.clone() for k, p in params.items()})
+    opt = torch.optim.Adam([w] + theta + net, lr=lr, betas=(0.5, 0.999), eps=1e-8)
+    opt.step()
+    with torch.no_grad():
+        w.clamp_(min=0)
+    new = {"w": w.detach(), "theta": torch.cat([t.detach().flatten() for t in theta])}
+    new.update({k: p.detach() for k, p in params.items()})
+    out = {"images": images, "w0": w0, "theta0": torch.cat([t.flatten() for t in theta0]), "h": h, "d": d.detach()}
+    rng = np.random.default_rng(42)
+    for k in grads:
+        g, n = grads[k].flatten(), new[k].flatten()
+        if k.endswith(".weight"):
+            idx = torch.from_numpy(np.sort(rng.choice(g.numel(), 256, replace=False)))
+            out[f"{k}.index"] = idx.double()
+            g, n = g[idx], n[idx]
+        out[f"{k}.grad"] = g
+        out[f"{k}.new"] = n
+    meta = {"triplets": triplets, "size": size, "lr": lr, "synced": synced, "loss": loss.item()}
+    return {f"alex_step.{k}": f32(v) for k, v in out.items()}, meta
+
+
 def main():
     out_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("tests/fixtures/backward")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -147,6 +227,14 @@ def main():
         t, m = distance_case(*case)
         tensors.update(t)
         meta["distance"][case[0]] = m
+    import os
+    weights = Path(os.environ.get("DPS_WEIGHTS_DIR", "")) / "alexnet.safetensors"
+    if weights.is_file():
+        t, m = alex_step(weights)
+        tensors.update(t)
+        meta["alex_step"] = m
+    else:
+        sys.exit(f"set DPS_WEIGHTS_DIR to the directory holding alexnet.safetensors (looked for {weights})")
     save_file(tensors, str(out_dir / "backward.safetensors"))
     (out_dir / "backward.json").write_text(json.dumps(meta, indent=1) + "\n")
     print(f"wrote {len(tensors)} tensors to {out_dir}")

@@ -1,11 +1,13 @@
 //! The five DPS comparison methods (PROTOCOL.md §5) with per-channel weights, evaluated on the GPU over
 //! batches of image groups (a reference and one or more images compared with it).
 
+mod backward;
 mod method;
 mod plan;
 mod triplets;
 mod weights;
 
+pub use backward::DistanceBackward;
 pub use method::{Method, Part};
 pub use plan::{run_chunk, GroupDistances, GroupPlan, Metric};
 pub use triplets::TripletRunner;

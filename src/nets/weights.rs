@@ -69,6 +69,27 @@ pub struct Network {
 }
 
 impl Network {
+    /// Every convolution with its torchvision key prefix (`features.<i>`, or `features.<i>.squeeze|expand1x1|
+    /// expand3x3` in a fire module), in layer order.
+    pub fn convs(&self) -> Vec<(String, &ConvParams)> {
+        let mut out = Vec::new();
+        for (layer, params) in self.layers.iter().zip(&self.params) {
+            let index = match *layer {
+                Layer::Conv { index, .. } | Layer::Fire { index, .. } | Layer::MaxPool { index, .. } => index,
+            };
+            match params {
+                StageParams::Conv(p) => out.push((format!("features.{index}"), p)),
+                StageParams::Fire([sq, e1, e3]) => {
+                    for (name, p) in [("squeeze", sq), ("expand1x1", e1), ("expand3x3", e3)] {
+                        out.push((format!("features.{index}.{name}"), p));
+                    }
+                }
+                StageParams::Pool => {}
+            }
+        }
+        out
+    }
+
     pub fn load(gpu: &Gpu, kind: NetKind, weights_dir: Option<&Path>) -> Result<Network> {
         let path = find_weights_file(kind.weights_file(), weights_dir)?;
         let tensors = read_safetensors(&path)?;

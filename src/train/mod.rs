@@ -2,9 +2,11 @@
 //! Adam entirely in WGSL kernels.
 
 pub mod checkpoint;
+mod net;
 mod run;
 mod step;
 
+pub use net::NetTrainer;
 pub use run::{train, EpochReport, TrainConfig, TrainedMetric};
 pub use step::{StepStats, TrainState, PAPER_ADAM, SYNC_WEIGHT};
 
