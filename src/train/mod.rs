@@ -7,7 +7,7 @@ mod run;
 mod step;
 
 pub use net::NetTrainer;
-pub use run::{train, EpochReport, TrainConfig, TrainedMetric};
+pub use run::{train, EpochReport, TrainConfig, TrainedMetric, Variant};
 pub use step::{StepStats, TrainState, PAPER_ADAM, SYNC_WEIGHT};
 
 use rand::Rng;

@@ -16,10 +16,37 @@ use crate::nets::{NetKind, Network};
 use crate::progress::Progress;
 use crate::{bail, Result};
 
-use super::{init_channel_weights, init_rank_net, lr_multiplier, TrainState};
+use super::{init_channel_weights, init_rank_net, lr_multiplier, NetTrainer, TrainState};
 
 /// Dropout probability on the squared-difference maps during training (LPIPS's nn.Dropout default).
 const DROPOUT: f32 = 0.5;
+
+/// What an adaptation run trains besides the rank net.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Variant {
+    /// The per-channel weights w (the paper's adapted metrics).
+    Scalars,
+    /// w and every conv weight and bias of the loss network, from the ImageNet weights ("Adapted Net", the
+    /// paper's Table 3).
+    Net,
+}
+
+impl Variant {
+    pub fn parse(name: &str) -> Result<Variant> {
+        match name.to_ascii_lowercase().as_str() {
+            "scalars" => Ok(Variant::Scalars),
+            "net" => Ok(Variant::Net),
+            _ => bail!("unknown variant {name:?}; choose scalars or net"),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Scalars => "scalars",
+            Variant::Net => "net",
+        }
+    }
+}
 
 /// Everything that defines one adaptation run (PROTOCOL.md §6).
 #[derive(Clone, Debug)]
@@ -33,6 +60,7 @@ pub struct TrainConfig {
     pub seed: u64,
     pub size: usize,
     pub paper_faithful: bool,
+    pub variant: Variant,
     pub weights_dir: Option<PathBuf>,
     /// Describes the training images in the saved metadata.
     pub dataset: String,
@@ -54,6 +82,8 @@ pub struct EpochReport {
 pub struct TrainedMetric {
     pub w: Vec<f32>,
     pub rank_net: Vec<f32>,
+    /// The tuned network's conv tensors under torchvision key names (empty unless [`Variant::Net`]).
+    pub network: Vec<(String, Vec<usize>, Vec<f32>)>,
     pub channels: Vec<usize>,
     pub epochs: Vec<EpochReport>,
     pub metadata: HashMap<String, String>,
@@ -107,7 +137,19 @@ pub fn train(
         Clamp::AfterStep
     };
     let state = TrainState::new(gpu, &metric.all_weights, &theta0, c.batch, clamp)?;
+    if c.variant == Variant::Net {
+        // The backward keeps a gradient beside every activation: about twice the forward's memory per group.
+        let groups = metric.groups_per_chunk(gpu, 3)?;
+        metric.set_max_groups_per_chunk(Some((groups / 2).max(1)));
+    }
     let mut runner = TripletRunner::new(gpu, &mut metric, c.batch, c.paper_faithful)?;
+    let net_trainer = match c.variant {
+        Variant::Net => {
+            let plan = metric.current_plan().expect("TripletRunner::new prepares the plan");
+            Some(NetTrainer::new(gpu, &metric, plan, &state)?)
+        }
+        Variant::Scalars => None,
+    };
     // Validation triplets are drawn once, so every epoch is scored on the same ones.
     let val_draws = TripletDraws::draw(val, &c.ranking, &mut stream(c.seed, "validation"), c.size);
     let mut draw_rng = stream(c.seed, "triplets");
@@ -135,15 +177,26 @@ pub fn train(
             let draws = TripletDraws::draw(batch, &c.ranking, &mut draw_rng, c.size);
             t += 1;
             let step_seed = (c.seed as u32) ^ t.wrapping_mul(0x9e37_79b9);
+            let dropout = |start: usize| distance::dropout_state(step_seed, start as u32, DROPOUT);
             runner.run_batch(
                 gpu,
                 &mut metric,
                 images,
                 &draws,
-                |start| distance::dropout_state(step_seed, start as u32, DROPOUT),
+                dropout,
                 |plan, chunk, start, count| state.gather_profile(gpu, &plan.profile, chunk, start, count),
             )?;
-            let stats = state.step(gpu, &draws.labels, lr, t, true)?;
+            let stats = state.step(gpu, &draws.labels, lr, t, net_trainer.is_none())?;
+            if let Some(trainer) = &net_trainer {
+                // ∂L/∂d needs the whole batch's distances, and only one chunk's activations are kept: every
+                // chunk's forward runs again (same distortions and dropout) before its backward.
+                trainer.grads.zero(gpu)?;
+                runner.run_batch(gpu, &mut metric, images, &draws, dropout, |_, chunk, start, count| {
+                    trainer.backward_chunk(gpu, &state, chunk, start, count)
+                })?;
+                state.apply(gpu)?;
+                trainer.apply(gpu)?;
+            }
             if !stats.loss().is_finite() {
                 bail!(
                     "the loss became {} at epoch {} step {} (of {steps_per_epoch}); try a smaller --lr",
@@ -172,6 +225,10 @@ pub fn train(
     progress.finish();
     let w = gpu.read(&metric.all_weights, metric.all_weights.numel())?;
     let rank_net = gpu.read(&state.theta, state.theta.numel())?;
+    let network = match c.variant {
+        Variant::Net => metric.net.read_params(gpu)?,
+        Variant::Scalars => Vec::new(),
+    };
     let mut metadata = HashMap::new();
     for (k, v) in [
         ("format", "dps-gpu adapted metric v1".to_string()),
@@ -189,6 +246,7 @@ pub fn train(
         ("train_images", train.len().to_string()),
         ("validation_images", val.len().to_string()),
         ("paper_faithful", c.paper_faithful.to_string()),
+        ("variant", c.variant.name().to_string()),
         ("dps_gpu_version", env!("CARGO_PKG_VERSION").to_string()),
         ("adapter", gpu.describe()),
     ] {
@@ -203,6 +261,7 @@ pub fn train(
     Ok(TrainedMetric {
         w,
         rank_net,
+        network,
         channels,
         epochs: reports,
         metadata,
