@@ -663,9 +663,21 @@ fn close_scaled(got: &[f32], want: &[f32], rel: f32, scale_rel: f32, what: &str)
 }
 
 #[test]
-fn adapted_net_step_matches_pytorch_autograd_and_adam() {
-    let Some(weights_dir) = common::shared_dir("DPS_WEIGHTS_DIR", "adapted_net_step_matches_pytorch_autograd_and_adam")
-    else {
+fn adapted_net_step_matches_pytorch_autograd_and_adam_alexnet_spatial() {
+    adapted_net_step("alex_step");
+}
+
+#[test]
+fn adapted_net_step_matches_pytorch_autograd_and_adam_squeezenet_spatial_sort() {
+    adapted_net_step("squeeze_step");
+}
+
+/// One whole training step of `train --variant net` (dropout off, 3 triplets in chunks of 2: a full chunk and a
+/// padded one) against the fixture's PyTorch step: distances, the gradients of w, the rank net and every conv,
+/// and every parameter's Adam update.
+fn adapted_net_step(name: &str) {
+    let test = format!("adapted_net_step ({name})");
+    let Some(weights_dir) = common::shared_dir("DPS_WEIGHTS_DIR", &test) else {
         return;
     };
     use dps_gpu::kernels::adam::Clamp;
@@ -674,16 +686,17 @@ fn adapted_net_step_matches_pytorch_autograd_and_adam() {
     use dps_gpu::train::{NetTrainer, TrainState};
 
     let (t, meta) = fixtures();
-    let m = &meta["alex_step"];
+    let m = &meta["steps"][name];
     let (triplets, size, lr) = (u(m, "triplets"), u(m, "size"), m["lr"].as_f64().unwrap() as f32);
-    let key = |k: &str| format!("alex_step.{k}");
+    let kind = NetKind::parse(m["net"].as_str().unwrap()).unwrap();
+    let method = Method::parse(m["method"].as_str().unwrap()).unwrap();
+    let key = |k: &str| format!("{name}.{k}");
     let gpu = common::gpu();
-    let net = Network::load(&gpu, NetKind::Alex, Some(&weights_dir)).unwrap();
-    let channels: Vec<usize> = NetKind::Alex.tap_shapes(size).unwrap().iter().map(|s| s.0).collect();
+    let net = Network::load(&gpu, kind, Some(&weights_dir)).unwrap();
+    let channels: Vec<usize> = kind.tap_shapes(size).unwrap().iter().map(|s| s.0).collect();
     let w0 = &t[&key("w0")].1;
-    let weights = ChannelWeights::from_flat(w0, &channels, Method::Spatial, "fixture");
-    let mut metric = Metric::new(&gpu, net, Method::Spatial, weights, size).unwrap();
-    // Chunks of 2 groups: the 3 triplets run as a full chunk and a padded one, accumulating gradients.
+    let weights = ChannelWeights::from_flat(w0, &channels, method, "fixture");
+    let mut metric = Metric::new(&gpu, net, method, weights, size).unwrap();
     let chunk = 2;
     metric.prepare(&gpu, chunk, 3, false).unwrap();
     let state = TrainState::new(

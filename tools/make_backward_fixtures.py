@@ -15,12 +15,13 @@ distance cases: one tap t [N, C, H, W] of N = chunk * group_len images (member-m
     u = F.normalize(v, dim=1), s = (1/P) sum_p mask (u_ref - u_m)^2 / (1 - drop), d = s . w;
   stored: t, w, grad_d, grad_u, grad_v, grad_t.
 
-alex_step (written when DPS_WEIGHTS_DIR holds alexnet.safetensors): one whole training step of the "Adapted Net"
-  variant, AlexNet-spatial at 48x48 on 3 random triplets (ImageNet weights, w ~ U(+-1/sqrt(C)), the rank net's
+alex_step, squeeze_step (DPS_WEIGHTS_DIR must hold the ImageNet weights): one whole training step of the
+  "Adapted Net" variant, AlexNet-spatial and SqueezeNet-spatial+sort at 48x48 on 3 random triplets (ImageNet weights, w ~ U(+-1/sqrt(C)), the rank net's
   default init, dropout off, clamp w >= 0 after the step): loss as PROTOCOL.md section 6 (rank-net BCE, plus
   10 * BCE(sigmoid(d0 - d1), h) when the batch's 2AFC <= 0.5), autograd, one torch.optim.Adam step (lr 1e-3,
   betas (0.5, 0.999), eps 1e-8) over w, the rank net and every conv weight and bias. Stored: the inputs, d, the
-  gradients and updated values of w and the rank net, every bias's, and of each conv weight 256 sampled entries.
+  gradients and updated values of w and the rank net, every bias's, and of each conv weight (256 sampled
+  entries of the larger ones).
 
 Usage: python3 tools/make_backward_fixtures.py [OUT_DIR]   (default tests/fixtures/backward)
 """
@@ -118,7 +119,12 @@ def distance_case(name, seed, part, chunk, group_len, c, h, w, offset, columns, 
 
 
 ALEX_CONVS = [(0, 4, 2), (3, 1, 2), (6, 1, 1), (8, 1, 1), (10, 1, 1)]  # (index, stride, pad)
-ALEX_TAP_CONVS = [0, 3, 6, 8, 10]
+SQUEEZE_FIRES = [3, 4, 6, 7, 9, 10, 11, 12]
+SQUEEZE_TAPS = [1, 4, 7, 9, 10, 11, 12]
+
+
+def conv_relu(x, params, key, stride=1, pad=0):
+    return F.relu(F.conv2d(x, params[f"{key}.weight"], params[f"{key}.bias"], stride=stride, padding=pad))
 
 
 def alex_taps(x, params):
@@ -126,28 +132,46 @@ def alex_taps(x, params):
     for index, stride, pad in ALEX_CONVS:
         if index in (3, 6):
             x = F.max_pool2d(x, 3, 2)
-        x = F.relu(F.conv2d(x, params[f"features.{index}.weight"], params[f"features.{index}.bias"], stride=stride,
-                            padding=pad))
+        x = conv_relu(x, params, f"features.{index}", stride, pad)
         taps.append(x)
     return taps
 
 
-def alex_step(weights_path, triplets=3, size=48, lr=1e-3):
+def squeeze_taps(x, params):
+    x = conv_relu(x, params, "features.0", 2)
+    taps = [x]
+    for index in SQUEEZE_FIRES:
+        if index in (3, 6, 9):
+            x = F.max_pool2d(x, 3, 2, ceil_mode=True)
+        s = conv_relu(x, params, f"features.{index}.squeeze")
+        x = torch.cat([conv_relu(s, params, f"features.{index}.expand1x1"),
+                       conv_relu(s, params, f"features.{index}.expand3x3", pad=1)], dim=1)
+        if index in SQUEEZE_TAPS:
+            taps.append(x)
+    return taps
+
+
+NETS = {
+    "alex": ("alexnet.safetensors", alex_taps),
+    "squeeze": ("squeezenet1_1.safetensors", squeeze_taps),
+}
+
+
+def net_step(weights_dir, net, parts, seed, triplets=3, size=48, lr=1e-3):
+    """One "Adapted Net" training step; `parts` is the method's parts, e.g. ["spatial"] or ["spatial", "sort"]."""
     from safetensors.numpy import load_file
-    gen = torch.Generator().manual_seed(41)
-    loaded = load_file(str(weights_path))
-    params = {}
-    for index, _, _ in ALEX_CONVS:
-        for kind in ("weight", "bias"):
-            key = f"features.{index}.{kind}"
-            params[key] = torch.from_numpy(loaded[key].astype(np.float64)).requires_grad_()
+    gen = torch.Generator().manual_seed(seed)
+    file, taps_of = NETS[net]
+    loaded = load_file(str(weights_dir / file))
+    params = {k: torch.from_numpy(v.astype(np.float64)).requires_grad_() for k, v in loaded.items()
+              if k.startswith("features.")}
     # Every input rounded to float32 first, as the GPU receives it.
     images = torch.rand(3 * triplets, 3, size, size, generator=gen).float().double()
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-    taps = alex_taps((images - mean) / std, params)
+    taps = taps_of((images - mean) / std, params)
     channels = [t.shape[1] for t in taps]
-    w0 = torch.cat([(torch.rand(c, generator=gen) * 2 - 1) / np.sqrt(c) for c in channels])
+    w0 = torch.cat([(torch.rand(c, generator=gen) * 2 - 1) / np.sqrt(c) for _ in parts for c in channels])
     w0 = w0.float().double()
     theta0 = [t.float().double() for t in rank_net_init(gen)]
     h = torch.tensor([1.0, 0.0, 0.3][:triplets])
@@ -155,39 +179,46 @@ def alex_step(weights_path, triplets=3, size=48, lr=1e-3):
     theta = [t.clone().requires_grad_() for t in theta0]
     d = torch.zeros(2 * triplets)
     offset = 0
-    for t, c in zip(taps, channels):
-        u = F.normalize(t.flatten(2), dim=1, eps=1e-12)
-        ref = u[:triplets].repeat(2, 1, 1)
-        s = ((ref - u[triplets:]) ** 2).mean(dim=2)
-        d = d + s @ w[offset:offset + c]
-        offset += c
+    for part in parts:
+        for t, c in zip(taps, channels):
+            v = t.flatten(2)
+            if part == "sort":
+                v = torch.sort(v, dim=2).values
+            elif part == "mean":
+                v = v.mean(dim=2, keepdim=True)
+            u = F.normalize(v, dim=1, eps=1e-12)
+            ref = u[:triplets].repeat(2, 1, 1)
+            s = ((ref - u[triplets:]) ** 2).mean(dim=2)
+            d = d + s @ w[offset:offset + c]
+            offset += c
     d0, d1 = d[:triplets], d[triplets:]
     bce = F.binary_cross_entropy(rank_net(theta, d0, d1), h)
     afc = two_afc(d0.detach(), d1.detach(), h)
     synced = bool(afc <= 0.5)
     loss = bce + (10.0 * F.binary_cross_entropy(torch.sigmoid(d0 - d1), h) if synced else 0.0)
     loss.backward()
-    net = list(params.values())
     grads = {"w": w.grad.clone(), "theta": torch.cat([t.grad.flatten() for t in theta])}
     grads.update({k: p.grad.clone() for k, p in params.items()})
-    opt = torch.optim.Adam([w] + theta + net, lr=lr, betas=(0.5, 0.999), eps=1e-8)
+    opt = torch.optim.Adam([w] + theta + list(params.values()), lr=lr, betas=(0.5, 0.999), eps=1e-8)
     opt.step()
     with torch.no_grad():
         w.clamp_(min=0)
     new = {"w": w.detach(), "theta": torch.cat([t.detach().flatten() for t in theta])}
     new.update({k: p.detach() for k, p in params.items()})
     out = {"images": images, "w0": w0, "theta0": torch.cat([t.flatten() for t in theta0]), "h": h, "d": d.detach()}
-    rng = np.random.default_rng(42)
+    rng = np.random.default_rng(seed)
     for k in grads:
         g, n = grads[k].flatten(), new[k].flatten()
-        if k.endswith(".weight"):
+        if k.endswith(".weight") and g.numel() > 256:
             idx = torch.from_numpy(np.sort(rng.choice(g.numel(), 256, replace=False)))
             out[f"{k}.index"] = idx.double()
             g, n = g[idx], n[idx]
         out[f"{k}.grad"] = g
         out[f"{k}.new"] = n
-    meta = {"triplets": triplets, "size": size, "lr": lr, "synced": synced, "loss": loss.item()}
-    return {f"alex_step.{k}": f32(v) for k, v in out.items()}, meta
+    name = f"{net}_step"
+    meta = {"net": net, "method": "+".join(parts), "triplets": triplets, "size": size, "lr": lr, "synced": synced,
+            "loss": loss.item()}
+    return {f"{name}.{k}": f32(v) for k, v in out.items()}, name, meta
 
 
 def main():
@@ -228,13 +259,14 @@ def main():
         tensors.update(t)
         meta["distance"][case[0]] = m
     import os
-    weights = Path(os.environ.get("DPS_WEIGHTS_DIR", "")) / "alexnet.safetensors"
-    if weights.is_file():
-        t, m = alex_step(weights)
+    weights_dir = Path(os.environ.get("DPS_WEIGHTS_DIR", ""))
+    if not (weights_dir / "alexnet.safetensors").is_file():
+        sys.exit(f"set DPS_WEIGHTS_DIR to the directory holding alexnet.safetensors (looked in {weights_dir})")
+    meta["steps"] = {}
+    for net, parts, seed in [("alex", ["spatial"], 41), ("squeeze", ["spatial", "sort"], 43)]:
+        t, name, m = net_step(weights_dir, net, parts, seed)
         tensors.update(t)
-        meta["alex_step"] = m
-    else:
-        sys.exit(f"set DPS_WEIGHTS_DIR to the directory holding alexnet.safetensors (looked for {weights})")
+        meta["steps"][name] = m
     save_file(tensors, str(out_dir / "backward.safetensors"))
     (out_dir / "backward.json").write_text(json.dumps(meta, indent=1) + "\n")
     print(f"wrote {len(tensors)} tensors to {out_dir}")
