@@ -238,7 +238,7 @@ fn masked_gy(i: u32) -> f32 {
 // same for x) of gy_masked[b, c_off+co, oy, ox] * weight[co, ci, ky, kx]: a transposed convolution, gathered
 // per input position for BACK_CI consecutive input channels (which share every gy load).
 // Dispatch: workgroup 64; linear index x + z*groups_x over B * ceil(Cin/BACK_CI) * H * W threads, position fastest.
-const BACK_CI: u32 = 4u;
+const BACK_CI: u32 = 16u;
 
 @compute @workgroup_size(64, 1, 1)
 fn conv2d_backward_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -298,52 +298,65 @@ fn conv2d_backward_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_i
 
 // conv2d_backward_params: grad_w[co, ci, ky, kx] = sum over (b, oy, ox) of gy_masked[b, c_off+co, oy, ox] *
 // x[b, ci, oy*stride - pad + ky, ox*stride - pad + kx], and grad_b[co] = sum of gy_masked (the column k = depth,
-// whose "input" is 1). Each invocation reduces over the whole batch and output plane for BACK_CO consecutive
-// output channels of one k = (ci, ky, kx), so lanes of a workgroup share the gy loads and gather different x.
-// Dispatch: workgroup 64; grid x*z covers ceil((depth + 1) / 64), y covers ceil(Cout / BACK_CO).
+// whose "input" is 1). Each invocation reduces over the whole batch and output plane for a block of BACK_CO
+// output channels x BACK_K consecutive k = (ci, ky, kx), so every masked gy load serves BACK_K products and
+// every x load BACK_CO; the lanes of a workgroup share the gy loads and gather different x.
+// Dispatch: workgroup 64; grid x*z covers ceil((depth + 1) / (64 * BACK_K)), y covers ceil(Cout / BACK_CO).
 const BACK_CO: u32 = 4u;
+const BACK_K: u32 = 4u;
 
 @compute @workgroup_size(64, 1, 1)
 fn conv2d_backward_params(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-    let k = (wid.x + wid.z * p.groups_x) * 64u + li;
+    let k0 = ((wid.x + wid.z * p.groups_x) * 64u + li) * BACK_K;
     let khw = p.kh * p.kw;
     let depth = p.cin * khw;
-    if (k > depth) {
+    if (k0 > depth) {
         return;
     }
     let co0 = wid.y * BACK_CO;
-    let is_bias = k == depth;
-    let kk = min(k, depth - 1u);
-    let ci = kk / khw;
-    let ky = i32((kk % khw) / p.kw) - i32(p.pad);
-    let kx = i32(kk % p.kw) - i32(p.pad);
     let hw_out = p.ho * p.wo;
-    var acc: array<f32, BACK_CO>;
+    // Per k of the block: its input plane and kernel offset, and whether it is a weight, the bias or past the end.
+    var plane: array<u32, BACK_K>;
+    var dy: array<i32, BACK_K>;
+    var dx: array<i32, BACK_K>;
+    var is_weight: array<bool, BACK_K>;
+    var is_bias: array<bool, BACK_K>;
+    for (var j = 0u; j < BACK_K; j++) {
+        let k = min(k0 + j, depth - 1u);
+        plane[j] = (k / khw) * p.h * p.w;
+        dy[j] = i32((k % khw) / p.kw) - i32(p.pad);
+        dx[j] = i32(k % p.kw) - i32(p.pad);
+        is_weight[j] = k0 + j < depth;
+        is_bias[j] = k0 + j == depth;
+    }
+    var acc: array<array<f32, BACK_K>, BACK_CO>;
     var gbase: array<u32, BACK_CO>;
     for (var i = 0u; i < BACK_CO; i++) {
-        acc[i] = 0.0;
         gbase[i] = (p.c_off + min(co0 + i, p.cout - 1u)) * hw_out;
+        for (var j = 0u; j < BACK_K; j++) {
+            acc[i][j] = 0.0;
+        }
     }
     for (var b = 0u; b < p.batch; b++) {
-        let x_plane = (b * p.cin + ci) * p.h * p.w;
+        let x_img = b * p.cin * p.h * p.w;
         let g_img = b * p.ctot * hw_out;
         for (var oy = 0u; oy < p.ho; oy++) {
-            let iy = i32(oy * p.stride) + ky;
-            if (!is_bias && (iy < 0 || iy >= i32(p.h))) {
-                continue;
-            }
             for (var ox = 0u; ox < p.wo; ox++) {
-                let ix = i32(ox * p.stride) + kx;
-                var xv = 1.0;
-                if (!is_bias) {
-                    if (ix < 0 || ix >= i32(p.w)) {
-                        continue;
-                    }
-                    xv = x_fwd[x_plane + u32(iy) * p.w + u32(ix)];
-                }
                 let out_pix = g_img + oy * p.wo + ox;
+                var g: array<f32, BACK_CO>;
                 for (var i = 0u; i < BACK_CO; i++) {
-                    acc[i] = fma(masked_gy(gbase[i] + out_pix), xv, acc[i]);
+                    g[i] = masked_gy(gbase[i] + out_pix);
+                }
+                for (var j = 0u; j < BACK_K; j++) {
+                    let iy = i32(oy * p.stride) + dy[j];
+                    let ix = i32(ox * p.stride) + dx[j];
+                    var xv = select(0.0, 1.0, is_bias[j]);
+                    if (is_weight[j] && iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w)) {
+                        xv = x_fwd[x_img + plane[j] + u32(iy) * p.w + u32(ix)];
+                    }
+                    for (var i = 0u; i < BACK_CO; i++) {
+                        acc[i][j] = fma(g[i], xv, acc[i][j]);
+                    }
                 }
             }
         }
@@ -353,19 +366,20 @@ fn conv2d_backward_params(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_
         if (co >= p.cout) {
             continue;
         }
-        if (is_bias) {
-            var v = acc[i];
-            if (p.accumulate != 0u) {
-                v += grad_b[co];
+        for (var j = 0u; j < BACK_K; j++) {
+            var v = acc[i][j];
+            if (is_weight[j]) {
+                let o = co * depth + k0 + j;
+                if (p.accumulate != 0u) {
+                    v += grad_w[o];
+                }
+                grad_w[o] = v;
+            } else if (is_bias[j]) {
+                if (p.accumulate != 0u) {
+                    v += grad_b[co];
+                }
+                grad_b[co] = v;
             }
-            grad_b[co] = v;
-        } else {
-            let o = co * depth + k;
-            var v = acc[i];
-            if (p.accumulate != 0u) {
-                v += grad_w[o];
-            }
-            grad_w[o] = v;
         }
     }
 }

@@ -95,9 +95,11 @@ pub fn conv2d(
     )
 }
 
-/// Input channels and output channels per invocation of the backward kernels (BACK_CI, BACK_CO in conv.wgsl).
-const BACK_CI: usize = 4;
+/// Blocks per invocation of the backward kernels: input channels (BACK_CI), output channels × depth
+/// (BACK_CO × BACK_K) in conv.wgsl.
+const BACK_CI: usize = 16;
 const BACK_CO: usize = 4;
+const BACK_K: usize = 4;
 const CONV2D_BACKWARD_INPUT: Kernel = Kernel {
     family: "conv",
     source: CONV_WGSL,
@@ -200,7 +202,7 @@ pub fn conv2d_backward_params(
         );
     }
     let depth = c.shape.cin * c.shape.kernel * c.shape.kernel;
-    let (gx, gz) = linear_grid(gpu, to_u32((depth + 1).div_ceil(64), "conv weight gradient")?);
+    let (gx, gz) = linear_grid(gpu, to_u32((depth + 1).div_ceil(64 * BACK_K), "conv weight gradient")?);
     params.groups_x = gx;
     let gy = to_u32(c.shape.cout.div_ceil(BACK_CO), "conv weight gradient rows")?;
     let pipeline = gpu.pipeline(&CONV2D_BACKWARD_PARAMS)?;
