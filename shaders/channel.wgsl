@@ -6,8 +6,8 @@
 //   unit_normalize      y[n,:,p] = x[n,:,p] / max(||x[n,:,p]||_2, 1e-12); one thread per (n, p).
 //   channel_mean        y[n,c]   = mean_p x[n,c,p]; one thread per (n, c).
 //   channel_sort        y[n,c,:] = x[n,c,:] sorted ascending; one workgroup of 256 per (n, c) row, a bitonic
-//                       sort in workgroup memory (P <= 4096, padded with +inf to a power of two). With
-//                       with_order it also writes order[n,c,k] = the position p of x that landed at rank k (u32),
+//                       sort in workgroup memory (P <= 4096, padded with +inf to a power of two).
+//   channel_sort_with_order  the same, also writing order[n,c,k] = the position p of x that landed at rank k (u32):
 //                       the permutation the sort's backward routes gradients through (as torch.sort's indices).
 // Backward (accumulate: add to the output gradient instead of overwriting it):
 //   unit_normalize_backward  gx[n,:,p] = (gy - u (u.gy)) / ||x|| with u = x/||x|| (gy / 1e-12 where ||x|| <= 1e-12,
@@ -17,8 +17,7 @@
 
 struct ChannelParams {
     n: u32, c: u32, positions: u32, groups_x: u32,
-    first: u32, last: u32, padded: u32, with_order: u32,
-    accumulate: u32, _pad0: u32, _pad1: u32, _pad2: u32,
+    first: u32, last: u32, padded: u32, accumulate: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: ChannelParams;
@@ -80,8 +79,37 @@ fn channel_mean(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
 
 const SORT_CAPACITY: u32 = 4096u;
 var<workgroup> keys: array<f32, SORT_CAPACITY>;
+// Only channel_sort_with_order uses it: workgroup memory is zeroed per workgroup, which the plain sort skips.
 var<workgroup> origin: array<u32, SORT_CAPACITY>;
 @group(0) @binding(3) var<storage, read_write> order: array<u32>;
+
+// Loads the row at `base` into `keys`, padded with +inf (sorts after every value, infinities included).
+fn load_keys(base: u32, li: u32) {
+    for (var i = li; i < p.padded; i += 256u) {
+        var v = bitcast<f32>(0x7f800000u);
+        if (i < p.positions) {
+            v = x[base + i];
+        }
+        keys[i] = v;
+    }
+}
+
+// One compare-exchange of the bitonic network (merge of blocks `size`, partner distance `stride`); true when the
+// pair was swapped.
+fn compare_exchange(i: u32, size: u32, stride: u32) -> bool {
+    let partner = i ^ stride;
+    if (partner <= i) {
+        return false;
+    }
+    let a = keys[i];
+    let b = keys[partner];
+    if ((a > b) == ((i & size) == 0u)) {
+        keys[i] = b;
+        keys[partner] = a;
+        return true;
+    }
+    return false;
+}
 
 @compute @workgroup_size(256, 1, 1)
 fn channel_sort(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -91,30 +119,40 @@ fn channel_sort(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
         return;
     }
     let base = row * p.positions;
-    for (var i = li; i < p.padded; i += 256u) {
-        var v = bitcast<f32>(0x7f800000u); // +inf: padding sorts after every value, infinities included
-        if (i < p.positions) {
-            v = x[base + i];
+    load_keys(base, li);
+    workgroupBarrier();
+    for (var size = 2u; size <= p.padded; size <<= 1u) {
+        for (var stride = size >> 1u; stride > 0u; stride >>= 1u) {
+            for (var i = li; i < p.padded; i += 256u) {
+                _ = compare_exchange(i, size, stride);
+            }
+            workgroupBarrier();
         }
-        keys[i] = v;
+    }
+    for (var i = li; i < p.positions; i += 256u) {
+        y[base + i] = keys[i];
+    }
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn channel_sort_with_order(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let row = wid.x + wid.z * p.groups_x;
+    if (row >= p.n * p.c) {
+        return;
+    }
+    let base = row * p.positions;
+    load_keys(base, li);
+    for (var i = li; i < p.padded; i += 256u) {
         origin[i] = i;
     }
     workgroupBarrier();
     for (var size = 2u; size <= p.padded; size <<= 1u) {
         for (var stride = size >> 1u; stride > 0u; stride >>= 1u) {
             for (var i = li; i < p.padded; i += 256u) {
-                let partner = i ^ stride;
-                if (partner > i) {
-                    let ascending = (i & size) == 0u;
-                    let a = keys[i];
-                    let b = keys[partner];
-                    if ((a > b) == ascending) {
-                        keys[i] = b;
-                        keys[partner] = a;
-                        let o = origin[i];
-                        origin[i] = origin[partner];
-                        origin[partner] = o;
-                    }
+                if (compare_exchange(i, size, stride)) {
+                    let o = origin[i];
+                    origin[i] = origin[i ^ stride];
+                    origin[i ^ stride] = o;
                 }
             }
             workgroupBarrier();
@@ -122,9 +160,7 @@ fn channel_sort(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     }
     for (var i = li; i < p.positions; i += 256u) {
         y[base + i] = keys[i];
-        if (p.with_order != 0u) {
-            order[base + i] = origin[i];
-        }
+        order[base + i] = origin[i];
     }
 }
 

@@ -18,9 +18,7 @@ struct ChannelParams {
     first: u32,
     last: u32,
     padded: u32,
-    with_order: u32,
     accumulate: u32,
-    _pad: [u32; 3],
 }
 
 /// Views a tensor as [N, C, P]: leading dim, second dim, and everything after it.
@@ -32,7 +30,7 @@ fn ncp(t: &Tensor, what: &str) -> Result<(usize, usize, usize)> {
 }
 
 /// Launches `entry` over `workgroups` linear workgroups. `tensors` are bound in order; the last is written and
-/// the others read, except in `channel_sort`, whose last two (sorted values, order) are both written.
+/// the others read, except in `channel_sort_with_order`, whose last two (sorted values, order) are both written.
 fn launch(
     gpu: &Gpu,
     entry: &'static str,
@@ -45,7 +43,7 @@ fn launch(
     const R: Access = Access::Read;
     const W: Access = Access::ReadWrite;
     let bindings: &'static [Access] = match (entry, tensors.len()) {
-        ("channel_sort", _) => &[R, W, W],
+        ("channel_sort_with_order", _) => &[R, W, W],
         (_, 2) => &[R, W],
         _ => &[R, R, W],
     };
@@ -69,9 +67,7 @@ fn params(n: usize, c: usize, positions: usize) -> Result<ChannelParams> {
         first: 0,
         last: 0,
         padded: 0,
-        with_order: 0,
         accumulate: 0,
-        _pad: [0; 3],
     })
 }
 
@@ -133,9 +129,7 @@ pub fn channel_mean(gpu: &Gpu, x: &Tensor, y: &Tensor) -> Result<Dispatch> {
 
 /// `y[n, c, :] = sort ascending (x[n, c, :])`.
 pub fn channel_sort(gpu: &Gpu, x: &Tensor, y: &Tensor) -> Result<Dispatch> {
-    // The kernel's order output is bound but not written.
-    let unused = gpu.zeros("unused sort order", &[1])?;
-    sort(gpu, x, y, &unused, false)
+    sort(gpu, x, y, None)
 }
 
 /// [`channel_sort`] that also writes `order[n, c, k]`: the position in `x[n, c, :]` of the value ranked k, as
@@ -144,10 +138,10 @@ pub fn channel_sort_with_order(gpu: &Gpu, x: &Tensor, y: &Tensor, order: &Tensor
     if order.numel() < x.numel() {
         bail!("channel sort: order {:?} smaller than input {:?}", order.shape, x.shape);
     }
-    sort(gpu, x, y, order, true)
+    sort(gpu, x, y, Some(order))
 }
 
-fn sort(gpu: &Gpu, x: &Tensor, y: &Tensor, order: &Tensor, with_order: bool) -> Result<Dispatch> {
+fn sort(gpu: &Gpu, x: &Tensor, y: &Tensor, order: Option<&Tensor>) -> Result<Dispatch> {
     let (n, c, pos) = ncp(x, "channel sort")?;
     if pos > SORT_CAPACITY {
         bail!("the sort method supports at most {SORT_CAPACITY} positions per feature map, this one has {pos}; use a smaller --size");
@@ -157,8 +151,10 @@ fn sort(gpu: &Gpu, x: &Tensor, y: &Tensor, order: &Tensor, with_order: bool) -> 
     }
     let mut p = params(n, c, pos)?;
     p.padded = pos.next_power_of_two() as u32;
-    p.with_order = with_order as u32;
-    launch(gpu, "channel_sort", p, n * c, &[x, y, order])
+    match order {
+        None => launch(gpu, "channel_sort", p, n * c, &[x, y]),
+        Some(order) => launch(gpu, "channel_sort_with_order", p, n * c, &[x, y, order]),
+    }
 }
 
 fn backward_params(grad_x: &Tensor, accumulate: bool, what: &str) -> Result<(ChannelParams, usize)> {
