@@ -3,6 +3,7 @@ use std::path::{Path, PathBuf};
 
 use crate::gpu::{Gpu, Tensor};
 use crate::kernels::conv::ConvShape;
+use crate::tensor_file::NamedTensor;
 use crate::{bail, Error, Result};
 
 use super::{Layer, NetKind};
@@ -70,7 +71,7 @@ pub struct Network {
 
 impl Network {
     /// Every conv weight and bias read back from the GPU under its torchvision key name, in layer order.
-    pub fn read_params(&self, gpu: &Gpu) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
+    pub fn read_params(&self, gpu: &Gpu) -> Result<Vec<NamedTensor>> {
         let mut out = Vec::new();
         for (name, p) in self.convs() {
             for (kind, t) in [("weight", &p.weight), ("bias", &p.bias)] {

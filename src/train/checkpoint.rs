@@ -8,6 +8,7 @@ use std::path::Path;
 
 use crate::kernels::rank::RANK_PARAMS;
 use crate::metric::Method;
+use crate::tensor_file::NamedTensor;
 use crate::{bail, Result};
 
 /// Shapes of the rank net's tensors in the flat parameter vector, in order.
@@ -29,7 +30,7 @@ pub fn save(
     channels: &[usize],
     w: &[f32],
     rank_net: &[f32],
-    network: &[(String, Vec<usize>, Vec<f32>)],
+    network: &[NamedTensor],
     metadata: HashMap<String, String>,
 ) -> Result<()> {
     let total: usize = channels.iter().sum::<usize>() * method.parts().len();

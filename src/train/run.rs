@@ -14,6 +14,7 @@ use crate::kernels::distance;
 use crate::metric::{ChannelWeights, Method, Metric, TripletRunner};
 use crate::nets::{NetKind, Network};
 use crate::progress::Progress;
+use crate::tensor_file::NamedTensor;
 use crate::{bail, Result};
 
 use super::{init_channel_weights, init_rank_net, lr_multiplier, NetTrainer, TrainState};
@@ -83,7 +84,7 @@ pub struct TrainedMetric {
     pub w: Vec<f32>,
     pub rank_net: Vec<f32>,
     /// The tuned network's conv tensors under torchvision key names (empty unless [`Variant::Net`]).
-    pub network: Vec<(String, Vec<usize>, Vec<f32>)>,
+    pub network: Vec<NamedTensor>,
     pub channels: Vec<usize>,
     pub epochs: Vec<EpochReport>,
     pub metadata: HashMap<String, String>,
