@@ -664,12 +664,17 @@ fn close_scaled(got: &[f32], want: &[f32], rel: f32, scale_rel: f32, what: &str)
 
 #[test]
 fn adapted_net_step_matches_pytorch_autograd_and_adam_alexnet_spatial() {
-    adapted_net_step("alex_step");
+    adapted_net_step("alex_spatial_step");
+}
+
+#[test]
+fn adapted_net_step_matches_pytorch_autograd_and_adam_alexnet_spatial_mean() {
+    adapted_net_step("alex_spatial_mean_step");
 }
 
 #[test]
 fn adapted_net_step_matches_pytorch_autograd_and_adam_squeezenet_spatial_sort() {
-    adapted_net_step("squeeze_step");
+    adapted_net_step("squeeze_spatial_sort_step");
 }
 
 /// One whole training step of `train --variant net` (dropout off, 3 triplets in chunks of 2: a full chunk and a
@@ -709,7 +714,7 @@ fn adapted_net_step(name: &str) {
     .unwrap();
     let plan = metric.current_plan().unwrap();
     let trainer = NetTrainer::new(&gpu, &metric, plan, &state).unwrap();
-    let images = &t[&key("images")].1;
+    let images = &t["step_images"].1;
     let per_member = triplets * 3 * size * size;
     let members: Vec<&[f32]> = images.chunks(per_member).collect();
     let pass = |backward: bool| {

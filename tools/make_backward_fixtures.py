@@ -15,8 +15,8 @@ distance cases: one tap t [N, C, H, W] of N = chunk * group_len images (member-m
     u = F.normalize(v, dim=1), s = (1/P) sum_p mask (u_ref - u_m)^2 / (1 - drop), d = s . w;
   stored: t, w, grad_d, grad_u, grad_v, grad_t.
 
-alex_step, squeeze_step (DPS_WEIGHTS_DIR must hold the ImageNet weights): one whole training step of the
-  "Adapted Net" variant, AlexNet-spatial and SqueezeNet-spatial+sort at 48x48 on 3 random triplets (ImageNet weights, w ~ U(+-1/sqrt(C)), the rank net's
+alex_spatial_step, squeeze_spatial_sort_step, alex_spatial_mean_step (DPS_WEIGHTS_DIR must hold the ImageNet
+  weights): one whole training step of the "Adapted Net" variant at 48x48 on 3 random triplets (ImageNet weights, w ~ U(+-1/sqrt(C)), the rank net's
   default init, dropout off, clamp w >= 0 after the step): loss as PROTOCOL.md section 6 (rank-net BCE, plus
   10 * BCE(sigmoid(d0 - d1), h) when the batch's 2AFC <= 0.5), autograd, one torch.optim.Adam step (lr 1e-3,
   betas (0.5, 0.999), eps 1e-8) over w, the rank net and every conv weight and bias. Stored: the inputs, d, the
@@ -157,16 +157,21 @@ NETS = {
 }
 
 
-def net_step(weights_dir, net, parts, seed, triplets=3, size=48, lr=1e-3):
+def step_images(triplets=3, size=48):
+    """The images of every step case (member-major: references, p0, p1), rounded to float32 as the GPU gets them."""
+    gen = torch.Generator().manual_seed(40)
+    return torch.rand(3 * triplets, 3, size, size, generator=gen).float().double()
+
+
+def net_step(weights_dir, net, parts, seed, images, lr=1e-3):
     """One "Adapted Net" training step; `parts` is the method's parts, e.g. ["spatial"] or ["spatial", "sort"]."""
+    triplets, size = images.shape[0] // 3, images.shape[2]
     from safetensors.numpy import load_file
     gen = torch.Generator().manual_seed(seed)
     file, taps_of = NETS[net]
     loaded = load_file(str(weights_dir / file))
     params = {k: torch.from_numpy(v.astype(np.float64)).requires_grad_() for k, v in loaded.items()
               if k.startswith("features.")}
-    # Every input rounded to float32 first, as the GPU receives it.
-    images = torch.rand(3 * triplets, 3, size, size, generator=gen).float().double()
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     taps = taps_of((images - mean) / std, params)
@@ -205,7 +210,7 @@ def net_step(weights_dir, net, parts, seed, triplets=3, size=48, lr=1e-3):
         w.clamp_(min=0)
     new = {"w": w.detach(), "theta": torch.cat([t.detach().flatten() for t in theta])}
     new.update({k: p.detach() for k, p in params.items()})
-    out = {"images": images, "w0": w0, "theta0": torch.cat([t.flatten() for t in theta0]), "h": h, "d": d.detach()}
+    out = {"w0": w0, "theta0": torch.cat([t.flatten() for t in theta0]), "h": h, "d": d.detach()}
     rng = np.random.default_rng(seed)
     for k in grads:
         g, n = grads[k].flatten(), new[k].flatten()
@@ -215,7 +220,7 @@ def net_step(weights_dir, net, parts, seed, triplets=3, size=48, lr=1e-3):
             g, n = g[idx], n[idx]
         out[f"{k}.grad"] = g
         out[f"{k}.new"] = n
-    name = f"{net}_step"
+    name = f"{net}_{'_'.join(parts)}_step"
     meta = {"net": net, "method": "+".join(parts), "triplets": triplets, "size": size, "lr": lr, "synced": synced,
             "loss": loss.item()}
     return {f"{name}.{k}": f32(v) for k, v in out.items()}, name, meta
@@ -263,8 +268,11 @@ def main():
     if not (weights_dir / "alexnet.safetensors").is_file():
         sys.exit(f"set DPS_WEIGHTS_DIR to the directory holding alexnet.safetensors (looked in {weights_dir})")
     meta["steps"] = {}
-    for net, parts, seed in [("alex", ["spatial"], 41), ("squeeze", ["spatial", "sort"], 43)]:
-        t, name, m = net_step(weights_dir, net, parts, seed)
+    images = step_images()
+    tensors["step_images"] = f32(images)
+    for net, parts, seed in [("alex", ["spatial"], 41), ("squeeze", ["spatial", "sort"], 43),
+                             ("alex", ["spatial", "mean"], 45)]:
+        t, name, m = net_step(weights_dir, net, parts, seed, images)
         tensors.update(t)
         meta["steps"][name] = m
     save_file(tensors, str(out_dir / "backward.safetensors"))
