@@ -38,31 +38,26 @@ pub struct NetBackward {
     /// One gradient per tap, shaped as the forward's taps.
     pub tap_grads: Vec<Tensor>,
     pub dispatches: Vec<Dispatch>,
-    // Gradients of the maps that are not taps; kept alive for the bind groups.
+    // Every stage's output gradient and the fire modules' squeeze gradients; kept alive for the bind groups.
     _scratch: Vec<Tensor>,
 }
 
 impl NetBackward {
     pub fn new(gpu: &Gpu, net: &Network, forward: &ForwardPlan, grads: &NetGrads) -> Result<NetBackward> {
-        let mut tap_grads = Vec::new();
+        // The gradient of every stage's output; the taps' are also handed out (views of the same buffers).
+        let stage_grads = forward
+            .stages
+            .iter()
+            .map(|stage| gpu.zeros("stage gradient", &stage.output.shape))
+            .collect::<Result<Vec<_>>>()?;
+        let tap_grads = forward
+            .stages
+            .iter()
+            .zip(&stage_grads)
+            .filter(|(stage, _)| stage.is_tap)
+            .map(|(_, g)| g.view(&g.shape))
+            .collect::<Result<Vec<_>>>()?;
         let mut scratch = Vec::new();
-        // The gradient of each stage's output: (is a tap, index in tap_grads or scratch).
-        let mut out_grads = Vec::new();
-        for stage in &forward.stages {
-            let g = gpu.zeros("stage gradient", &stage.output.shape)?;
-            if stage.is_tap {
-                tap_grads.push(g);
-                out_grads.push((true, tap_grads.len() - 1));
-            } else {
-                scratch.push(g);
-                out_grads.push((false, scratch.len() - 1));
-            }
-        }
-        let grad_of = |tap_grads: &[Tensor], scratch: &[Tensor], i: usize| -> Result<Tensor> {
-            let (is_tap, k) = out_grads[i];
-            let t = if is_tap { &tap_grads[k] } else { &scratch[k] };
-            t.view(&t.shape)
-        };
         // Parameter-gradient slots per stage, in the order of Network::convs.
         let mut slots = Vec::new();
         let mut next = 0;
@@ -93,14 +88,9 @@ impl NetBackward {
             Ok(())
         };
         for (i, stage) in forward.stages.iter().enumerate().rev() {
-            let gy = grad_of(&tap_grads, &scratch, i)?;
+            let gy = &stage_grads[i];
             // The input's gradient: none for the images; added to a tap's (which holds the distance's part).
-            let gx = if i == 0 {
-                None
-            } else {
-                Some((grad_of(&tap_grads, &scratch, i - 1)?, forward.stages[i - 1].is_tap))
-            };
-            let gx_ref = gx.as_ref().map(|(t, a)| (t, *a));
+            let gx_ref = (i > 0).then(|| (&stage_grads[i - 1], forward.stages[i - 1].is_tap));
             match (&net.layers[i], &net.params[i]) {
                 (Layer::Conv { shape, .. }, StageParams::Conv(p)) => {
                     let c = ConvBackward {
@@ -109,7 +99,7 @@ impl NetBackward {
                         weight: &p.weight,
                         bias: &p.bias,
                         y: &stage.output,
-                        gy: &gy,
+                        gy,
                         c_off: 0,
                         relu: true,
                     };
@@ -117,7 +107,7 @@ impl NetBackward {
                 }
                 (Layer::MaxPool { shape, .. }, StageParams::Pool) => {
                     if let Some((g, accumulate)) = gx_ref {
-                        dispatches.push(pool::maxpool2d_backward(gpu, *shape, &stage.input, &gy, g, accumulate)?);
+                        dispatches.push(pool::maxpool2d_backward(gpu, *shape, &stage.input, gy, g, accumulate)?);
                     }
                 }
                 (Layer::Fire { expand1, .. }, StageParams::Fire([sq, e1, e3])) => {
@@ -134,7 +124,7 @@ impl NetBackward {
                             weight: &p.weight,
                             bias: &p.bias,
                             y: &stage.output,
-                            gy: &gy,
+                            gy,
                             c_off,
                             relu: true,
                         };
@@ -156,6 +146,7 @@ impl NetBackward {
                 _ => unreachable!("Network::load pairs every layer with its own kind of parameters"),
             }
         }
+        scratch.extend(stage_grads);
         Ok(NetBackward {
             tap_grads,
             dispatches,
