@@ -7,10 +7,17 @@
 //   channel_mean        y[n,c]   = mean_p x[n,c,p]; one thread per (n, c).
 //   channel_sort        y[n,c,:] = x[n,c,:] sorted ascending; one workgroup of 256 per (n, c) row, a bitonic
 //                       sort in workgroup memory (P <= 4096, padded with +inf to a power of two).
+//   channel_sort_with_order  the same, also writing order[n,c,k] = the position p of x that landed at rank k (u32):
+//                       the permutation the sort's backward routes gradients through (as torch.sort's indices).
+// Backward (accumulate: add to the output gradient instead of overwriting it):
+//   unit_normalize_backward  gx[n,:,p] = (gy - u (u.gy)) / ||x|| with u = x/||x|| (gy / 1e-12 where ||x|| <= 1e-12,
+//                            F.normalize's gradient); one thread per (n, p). Bindings: x, gy, gx.
+//   channel_mean_backward    gx[n,c,p] = gy[n,c] / P; one thread per value. Bindings: gy, gx.
+//   channel_sort_backward    gx[n,c,order[n,c,k]] = gy[n,c,k]; one thread per value. Bindings: gy, order, gx.
 
 struct ChannelParams {
     n: u32, c: u32, positions: u32, groups_x: u32,
-    first: u32, last: u32, padded: u32, _unused: u32,
+    first: u32, last: u32, padded: u32, accumulate: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: ChannelParams;
@@ -72,6 +79,37 @@ fn channel_mean(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
 
 const SORT_CAPACITY: u32 = 4096u;
 var<workgroup> keys: array<f32, SORT_CAPACITY>;
+// Only channel_sort_with_order uses it: workgroup memory is zeroed per workgroup, which the plain sort skips.
+var<workgroup> origin: array<u32, SORT_CAPACITY>;
+@group(0) @binding(3) var<storage, read_write> order: array<u32>;
+
+// Loads the row at `base` into `keys`, padded with +inf (sorts after every value, infinities included).
+fn load_keys(base: u32, li: u32) {
+    for (var i = li; i < p.padded; i += 256u) {
+        var v = bitcast<f32>(0x7f800000u);
+        if (i < p.positions) {
+            v = x[base + i];
+        }
+        keys[i] = v;
+    }
+}
+
+// One compare-exchange of the bitonic network (merge of blocks `size`, partner distance `stride`); true when the
+// pair was swapped.
+fn compare_exchange(i: u32, size: u32, stride: u32) -> bool {
+    let partner = i ^ stride;
+    if (partner <= i) {
+        return false;
+    }
+    let a = keys[i];
+    let b = keys[partner];
+    if ((a > b) == ((i & size) == 0u)) {
+        keys[i] = b;
+        keys[partner] = a;
+        return true;
+    }
+    return false;
+}
 
 @compute @workgroup_size(256, 1, 1)
 fn channel_sort(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -81,27 +119,12 @@ fn channel_sort(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
         return;
     }
     let base = row * p.positions;
-    for (var i = li; i < p.padded; i += 256u) {
-        var v = bitcast<f32>(0x7f800000u); // +inf: padding sorts after every value, infinities included
-        if (i < p.positions) {
-            v = x[base + i];
-        }
-        keys[i] = v;
-    }
+    load_keys(base, li);
     workgroupBarrier();
     for (var size = 2u; size <= p.padded; size <<= 1u) {
         for (var stride = size >> 1u; stride > 0u; stride >>= 1u) {
             for (var i = li; i < p.padded; i += 256u) {
-                let partner = i ^ stride;
-                if (partner > i) {
-                    let ascending = (i & size) == 0u;
-                    let a = keys[i];
-                    let b = keys[partner];
-                    if ((a > b) == ascending) {
-                        keys[i] = b;
-                        keys[partner] = a;
-                    }
-                }
+                _ = compare_exchange(i, size, stride);
             }
             workgroupBarrier();
         }
@@ -109,4 +132,99 @@ fn channel_sort(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     for (var i = li; i < p.positions; i += 256u) {
         y[base + i] = keys[i];
     }
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn channel_sort_with_order(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let row = wid.x + wid.z * p.groups_x;
+    if (row >= p.n * p.c) {
+        return;
+    }
+    let base = row * p.positions;
+    load_keys(base, li);
+    for (var i = li; i < p.padded; i += 256u) {
+        origin[i] = i;
+    }
+    workgroupBarrier();
+    for (var size = 2u; size <= p.padded; size <<= 1u) {
+        for (var stride = size >> 1u; stride > 0u; stride >>= 1u) {
+            for (var i = li; i < p.padded; i += 256u) {
+                if (compare_exchange(i, size, stride)) {
+                    let o = origin[i];
+                    origin[i] = origin[i ^ stride];
+                    origin[i ^ stride] = o;
+                }
+            }
+            workgroupBarrier();
+        }
+    }
+    for (var i = li; i < p.positions; i += 256u) {
+        y[base + i] = keys[i];
+        order[base + i] = origin[i];
+    }
+}
+
+@group(0) @binding(2) var<storage, read> gy: array<f32>;
+@group(0) @binding(3) var<storage, read_write> gx: array<f32>;
+
+@compute @workgroup_size(256, 1, 1)
+fn unit_normalize_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let idx = thread_index(wid, li);
+    if (idx >= p.n * p.positions) {
+        return;
+    }
+    let base = (idx / p.positions) * p.c * p.positions + idx % p.positions;
+    var sumsq = 0.0;
+    var dot = 0.0;
+    for (var c = 0u; c < p.c; c++) {
+        let v = x[base + c * p.positions];
+        sumsq = fma(v, v, sumsq);
+        dot = fma(v, gy[base + c * p.positions], dot);
+    }
+    let norm = sqrt(sumsq);
+    // Below the clamp the denominator is the constant 1e-12 and only the numerator carries gradient.
+    let inv = 1.0 / max(norm, 1e-12);
+    var proj = 0.0;
+    if (norm > 1e-12) {
+        proj = dot * inv * inv;
+    }
+    for (var c = 0u; c < p.c; c++) {
+        let o = base + c * p.positions;
+        var v = (gy[o] - x[o] * proj) * inv;
+        if (p.accumulate != 0u) {
+            v += gx[o];
+        }
+        gx[o] = v;
+    }
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn channel_mean_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let idx = thread_index(wid, li);
+    if (idx >= p.n * p.c * p.positions) {
+        return;
+    }
+    // Bound as the forward's (x, y): x holds the gradient of the means, y the gradient of the maps.
+    var v = x[idx / p.positions] / f32(p.positions);
+    if (p.accumulate != 0u) {
+        v += y[idx];
+    }
+    y[idx] = v;
+}
+
+@group(0) @binding(2) var<storage, read> sort_order: array<u32>;
+
+@compute @workgroup_size(256, 1, 1)
+fn channel_sort_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let idx = thread_index(wid, li);
+    if (idx >= p.n * p.c * p.positions) {
+        return;
+    }
+    // x holds the gradient of the sorted rows; each row's order is a permutation, so writes never collide.
+    let o = (idx / p.positions) * p.positions + sort_order[idx];
+    var v = x[idx];
+    if (p.accumulate != 0u) {
+        v += gx[o];
+    }
+    gx[o] = v;
 }

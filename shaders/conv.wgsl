@@ -1,5 +1,6 @@
 // conv.wgsl: 2-D convolution (cross-correlation, as torch.nn.Conv2d) with bias and optional fused ReLU,
-// computed as an implicit GEMM (no im2col buffer).
+// computed as an implicit GEMM (no im2col buffer), and its backward (conv2d_backward_input, conv2d_backward_params;
+// see the section at the end of this file).
 //
 // Layout: x [B, Cin, H, W], weight [Cout, Cin, KH, KW] (OIHW), bias [Cout], all f32, row-major.
 //         y [B, Ctot, Ho, Wo]; this kernel writes channels c_off .. c_off+Cout, so the fire module's two expand
@@ -13,7 +14,7 @@ struct ConvParams {
     batch: u32, cin: u32, h: u32, w: u32,
     cout: u32, kh: u32, kw: u32, stride: u32,
     pad: u32, ho: u32, wo: u32, c_off: u32,
-    ctot: u32, relu: u32, groups_x: u32, _unused: u32,
+    ctot: u32, relu: u32, groups_x: u32, accumulate: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: ConvParams;
@@ -202,6 +203,182 @@ fn conv2d_forward_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_i
                     v = max(v, 0.0);
                 }
                 y[(b_img * p.ctot + p.c_off + m) * hw_out + b_pix] = v;
+            }
+        }
+    }
+}
+
+// ---- Backward ----------------------------------------------------------------------------------------------
+// The gradients of y[:, c_off..c_off+Cout] = relu(conv(x, weight) + bias) given gy, the gradient of the whole
+// [B, Ctot, Ho, Wo] output; only the conv's channel slice is read (the fire module's concat backward). With
+// p.relu the ReLU's mask is fused: gy counts only where the forward output y > 0 (PyTorch's threshold_backward).
+// p.accumulate (ignored by the forward): add to the gradient buffer instead of overwriting it (a tap feeds both the
+// distance and the next layer; the squeeze map feeds both expands; micro-batches sum their weight gradients).
+// Both kernels gather, so no two invocations write the same value and no atomics or barriers are needed.
+
+@group(0) @binding(1) var<storage, read> gy: array<f32>;
+@group(0) @binding(2) var<storage, read> y_fwd: array<f32>;
+@group(0) @binding(3) var<storage, read> w_fwd: array<f32>;
+@group(0) @binding(4) var<storage, read_write> grad_x: array<f32>;
+
+@group(0) @binding(3) var<storage, read> x_fwd: array<f32>;
+@group(0) @binding(4) var<storage, read_write> grad_w: array<f32>;
+@group(0) @binding(5) var<storage, read_write> grad_b: array<f32>;
+
+// gy masked by the ReLU, at flat output index i of the [B, Ctot, Ho, Wo] map.
+fn masked_gy(i: u32) -> f32 {
+    let g = gy[i];
+    if (p.relu != 0u) {
+        return select(0.0, g, y_fwd[i] > 0.0);
+    }
+    return g;
+}
+
+// conv2d_backward_input: grad_x[b, ci, iy, ix] = sum over (co, ky, kx) with iy = oy*stride - pad + ky (and the
+// same for x) of gy_masked[b, c_off+co, oy, ox] * weight[co, ci, ky, kx]: a transposed convolution, gathered
+// per input position for BACK_CI consecutive input channels (which share every gy load).
+// Dispatch: workgroup 64; linear index x + z*groups_x over B * ceil(Cin/BACK_CI) * H * W threads, position fastest.
+const BACK_CI: u32 = 16u;
+
+@compute @workgroup_size(64, 1, 1)
+fn conv2d_backward_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let idx = (wid.x + wid.z * p.groups_x) * 64u + li;
+    let hw = p.h * p.w;
+    let blocks = (p.cin + BACK_CI - 1u) / BACK_CI;
+    if (idx >= p.batch * blocks * hw) {
+        return;
+    }
+    let pix = idx % hw;
+    let ci0 = ((idx / hw) % blocks) * BACK_CI;
+    let b = idx / (hw * blocks);
+    let iy = i32(pix / p.w) + i32(p.pad);
+    let ix = i32(pix % p.w) + i32(p.pad);
+    let khw = p.kh * p.kw;
+    let hw_out = p.ho * p.wo;
+    var acc: array<f32, BACK_CI>;
+    var wrow: array<u32, BACK_CI>;
+    for (var i = 0u; i < BACK_CI; i++) {
+        acc[i] = 0.0;
+        wrow[i] = min(ci0 + i, p.cin - 1u) * khw;
+    }
+    for (var ky = 0u; ky < p.kh; ky++) {
+        let ty = iy - i32(ky);
+        if (ty < 0 || ty % i32(p.stride) != 0 || u32(ty) / p.stride >= p.ho) {
+            continue;
+        }
+        let oy = u32(ty) / p.stride;
+        for (var kx = 0u; kx < p.kw; kx++) {
+            let tx = ix - i32(kx);
+            if (tx < 0 || tx % i32(p.stride) != 0 || u32(tx) / p.stride >= p.wo) {
+                continue;
+            }
+            let out_pix = oy * p.wo + u32(tx) / p.stride;
+            let r = ky * p.kw + kx;
+            for (var co = 0u; co < p.cout; co++) {
+                let g = masked_gy((b * p.ctot + p.c_off + co) * hw_out + out_pix);
+                let wbase = co * p.cin * khw + r;
+                for (var i = 0u; i < BACK_CI; i++) {
+                    acc[i] = fma(g, w_fwd[wbase + wrow[i]], acc[i]);
+                }
+            }
+        }
+    }
+    for (var i = 0u; i < BACK_CI; i++) {
+        let ci = ci0 + i;
+        if (ci < p.cin) {
+            let o = (b * p.cin + ci) * hw + pix;
+            var v = acc[i];
+            if (p.accumulate != 0u) {
+                v += grad_x[o];
+            }
+            grad_x[o] = v;
+        }
+    }
+}
+
+// conv2d_backward_params: grad_w[co, ci, ky, kx] = sum over (b, oy, ox) of gy_masked[b, c_off+co, oy, ox] *
+// x[b, ci, oy*stride - pad + ky, ox*stride - pad + kx], and grad_b[co] = sum of gy_masked (the column k = depth,
+// whose "input" is 1). Each invocation reduces over the whole batch and output plane for a block of BACK_CO
+// output channels x BACK_K consecutive k = (ci, ky, kx), so every masked gy load serves BACK_K products and
+// every x load BACK_CO; the lanes of a workgroup share the gy loads and gather different x.
+// Dispatch: workgroup 64; grid x*z covers ceil((depth + 1) / (64 * BACK_K)), y covers ceil(Cout / BACK_CO).
+const BACK_CO: u32 = 4u;
+const BACK_K: u32 = 4u;
+
+@compute @workgroup_size(64, 1, 1)
+fn conv2d_backward_params(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let k0 = ((wid.x + wid.z * p.groups_x) * 64u + li) * BACK_K;
+    let khw = p.kh * p.kw;
+    let depth = p.cin * khw;
+    if (k0 > depth) {
+        return;
+    }
+    let co0 = wid.y * BACK_CO;
+    let hw_out = p.ho * p.wo;
+    // Per k of the block: its input plane and kernel offset, and whether it is a weight, the bias or past the end.
+    var plane: array<u32, BACK_K>;
+    var dy: array<i32, BACK_K>;
+    var dx: array<i32, BACK_K>;
+    var is_weight: array<bool, BACK_K>;
+    var is_bias: array<bool, BACK_K>;
+    for (var j = 0u; j < BACK_K; j++) {
+        let k = min(k0 + j, depth - 1u);
+        plane[j] = (k / khw) * p.h * p.w;
+        dy[j] = i32((k % khw) / p.kw) - i32(p.pad);
+        dx[j] = i32(k % p.kw) - i32(p.pad);
+        is_weight[j] = k0 + j < depth;
+        is_bias[j] = k0 + j == depth;
+    }
+    var acc: array<array<f32, BACK_K>, BACK_CO>;
+    var gbase: array<u32, BACK_CO>;
+    for (var i = 0u; i < BACK_CO; i++) {
+        gbase[i] = (p.c_off + min(co0 + i, p.cout - 1u)) * hw_out;
+        for (var j = 0u; j < BACK_K; j++) {
+            acc[i][j] = 0.0;
+        }
+    }
+    for (var b = 0u; b < p.batch; b++) {
+        let x_img = b * p.cin * p.h * p.w;
+        let g_img = b * p.ctot * hw_out;
+        for (var oy = 0u; oy < p.ho; oy++) {
+            for (var ox = 0u; ox < p.wo; ox++) {
+                let out_pix = g_img + oy * p.wo + ox;
+                var g: array<f32, BACK_CO>;
+                for (var i = 0u; i < BACK_CO; i++) {
+                    g[i] = masked_gy(gbase[i] + out_pix);
+                }
+                for (var j = 0u; j < BACK_K; j++) {
+                    let iy = i32(oy * p.stride) + dy[j];
+                    let ix = i32(ox * p.stride) + dx[j];
+                    var xv = select(0.0, 1.0, is_bias[j]);
+                    if (is_weight[j] && iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w)) {
+                        xv = x_fwd[x_img + plane[j] + u32(iy) * p.w + u32(ix)];
+                    }
+                    for (var i = 0u; i < BACK_CO; i++) {
+                        acc[i][j] = fma(g[i], xv, acc[i][j]);
+                    }
+                }
+            }
+        }
+    }
+    for (var i = 0u; i < BACK_CO; i++) {
+        let co = co0 + i;
+        if (co >= p.cout) {
+            continue;
+        }
+        for (var j = 0u; j < BACK_K; j++) {
+            var v = acc[i][j];
+            if (is_weight[j]) {
+                let o = co * depth + k0 + j;
+                if (p.accumulate != 0u) {
+                    v += grad_w[o];
+                }
+                grad_w[o] = v;
+            } else if (is_bias[j]) {
+                if (p.accumulate != 0u) {
+                    v += grad_b[co];
+                }
+                grad_b[co] = v;
             }
         }
     }

@@ -3,6 +3,12 @@
 //   pair_profile           s[pair, off + c] = (1/P) * sum_p mask * (g[i,c,p] - g[j,c,p])^2,   (i, j) = pairs[pair]
 //   weighted_sum           d[pair] = sum_k w[k] * s[pair, k]                    (forward)
 //   weighted_sum_backward  grad_w[k] = sum_pair grad_d[pair] * s[pair, k]       (backward, for w)
+//   pair_profile_backward  grad_g = dL/dg of one column block through d = s.w, given grad_d (backward, for the
+//                          features): grad_g[i,c,p] = sum over the pairs (i, j) holding image i of
+//                          +-(2/P) grad_d[pair] w[off+c] mask (g[i,c,p] - g[j,c,p]) / (1 - drop)
+//                          (+ for the first image of the pair, - for the second); one thread per value of g.
+//                          It relies on the member-major layout: image m*chunk + g (m = 0 the reference) is in
+//                          pair (m-1)*chunk + g, and reference g in pairs m*chunk + g for every m.
 // A tap's term uses P = H*W positions (spatial), P = 1 (mean) or P = H*W sorted ranks (sort); every (tap, part)
 // owns a column range [off, off + C) of the profile s, so one weighted_sum covers all taps and parts.
 // mask is element-wise dropout (keep probability 1 - drop, kept values scaled by 1/(1 - drop), as nn.Dropout)
@@ -14,7 +20,8 @@
 //
 // Layout: g [N, C, P] f32, pairs [n_pairs] vec2<u32> image indices, state [2] u32, s [n_pairs, K] (K = all columns), w [K],
 //         d / grad_d [n_pairs], grad_w [K].
-// Dispatch: one thread per output value (pair_profile: per (pair, c); weighted_sum: per pair; backward: per k),
+// Dispatch: one thread per output value (pair_profile: per (pair, c); weighted_sum: per pair; backward: per k;
+//           pair_profile_backward: per value of g),
 //           workgroup 256, linear workgroup index x + z*groups_x.
 
 struct ProfileParams {
@@ -111,4 +118,43 @@ fn weighted_sum_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_i
         acc = fma(vector[pair], profile[pair * sp.columns + k], acc);
     }
     result[k] = acc;
+}
+
+@group(0) @binding(4) var<storage, read> grad_d: array<f32>;
+@group(0) @binding(5) var<storage, read> weights: array<f32>;
+@group(0) @binding(6) var<storage, read_write> grad_g: array<f32>;
+
+@compute @workgroup_size(256, 1, 1)
+fn pair_profile_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let others = pp.n_pairs / pp.chunk;
+    let idx = (wid.x + wid.z * pp.groups_x) * 256u + li;
+    if (idx >= (others + 1u) * pp.chunk * pp.c * pp.positions) {
+        return;
+    }
+    let q = idx % pp.positions;
+    let c = (idx / pp.positions) % pp.c;
+    let image = idx / (pp.positions * pp.c);
+    let member = image / pp.chunk;
+    let group = image % pp.chunk;
+    let column = pp.offset + c;
+    let drop = bitcast<f32>(state[2]);
+    // The first pair holding the image and how many follow it, chunk apart.
+    var first = (member - 1u) * pp.chunk + group;
+    var count = 1u;
+    if (member == 0u) {
+        first = group;
+        count = others;
+    }
+    var acc = 0.0;
+    for (var t = 0u; t < count; t++) {
+        let pair = first + t * pp.chunk;
+        if (drop > 0.0 && !keep(pair, column, q)) {
+            continue;
+        }
+        let ij = pairs[pair];
+        let diff = g[(ij.x * pp.c + c) * pp.positions + q] - g[(ij.y * pp.c + c) * pp.positions + q];
+        let sign = select(-1.0, 1.0, ij.x == image);
+        acc = fma(sign * grad_d[pair], diff, acc);
+    }
+    grad_g[idx] = acc * weights[column] * 2.0 / (f32(pp.positions) * (1.0 - drop));
 }

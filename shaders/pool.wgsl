@@ -1,12 +1,19 @@
 // pool.wgsl: max-pooling over square windows (torch.nn.MaxPool2d without padding or dilation; the host picks
 // the output size for floor or ceil mode, and windows that run past the input edge are clipped, as PyTorch does).
 //
-// Layout: x [planes, H, W] and y [planes, Ho, Wo] with planes = B*C, f32.
-// Dispatch: workgroup 256, one thread per output value; linear workgroup index = x + z*groups_x.
+// maxpool2d_backward routes each output's gradient to the first maximum of its window in row-major order (what
+// PyTorch's CPU and CUDA kernels record as the index; a NaN wins as it does there), summing over overlapping
+// windows. It gathers: each input value re-finds the argmax of the few windows that contain it, so no index map
+// is stored and no two invocations write the same value.
+//
+// Layout: x / grad_x [planes, H, W] and y / gy [planes, Ho, Wo] with planes = B*C, f32.
+// Dispatch: workgroup 256, one thread per output value (forward) or input value (backward); linear workgroup
+//           index = x + z*groups_x. accumulate (backward only): add to grad_x instead of overwriting it.
 
 struct PoolParams {
     planes: u32, h: u32, w: u32, ho: u32,
     wo: u32, kernel: u32, stride: u32, groups_x: u32,
+    accumulate: u32, _pad0: u32, _pad1: u32, _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: PoolParams;
@@ -32,4 +39,57 @@ fn maxpool2d_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoc
         }
     }
     y[idx] = best;
+}
+
+@group(0) @binding(2) var<storage, read> gy: array<f32>;
+@group(0) @binding(3) var<storage, read_write> grad_x: array<f32>;
+
+@compute @workgroup_size(256, 1, 1)
+fn maxpool2d_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let idx = (wid.x + wid.z * p.groups_x) * 256u + li;
+    if (idx >= p.planes * p.h * p.w) {
+        return;
+    }
+    let plane = idx / (p.h * p.w);
+    let r = idx % (p.h * p.w);
+    let iy = r / p.w;
+    let ix = r % p.w;
+    // Windows (oy, ox) with oy*stride <= iy < oy*stride + kernel.
+    var oy0 = 0u;
+    if (iy + 1u > p.kernel) {
+        oy0 = (iy + 1u - p.kernel + p.stride - 1u) / p.stride;
+    }
+    var ox0 = 0u;
+    if (ix + 1u > p.kernel) {
+        ox0 = (ix + 1u - p.kernel + p.stride - 1u) / p.stride;
+    }
+    let oy1 = min(iy / p.stride + 1u, p.ho);
+    let ox1 = min(ix / p.stride + 1u, p.wo);
+    var acc = 0.0;
+    for (var oy = oy0; oy < oy1; oy++) {
+        for (var ox = ox0; ox < ox1; ox++) {
+            let y0 = oy * p.stride;
+            let x0 = ox * p.stride;
+            let y1 = min(y0 + p.kernel, p.h);
+            let x1 = min(x0 + p.kernel, p.w);
+            var best = bitcast<f32>(0xff800000u); // -inf
+            var arg = y0 * p.w + x0;
+            for (var yy = y0; yy < y1; yy++) {
+                for (var xx = x0; xx < x1; xx++) {
+                    let v = x[(plane * p.h + yy) * p.w + xx];
+                    if (v > best || v != v) {
+                        best = v;
+                        arg = yy * p.w + xx;
+                    }
+                }
+            }
+            if (arg == r) {
+                acc += gy[(plane * p.ho + oy) * p.wo + ox];
+            }
+        }
+    }
+    if (p.accumulate != 0u) {
+        acc += grad_x[idx];
+    }
+    grad_x[idx] = acc;
 }

@@ -8,6 +8,9 @@ use safetensors::{Dtype, SafeTensors};
 
 use crate::{bail, Context, Result};
 
+/// One tensor to write: name, shape and values.
+pub type NamedTensor = (String, Vec<usize>, Vec<f32>);
+
 /// The tensors of a file by name, each with its shape, and the file's metadata.
 pub struct TensorFile {
     pub tensors: HashMap<String, (Vec<usize>, Vec<f32>)>,

@@ -103,6 +103,72 @@ fn train_writes_an_adapted_metric_that_eval_reads_and_seeds_repeat() {
 }
 
 #[test]
+fn net_variant_saves_a_tuned_network_that_distance_uses() {
+    let (tuned, stripped) = (temp("net.safetensors"), temp("net-stripped.safetensors"));
+    let mut args = vec![
+        "train",
+        "--variant",
+        "net",
+        "--epochs",
+        "1",
+        "-o",
+        tuned.to_str().unwrap(),
+    ];
+    args.extend(&TINY[..2]);
+    args.extend(&TINY[4..]);
+    let o = dps(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let file = dps_gpu::tensor_file::read(&tuned).unwrap();
+    assert_eq!(file.metadata.get("variant").map(|s| s.as_str()), Some("net"));
+    let imagenet =
+        dps_gpu::tensor_file::read(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("weights/alexnet.safetensors"))
+            .unwrap();
+    // 32 training images in batches of 8: 4 Adam steps, each moving a parameter by at most about lr = 1e-3.
+    for i in [0, 3, 6, 8, 10] {
+        for kind in ["weight", "bias"] {
+            let key = format!("features.{i}.{kind}");
+            let (shape, tuned_values) = &file.tensors[&key];
+            let (want_shape, start) = &imagenet.tensors[&key];
+            assert_eq!(shape, want_shape, "{key} keeps torchvision's shape");
+            let moved = tuned_values
+                .iter()
+                .zip(start)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            assert!(moved > 1e-4 && moved < 4.5e-3, "{key} moved by at most {moved}");
+        }
+    }
+    // The same scalars without the network fall back to the ImageNet weights and give another distance.
+    let kept: Vec<(String, Vec<usize>, Vec<f32>)> = file
+        .tensors
+        .iter()
+        .filter(|(k, _)| !k.starts_with("features."))
+        .map(|(k, (s, v))| (k.clone(), s.clone(), v.clone()))
+        .collect();
+    dps_gpu::tensor_file::write(&stripped, &kept, file.metadata.clone()).unwrap();
+    let distance = |p: &PathBuf| -> f64 {
+        let d = dps(&[
+            "distance",
+            "samples/chelsea.png",
+            "samples/coffee.png",
+            "--scalars",
+            p.to_str().unwrap(),
+        ]);
+        assert!(d.status.success(), "{}", String::from_utf8_lossy(&d.stderr));
+        String::from_utf8_lossy(&d.stdout).trim().parse().unwrap()
+    };
+    let (with_net, without) = (distance(&tuned), distance(&stripped));
+    assert!(
+        (with_net - without).abs() > 1e-6,
+        "the tuned network is used ({with_net} vs {without})"
+    );
+    assert!(error_line(&dps(&["train", "--variant", "all", "-o", "x.safetensors"])).contains("variant"));
+    for p in [tuned, stripped] {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+#[test]
 fn bad_training_input_is_refused_clearly() {
     let out = temp("never.safetensors");
     let o = out.to_str().unwrap();

@@ -68,6 +68,7 @@ pub struct MetricArgs {
     #[arg(long, conflicts_with = "scalars")]
     lpips: bool,
     /// Channel weights from a scalars file (safetensors with keys `<part>.<tap>`, e.g. spatial.0 … spatial.4).
+    /// A file written by `train --variant net` also holds the tuned network (`features.*`), which is then used.
     #[arg(long, value_name = "FILE")]
     pub scalars: Option<PathBuf>,
     /// Directory with the network weights (alexnet/vgg16/squeezenet1_1.safetensors, lpips_*_v0.1.safetensors).

@@ -9,7 +9,7 @@ use dps_gpu::gpu::{AdapterChoice, Gpu};
 use dps_gpu::metric::Method;
 use dps_gpu::nets::NetKind;
 use dps_gpu::progress::{format_duration, Bar, Progress, Silent};
-use dps_gpu::train::{checkpoint, train, TrainConfig};
+use dps_gpu::train::{checkpoint, train, TrainConfig, Variant};
 use dps_gpu::{bail, Result};
 
 use super::dataset::DatasetArgs;
@@ -47,6 +47,10 @@ pub struct TrainArgs {
     /// The paper code's behaviour: reference images left in [0,1], and w clamped before each update.
     #[arg(long)]
     paper_faithful: bool,
+    /// What is trained with the rank net: scalars (the per-channel weights w) or net (w and every conv of the
+    /// loss network, from the ImageNet weights: the paper's "Adapted Net"; the tuned network is saved too).
+    #[arg(long, default_value = "scalars")]
+    variant: String,
     /// Directory with the network weights (see `dps-gpu distance --help`).
     #[arg(long, value_name = "DIR")]
     weights_dir: Option<PathBuf>,
@@ -62,6 +66,7 @@ pub fn run(choice: &AdapterChoice, a: TrainArgs) -> Result<()> {
     let net = NetKind::parse(&a.net)?;
     let method = Method::parse(&a.method)?;
     let ranking = Ranking::parse(&a.ranking)?;
+    let variant = Variant::parse(&a.variant)?;
     let batch = a.batch.unwrap_or(if a.train.is_some() { 1024 } else { 32 });
     if batch == 0 || a.epochs == 0 || !(a.lr > 0.0 && a.lr.is_finite()) {
         bail!("--batch and --epochs must be at least 1 and --lr a positive number");
@@ -81,14 +86,16 @@ pub fn run(choice: &AdapterChoice, a: TrainArgs) -> Result<()> {
         seed: a.seed,
         size: a.size,
         paper_faithful: a.paper_faithful,
+        variant,
         weights_dir: a.weights_dir.clone(),
         dataset: images.source.clone(),
         limit: a.dataset.limit,
     };
     eprintln!(
-        "adapting {} {} to ranking {} ({}) on {} images of {} [{}]",
+        "adapting {} {} (variant {}) to ranking {} ({}) on {} images of {} [{}]",
         net.name(),
         method.name(),
+        variant.name(),
         ranking.name,
         ranking.describe(),
         images.len(),
@@ -127,6 +134,7 @@ pub fn run(choice: &AdapterChoice, a: TrainArgs) -> Result<()> {
         &trained.channels,
         &trained.w,
         &trained.rank_net,
+        &trained.network,
         trained.metadata.clone(),
     )?;
     let seconds = started.elapsed().as_secs_f64();

@@ -18,7 +18,7 @@ struct ChannelParams {
     first: u32,
     last: u32,
     padded: u32,
-    _unused: u32,
+    accumulate: u32,
 }
 
 /// Views a tensor as [N, C, P]: leading dim, second dim, and everything after it.
@@ -29,24 +29,33 @@ fn ncp(t: &Tensor, what: &str) -> Result<(usize, usize, usize)> {
     Ok((t.shape[0], t.shape[1], t.shape[2..].iter().product()))
 }
 
+/// Launches `entry` over `workgroups` linear workgroups. `tensors` are bound in order; the last is written and
+/// the others read, except in `channel_sort_with_order`, whose last two (sorted values, order) are both written.
 fn launch(
     gpu: &Gpu,
     entry: &'static str,
     mut params: ChannelParams,
     workgroups: usize,
-    x: &Tensor,
-    y: &Tensor,
+    tensors: &[&Tensor],
 ) -> Result<Dispatch> {
     let (gx, gz) = linear_grid(gpu, to_u32(workgroups, entry)?);
     params.groups_x = gx;
+    const R: Access = Access::Read;
+    const W: Access = Access::ReadWrite;
+    let bindings: &'static [Access] = match (entry, tensors.len()) {
+        ("channel_sort_with_order", _) => &[R, W, W],
+        (_, 2) => &[R, W],
+        _ => &[R, R, W],
+    };
     let kernel = Kernel {
         family: "channel",
         source: CHANNEL_WGSL,
         entry,
-        bindings: &[Access::Read, Access::ReadWrite],
+        bindings,
     };
     let pipeline = gpu.pipeline(&kernel)?;
-    Dispatch::new(gpu, pipeline, entry, &params, &[x.binding(), y.binding()], [gx, 1, gz])
+    let resources: Vec<_> = tensors.iter().map(|t| t.binding()).collect();
+    Dispatch::new(gpu, pipeline, entry, &params, &resources, [gx, 1, gz])
 }
 
 fn params(n: usize, c: usize, positions: usize) -> Result<ChannelParams> {
@@ -58,7 +67,7 @@ fn params(n: usize, c: usize, positions: usize) -> Result<ChannelParams> {
         first: 0,
         last: 0,
         padded: 0,
-        _unused: 0,
+        accumulate: 0,
     })
 }
 
@@ -80,8 +89,7 @@ pub fn imagenet_normalize(gpu: &Gpu, x: &Tensor, y: &Tensor, first: usize, last:
         "imagenet_normalize",
         p,
         (n * c * hw).div_ceil(LINEAR_WORKGROUP as usize),
-        x,
-        y,
+        &[x, y],
     )
 }
 
@@ -100,8 +108,7 @@ pub fn unit_normalize(gpu: &Gpu, x: &Tensor, y: &Tensor) -> Result<Dispatch> {
         "unit_normalize",
         params(n, c, pos)?,
         (n * pos).div_ceil(LINEAR_WORKGROUP as usize),
-        x,
-        y,
+        &[x, y],
     )
 }
 
@@ -116,13 +123,25 @@ pub fn channel_mean(gpu: &Gpu, x: &Tensor, y: &Tensor) -> Result<Dispatch> {
         "channel_mean",
         params(n, c, pos)?,
         (n * c).div_ceil(LINEAR_WORKGROUP as usize),
-        x,
-        y,
+        &[x, y],
     )
 }
 
 /// `y[n, c, :] = sort ascending (x[n, c, :])`.
 pub fn channel_sort(gpu: &Gpu, x: &Tensor, y: &Tensor) -> Result<Dispatch> {
+    sort(gpu, x, y, None)
+}
+
+/// [`channel_sort`] that also writes `order[n, c, k]`: the position in `x[n, c, :]` of the value ranked k, as
+/// u32 bits in an f32 tensor of x's size (for [`channel_sort_backward`]). Ties may be ordered either way.
+pub fn channel_sort_with_order(gpu: &Gpu, x: &Tensor, y: &Tensor, order: &Tensor) -> Result<Dispatch> {
+    if order.numel() < x.numel() {
+        bail!("channel sort: order {:?} smaller than input {:?}", order.shape, x.shape);
+    }
+    sort(gpu, x, y, Some(order))
+}
+
+fn sort(gpu: &Gpu, x: &Tensor, y: &Tensor, order: Option<&Tensor>) -> Result<Dispatch> {
     let (n, c, pos) = ncp(x, "channel sort")?;
     if pos > SORT_CAPACITY {
         bail!("the sort method supports at most {SORT_CAPACITY} positions per feature map, this one has {pos}; use a smaller --size");
@@ -132,5 +151,87 @@ pub fn channel_sort(gpu: &Gpu, x: &Tensor, y: &Tensor) -> Result<Dispatch> {
     }
     let mut p = params(n, c, pos)?;
     p.padded = pos.next_power_of_two() as u32;
-    launch(gpu, "channel_sort", p, n * c, x, y)
+    match order {
+        None => launch(gpu, "channel_sort", p, n * c, &[x, y]),
+        Some(order) => launch(gpu, "channel_sort_with_order", p, n * c, &[x, y, order]),
+    }
+}
+
+fn backward_params(grad_x: &Tensor, accumulate: bool, what: &str) -> Result<(ChannelParams, usize)> {
+    let (n, c, pos) = ncp(grad_x, what)?;
+    let mut p = params(n, c, pos)?;
+    p.accumulate = accumulate as u32;
+    Ok((p, n * c * pos))
+}
+
+/// `grad_x (+)= ∂L/∂x` of [`unit_normalize`] given `grad_y` = ∂L/∂y; all three tensors are [N, C, ...].
+pub fn unit_normalize_backward(
+    gpu: &Gpu,
+    x: &Tensor,
+    grad_y: &Tensor,
+    grad_x: &Tensor,
+    accumulate: bool,
+) -> Result<Dispatch> {
+    if grad_y.shape != x.shape || grad_x.shape != x.shape {
+        bail!(
+            "unit normalisation backward: x {:?}, grad_y {:?} and grad_x {:?} differ",
+            x.shape,
+            grad_y.shape,
+            grad_x.shape
+        );
+    }
+    let (p, _) = backward_params(x, accumulate, "unit normalisation backward")?;
+    let threads = x.shape[0] * x.per_item() / x.shape[1];
+    launch(
+        gpu,
+        "unit_normalize_backward",
+        p,
+        threads.div_ceil(LINEAR_WORKGROUP as usize),
+        &[x, grad_y, grad_x],
+    )
+}
+
+/// `grad_x[n, c, :] (+)= grad_mean[n, c] / P`: the backward of [`channel_mean`] for grad_x [N, C, ...].
+pub fn channel_mean_backward(gpu: &Gpu, grad_mean: &Tensor, grad_x: &Tensor, accumulate: bool) -> Result<Dispatch> {
+    let (p, count) = backward_params(grad_x, accumulate, "channel mean backward")?;
+    if grad_mean.numel() != grad_x.shape[0] * grad_x.shape[1] {
+        bail!(
+            "channel mean backward: grad_mean {:?} does not fit grad_x {:?}",
+            grad_mean.shape,
+            grad_x.shape
+        );
+    }
+    launch(
+        gpu,
+        "channel_mean_backward",
+        p,
+        count.div_ceil(LINEAR_WORKGROUP as usize),
+        &[grad_mean, grad_x],
+    )
+}
+
+/// `grad_x[n, c, order[n, c, k]] (+)= grad_sorted[n, c, k]`: the backward of [`channel_sort_with_order`].
+pub fn channel_sort_backward(
+    gpu: &Gpu,
+    grad_sorted: &Tensor,
+    order: &Tensor,
+    grad_x: &Tensor,
+    accumulate: bool,
+) -> Result<Dispatch> {
+    let (p, count) = backward_params(grad_x, accumulate, "channel sort backward")?;
+    if grad_sorted.shape != grad_x.shape || order.numel() < count {
+        bail!(
+            "channel sort backward: grad_sorted {:?}, order {:?} and grad_x {:?} do not fit",
+            grad_sorted.shape,
+            order.shape,
+            grad_x.shape
+        );
+    }
+    launch(
+        gpu,
+        "channel_sort_backward",
+        p,
+        count.div_ceil(LINEAR_WORKGROUP as usize),
+        &[grad_sorted, order, grad_x],
+    )
 }

@@ -57,7 +57,7 @@ struct ConvParams {
     ctot: u32,
     relu: u32,
     groups_x: u32,
-    _unused: u32,
+    accumulate: u32,
 }
 
 /// `y[:, c_off..c_off+cout] = conv(x, weight) + bias`, then ReLU when `relu`.
@@ -73,6 +73,165 @@ pub fn conv2d(
     c_off: usize,
     relu: bool,
 ) -> Result<Dispatch> {
+    let mut params = check(shape, x, weight, bias, y, c_off, relu)?;
+    let columns = (params.batch * params.ho * params.wo) as usize;
+    // CPU adapters get the barrier-free variant (workgroup: 64 invocations × DIRECT_N columns, DIRECT_M channels).
+    let (kernel, rows_per_group, cols_per_group) = if gpu.barrier_free {
+        (&CONV2D_DIRECT, DIRECT_M, 64 * DIRECT_N)
+    } else {
+        (&CONV2D, 64, 64)
+    };
+    let (gx, gz) = linear_grid(gpu, to_u32(columns.div_ceil(cols_per_group), "conv columns")?);
+    let gy = to_u32(shape.cout.div_ceil(rows_per_group), "conv rows")?;
+    params.groups_x = gx;
+    let pipeline = gpu.pipeline(kernel)?;
+    Dispatch::new(
+        gpu,
+        pipeline,
+        kernel.entry,
+        &params,
+        &[x.binding(), weight.binding(), bias.binding(), y.binding()],
+        [gx, gy, gz],
+    )
+}
+
+/// Blocks per invocation of the backward kernels: input channels (BACK_CI), output channels × depth
+/// (BACK_CO × BACK_K) in conv.wgsl.
+const BACK_CI: usize = 16;
+const BACK_CO: usize = 4;
+const BACK_K: usize = 4;
+const CONV2D_BACKWARD_INPUT: Kernel = Kernel {
+    family: "conv",
+    source: CONV_WGSL,
+    entry: "conv2d_backward_input",
+    bindings: &[Access::Read, Access::Read, Access::Read, Access::ReadWrite],
+};
+const CONV2D_BACKWARD_PARAMS: Kernel = Kernel {
+    family: "conv",
+    source: CONV_WGSL,
+    entry: "conv2d_backward_params",
+    bindings: &[
+        Access::Read,
+        Access::Read,
+        Access::Read,
+        Access::ReadWrite,
+        Access::ReadWrite,
+    ],
+};
+
+/// The tensors of one convolution's backward pass: the forward's input, weights and output (`y`, read for the
+/// ReLU mask and for its shape), and the gradient `gy` of the whole output `y` (same shape; the conv's channel
+/// slice `c_off..c_off+cout` is the part that is read).
+#[derive(Clone, Copy)]
+pub struct ConvBackward<'a> {
+    pub shape: ConvShape,
+    pub x: &'a Tensor,
+    pub weight: &'a Tensor,
+    pub bias: &'a Tensor,
+    pub y: &'a Tensor,
+    pub gy: &'a Tensor,
+    pub c_off: usize,
+    pub relu: bool,
+}
+
+impl ConvBackward<'_> {
+    fn params(&self, accumulate: bool) -> Result<ConvParams> {
+        if self.gy.shape != self.y.shape {
+            bail!(
+                "conv backward: gradient {:?} does not match the output {:?}",
+                self.gy.shape,
+                self.y.shape
+            );
+        }
+        let mut p = check(
+            self.shape,
+            self.x,
+            self.weight,
+            self.bias,
+            self.y,
+            self.c_off,
+            self.relu,
+        )?;
+        p.accumulate = accumulate as u32;
+        Ok(p)
+    }
+}
+
+/// `grad_x (+)= ∂L/∂x` of the convolution described by `c` (a transposed convolution of the masked gradient);
+/// `grad_x` has the shape of `c.x`. With `accumulate` the gradient is added to what `grad_x` holds.
+pub fn conv2d_backward_input(gpu: &Gpu, c: &ConvBackward, grad_x: &Tensor, accumulate: bool) -> Result<Dispatch> {
+    let mut params = c.params(accumulate)?;
+    if grad_x.shape != c.x.shape {
+        bail!(
+            "conv backward: input gradient {:?} does not match the input {:?}",
+            grad_x.shape,
+            c.x.shape
+        );
+    }
+    let threads = c.x.shape[0] * c.shape.cin.div_ceil(BACK_CI) * c.x.shape[2] * c.x.shape[3];
+    let (gx, gz) = linear_grid(gpu, to_u32(threads.div_ceil(64), "conv input gradient")?);
+    params.groups_x = gx;
+    let pipeline = gpu.pipeline(&CONV2D_BACKWARD_INPUT)?;
+    Dispatch::new(
+        gpu,
+        pipeline,
+        CONV2D_BACKWARD_INPUT.entry,
+        &params,
+        &[c.gy.binding(), c.y.binding(), c.weight.binding(), grad_x.binding()],
+        [gx, 1, gz],
+    )
+}
+
+/// `grad_weight (+)= ∂L/∂weight` and `grad_bias (+)= ∂L/∂bias` of the convolution described by `c`, summed over
+/// the batch. With `accumulate` the gradients are added to what the buffers hold (micro-batches).
+pub fn conv2d_backward_params(
+    gpu: &Gpu,
+    c: &ConvBackward,
+    grad_weight: &Tensor,
+    grad_bias: &Tensor,
+    accumulate: bool,
+) -> Result<Dispatch> {
+    let mut params = c.params(accumulate)?;
+    if grad_weight.shape != c.weight.shape || grad_bias.shape != c.bias.shape {
+        bail!(
+            "conv backward: gradients {:?} and {:?} do not match the weights {:?} and bias {:?}",
+            grad_weight.shape,
+            grad_bias.shape,
+            c.weight.shape,
+            c.bias.shape
+        );
+    }
+    let depth = c.shape.cin * c.shape.kernel * c.shape.kernel;
+    let (gx, gz) = linear_grid(gpu, to_u32((depth + 1).div_ceil(64 * BACK_K), "conv weight gradient")?);
+    params.groups_x = gx;
+    let gy = to_u32(c.shape.cout.div_ceil(BACK_CO), "conv weight gradient rows")?;
+    let pipeline = gpu.pipeline(&CONV2D_BACKWARD_PARAMS)?;
+    Dispatch::new(
+        gpu,
+        pipeline,
+        CONV2D_BACKWARD_PARAMS.entry,
+        &params,
+        &[
+            c.gy.binding(),
+            c.y.binding(),
+            c.x.binding(),
+            grad_weight.binding(),
+            grad_bias.binding(),
+        ],
+        [gx, gy, gz],
+    )
+}
+
+/// Checks that the tensors fit `shape` and fills the parameter block (groups_x and accumulate left 0).
+fn check(
+    shape: ConvShape,
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    y: &Tensor,
+    c_off: usize,
+    relu: bool,
+) -> Result<ConvParams> {
     let [b, cin, h, w] = dims4(x, "conv input")?;
     let [yb, ctot, ho, wo] = dims4(y, "conv output")?;
     let k = shape.kernel;
@@ -91,16 +250,8 @@ pub fn conv2d(
             x.shape
         );
     }
-    let columns = b * ho * wo;
-    // CPU adapters get the barrier-free variant (workgroup: 64 invocations × DIRECT_N columns, DIRECT_M channels).
-    let (kernel, rows_per_group, cols_per_group) = if gpu.barrier_free {
-        (&CONV2D_DIRECT, DIRECT_M, 64 * DIRECT_N)
-    } else {
-        (&CONV2D, 64, 64)
-    };
-    let (gx, gz) = linear_grid(gpu, to_u32(columns.div_ceil(cols_per_group), "conv columns")?);
-    let gy = to_u32(shape.cout.div_ceil(rows_per_group), "conv rows")?;
-    let params = ConvParams {
+    to_u32(b * ctot.max(cin) * (h * w).max(ho * wo), "conv tensor")?;
+    Ok(ConvParams {
         batch: to_u32(b, "batch")?,
         cin: cin as u32,
         h: h as u32,
@@ -115,18 +266,9 @@ pub fn conv2d(
         c_off: c_off as u32,
         ctot: ctot as u32,
         relu: relu as u32,
-        groups_x: gx,
-        _unused: 0,
-    };
-    let pipeline = gpu.pipeline(kernel)?;
-    Dispatch::new(
-        gpu,
-        pipeline,
-        kernel.entry,
-        &params,
-        &[x.binding(), weight.binding(), bias.binding(), y.binding()],
-        [gx, gy, gz],
-    )
+        groups_x: 0,
+        accumulate: 0,
+    })
 }
 
 pub(crate) fn dims4(t: &Tensor, what: &str) -> Result<[usize; 4]> {

@@ -96,6 +96,93 @@ pub fn pair_profile(
     )
 }
 
+const PAIR_PROFILE_BACKWARD: Kernel = Kernel {
+    family: "distance",
+    source: DISTANCE_WGSL,
+    entry: "pair_profile_backward",
+    bindings: &[
+        Access::Read,
+        Access::Read,
+        Access::Read,
+        Access::Read,
+        Access::Read,
+        Access::ReadWrite,
+    ],
+};
+
+/// `grad_g = ∂L/∂g` for L = Σ_k grad_d[k] d[k] restricted to the column block `offset..offset + C` of
+/// [`pair_profile`] (d = s·w with `w` all the profile's weights): the gradient of the distances with respect
+/// to the compared maps `g` [N, C, ...], through the same dropout `state`. The pairs must be laid out
+/// member-major as the metric plans do (pair m·chunk + g compares image g with image (m+1)·chunk + g), which is
+/// what lets each value gather from its own pairs; `grad_g` has g's shape.
+#[allow(clippy::too_many_arguments)]
+pub fn pair_profile_backward(
+    gpu: &Gpu,
+    g: &Tensor,
+    pairs: &wgpu::Buffer,
+    n_pairs: usize,
+    chunk: usize,
+    state: &wgpu::Buffer,
+    grad_d: &Tensor,
+    w: &Tensor,
+    offset: usize,
+    seed: u32,
+    grad_g: &Tensor,
+) -> Result<Dispatch> {
+    if g.shape.len() < 2 || grad_g.shape != g.shape {
+        bail!(
+            "pair profile backward: expected g [N, C, ...] and a gradient of its shape, got {:?} and {:?}",
+            g.shape,
+            grad_g.shape
+        );
+    }
+    let c = g.shape[1];
+    let positions: usize = g.shape[2..].iter().product();
+    if chunk == 0 || n_pairs % chunk != 0 || state.size() < 12 || (pairs.size() as usize) < n_pairs * 8 {
+        bail!("pair profile backward: {n_pairs} pairs are not whole members of {chunk} groups");
+    }
+    if g.shape[0] != n_pairs + chunk || grad_d.numel() < n_pairs || offset + c > w.numel() {
+        bail!(
+            "pair profile backward: {} images, grad_d {:?} and weights {:?} do not fit {n_pairs} pairs of {chunk} \
+             groups at columns {offset}..{}",
+            g.shape[0],
+            grad_d.shape,
+            w.shape,
+            offset + c
+        );
+    }
+    let (gx, gz) = linear_grid(
+        gpu,
+        to_u32(g.numel().div_ceil(LINEAR_WORKGROUP as usize), "pair profile backward")?,
+    );
+    let params = ProfileParams {
+        n_pairs: n_pairs as u32,
+        c: c as u32,
+        positions: to_u32(positions, "positions")?,
+        groups_x: gx,
+        offset: offset as u32,
+        columns: w.numel() as u32,
+        seed,
+        chunk: chunk as u32,
+    };
+    let pipeline = gpu.pipeline(&PAIR_PROFILE_BACKWARD)?;
+    Dispatch::new(
+        gpu,
+        pipeline,
+        PAIR_PROFILE_BACKWARD.entry,
+        &params,
+        &[
+            g.binding(),
+            pairs.as_entire_binding(),
+            state.as_entire_binding(),
+            grad_d.binding(),
+            w.binding(),
+            grad_g.binding(),
+        ],
+        [gx, 1, gz],
+    )
+}
+
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
 struct SumParams {

@@ -52,10 +52,20 @@ struct PoolParams {
     kernel: u32,
     stride: u32,
     groups_x: u32,
+    accumulate: u32,
+    _pad: [u32; 3],
 }
 
-/// `y = maxpool(x)` for x [B, C, H, W], y [B, C, Ho, Wo].
-pub fn maxpool2d(gpu: &Gpu, shape: PoolShape, x: &Tensor, y: &Tensor) -> Result<Dispatch> {
+const MAXPOOL2D_BACKWARD: Kernel = Kernel {
+    family: "pool",
+    source: POOL_WGSL,
+    entry: "maxpool2d_backward",
+    bindings: &[Access::Read, Access::Read, Access::ReadWrite],
+};
+
+/// Checks that x [B, C, H, W] and y [B, C, Ho, Wo] fit `shape`; the parameter block and grid for one thread per
+/// output value (forward, `per_input` false) or per input value (backward).
+fn params(gpu: &Gpu, shape: PoolShape, x: &Tensor, y: &Tensor, per_input: bool) -> Result<(PoolParams, [u32; 3])> {
     let [b, c, h, w] = dims4(x, "max-pool input")?;
     let [yb, yc, ho, wo] = dims4(y, "max-pool output")?;
     if yb != b || yc != c || Some(ho) != shape.output_side(h) || Some(wo) != shape.output_side(w) {
@@ -65,7 +75,10 @@ pub fn maxpool2d(gpu: &Gpu, shape: PoolShape, x: &Tensor, y: &Tensor) -> Result<
             x.shape
         );
     }
-    let count = to_u32(b * c * ho * wo, "max-pool outputs")?;
+    let count = to_u32(
+        if per_input { b * c * h * w } else { b * c * ho * wo },
+        "max-pool values",
+    )?;
     let (gx, gz) = linear_grid(gpu, count.div_ceil(LINEAR_WORKGROUP));
     let params = PoolParams {
         planes: (b * c) as u32,
@@ -76,7 +89,15 @@ pub fn maxpool2d(gpu: &Gpu, shape: PoolShape, x: &Tensor, y: &Tensor) -> Result<
         kernel: shape.kernel as u32,
         stride: shape.stride as u32,
         groups_x: gx,
+        accumulate: 0,
+        _pad: [0; 3],
     };
+    Ok((params, [gx, 1, gz]))
+}
+
+/// `y = maxpool(x)` for x [B, C, H, W], y [B, C, Ho, Wo].
+pub fn maxpool2d(gpu: &Gpu, shape: PoolShape, x: &Tensor, y: &Tensor) -> Result<Dispatch> {
+    let (params, grid) = params(gpu, shape, x, y, false)?;
     let pipeline = gpu.pipeline(&MAXPOOL2D)?;
     Dispatch::new(
         gpu,
@@ -84,6 +105,36 @@ pub fn maxpool2d(gpu: &Gpu, shape: PoolShape, x: &Tensor, y: &Tensor) -> Result<
         "maxpool2d_forward",
         &params,
         &[x.binding(), y.binding()],
-        [gx, 1, gz],
+        grid,
+    )
+}
+
+/// `grad_x (+)= ∂L/∂x` of `y = maxpool(x)` given `gy` = ∂L/∂y: each output's gradient goes to the first maximum
+/// of its window (row-major, as PyTorch). With `accumulate` it is added to what `grad_x` holds.
+pub fn maxpool2d_backward(
+    gpu: &Gpu,
+    shape: PoolShape,
+    x: &Tensor,
+    gy: &Tensor,
+    grad_x: &Tensor,
+    accumulate: bool,
+) -> Result<Dispatch> {
+    let (mut params, grid) = params(gpu, shape, x, gy, true)?;
+    if grad_x.shape != x.shape {
+        bail!(
+            "max-pool backward: gradient {:?} does not match the input {:?}",
+            grad_x.shape,
+            x.shape
+        );
+    }
+    params.accumulate = accumulate as u32;
+    let pipeline = gpu.pipeline(&MAXPOOL2D_BACKWARD)?;
+    Dispatch::new(
+        gpu,
+        pipeline,
+        MAXPOOL2D_BACKWARD.entry,
+        &params,
+        &[x.binding(), gy.binding(), grad_x.binding()],
+        grid,
     )
 }

@@ -1,11 +1,13 @@
 //! The five DPS comparison methods (PROTOCOL.md §5) with per-channel weights, evaluated on the GPU over
 //! batches of image groups (a reference and one or more images compared with it).
 
+mod backward;
 mod method;
 mod plan;
 mod triplets;
 mod weights;
 
+pub use backward::DistanceBackward;
 pub use method::{Method, Part};
 pub use plan::{check_method, groups_per_chunk, run_chunk, GroupDistances, GroupPlan, Metric};
 pub use triplets::TripletRunner;
@@ -44,7 +46,19 @@ impl Metric {
             WeightsChoice::Lpips => ChannelWeights::lpips(kind, &channels, method, weights_dir)?,
             WeightsChoice::Scalars(path) => ChannelWeights::from_scalars_file(path, kind, &channels, method)?,
         };
-        let net = Network::load(gpu, kind, weights_dir)?;
+        let net = match choice {
+            // A file written by `train --variant net` carries its tuned network.
+            WeightsChoice::Scalars(path) if holds_network(path)? => Network::from_file(gpu, kind, path)?,
+            _ => Network::load(gpu, kind, weights_dir)?,
+        };
         Metric::new(gpu, net, method, weights, size)
     }
+}
+
+/// Whether a scalars file also holds a network's `features.*` tensors.
+pub fn holds_network(path: &Path) -> Result<bool> {
+    Ok(crate::tensor_file::read(path)?
+        .tensors
+        .keys()
+        .any(|k| k.starts_with("features.")))
 }

@@ -154,9 +154,21 @@ impl Metric {
         Ok(self.plan.as_ref().expect("just built"))
     }
 
+    /// The plan built by the last [`Metric::prepare`].
+    pub fn current_plan(&self) -> Option<&GroupPlan> {
+        self.plan.as_ref()
+    }
+
     /// The distance between two images of [3, size, size] in [0, 1].
     pub fn distance(&mut self, gpu: &Gpu, a: &[f32], b: &[f32]) -> Result<f32> {
         Ok(self.group_distances(gpu, &[a, b], false)?[0][0])
+    }
+}
+
+impl GroupPlan {
+    /// Groups per chunk and images per group.
+    pub fn chunk_shape(&self) -> (usize, usize) {
+        (self.key.0, self.key.1)
     }
 }
 
@@ -179,7 +191,11 @@ pub struct GroupPlan {
     pub dispatches: Vec<Dispatch>,
     /// d = profile · w for the metric's weights (absent in a multi-method plan).
     pub sum: Option<Dispatch>,
-    _buffers: (Tensor, Tensor, wgpu::Buffer),
+    /// Scratch shared by every (part, tap): the transformed maps (means or sorted) and their unit normalisation.
+    pub(crate) transformed: Tensor,
+    pub(crate) normalized: Tensor,
+    /// The chunk's pairs, member-major (pair m·chunk + g compares image g with image (m+1)·chunk + g).
+    pub(crate) pairs: wgpu::Buffer,
 }
 
 impl GroupPlan {
@@ -272,7 +288,9 @@ impl GroupPlan {
             state,
             dispatches,
             sum,
-            _buffers: (transformed, normalized, pairs),
+            transformed,
+            normalized,
+            pairs,
         })
     }
 

@@ -15,8 +15,21 @@ pub struct ForwardPlan {
     /// One [batch, C, H, W] map per tap, in tap order.
     pub taps: Vec<Tensor>,
     pub dispatches: Vec<Dispatch>,
+    /// Per layer of the network (up to the last tap): the maps it read and wrote, for the backward pass.
+    pub stages: Vec<StageMaps>,
     // Intermediate maps that are not taps; kept alive for the bind groups.
     _scratch: Vec<Tensor>,
+}
+
+/// The maps around one layer of a recorded forward pass (views sharing the plan's buffers).
+pub struct StageMaps {
+    /// The layer's input: the normalised images for the first layer, else the previous layer's output.
+    pub input: Tensor,
+    pub output: Tensor,
+    /// Whether `output` is a feature tap (it then also receives gradient from the distance).
+    pub is_tap: bool,
+    /// The fire module's squeeze output.
+    pub squeeze: Option<Tensor>,
 }
 
 impl ForwardPlan {
@@ -40,6 +53,7 @@ impl ForwardPlan {
             normalize.end,
         )?];
         let mut taps = Vec::new();
+        let mut stages = Vec::new();
         // `current` indexes the tensor holding the latest stage output: scratch (false) or taps (true).
         let mut current: (bool, usize) = (false, 0);
         let (mut c, mut side) = (3usize, size);
@@ -56,6 +70,12 @@ impl ForwardPlan {
             } else {
                 &scratch[current.1]
             };
+            let mut stage = StageMaps {
+                input: x.view(&x.shape)?,
+                output: out.view(&out.shape)?,
+                is_tap,
+                squeeze: None,
+            };
             match (layer, params) {
                 (Layer::Conv { .. }, StageParams::Conv(p)) => {
                     dispatches.push(conv::conv2d(gpu, p.shape, x, &p.weight, &p.bias, &out, 0, true)?);
@@ -70,12 +90,14 @@ impl ForwardPlan {
                     dispatches.push(conv::conv2d(
                         gpu, e3.shape, &s, &e3.weight, &e3.bias, &out, *expand1, true,
                     )?);
+                    stage.squeeze = Some(s.view(&s.shape)?);
                     scratch.push(s);
                 }
                 _ => {
                     unreachable!("Network::load pairs every layer with its own kind of parameters")
                 }
             }
+            stages.push(stage);
             if is_tap {
                 taps.push(out);
                 current = (true, taps.len() - 1);
@@ -95,6 +117,7 @@ impl ForwardPlan {
             input,
             taps,
             dispatches,
+            stages,
             _scratch: scratch,
         })
     }

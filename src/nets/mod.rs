@@ -2,9 +2,11 @@
 //! from safetensors with torchvision's key names, and a forward plan that runs them on batches.
 
 mod architecture;
+mod backward;
 mod forward;
 mod weights;
 
 pub use architecture::{Layer, NetKind};
-pub use forward::ForwardPlan;
-pub use weights::{find_weights_file, read_safetensors as read_safetensors_file, Network};
+pub use backward::{NetBackward, NetGrads};
+pub use forward::{ForwardPlan, StageMaps};
+pub use weights::{find_weights_file, read_safetensors as read_safetensors_file, ConvParams, Network, StageParams};

@@ -3,6 +3,7 @@ use std::path::{Path, PathBuf};
 
 use crate::gpu::{Gpu, Tensor};
 use crate::kernels::conv::ConvShape;
+use crate::tensor_file::NamedTensor;
 use crate::{bail, Error, Result};
 
 use super::{Layer, NetKind};
@@ -69,8 +70,47 @@ pub struct Network {
 }
 
 impl Network {
+    /// Every conv weight and bias read back from the GPU under its torchvision key name, in layer order.
+    pub fn read_params(&self, gpu: &Gpu) -> Result<Vec<NamedTensor>> {
+        let mut out = Vec::new();
+        for (name, p) in self.convs() {
+            for (kind, t) in [("weight", &p.weight), ("bias", &p.bias)] {
+                out.push((format!("{name}.{kind}"), t.shape.clone(), gpu.read(t, t.numel())?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every convolution with its torchvision key prefix (`features.<i>`, or `features.<i>.squeeze|expand1x1|
+    /// expand3x3` in a fire module), in layer order.
+    pub fn convs(&self) -> Vec<(String, &ConvParams)> {
+        let mut out = Vec::new();
+        for (layer, params) in self.layers.iter().zip(&self.params) {
+            let index = match *layer {
+                Layer::Conv { index, .. } | Layer::Fire { index, .. } | Layer::MaxPool { index, .. } => index,
+            };
+            match params {
+                StageParams::Conv(p) => out.push((format!("features.{index}"), p)),
+                StageParams::Fire([sq, e1, e3]) => {
+                    for (name, p) in [("squeeze", sq), ("expand1x1", e1), ("expand3x3", e3)] {
+                        out.push((format!("features.{index}.{name}"), p));
+                    }
+                }
+                StageParams::Pool => {}
+            }
+        }
+        out
+    }
+
     pub fn load(gpu: &Gpu, kind: NetKind, weights_dir: Option<&Path>) -> Result<Network> {
         let path = find_weights_file(kind.weights_file(), weights_dir)?;
+        Network::from_file(gpu, kind, &path)
+    }
+
+    /// The network with the `features.*` tensors of a safetensors file under torchvision's key names: the
+    /// ImageNet weights, or a network tuned by `dps-gpu train --variant net`.
+    pub fn from_file(gpu: &Gpu, kind: NetKind, path: &Path) -> Result<Network> {
+        let path = path.to_path_buf();
         let tensors = read_safetensors(&path)?;
         let take = |key: String, shape: &[usize]| -> Result<Tensor> {
             let (got, values) = tensors

@@ -13,7 +13,7 @@ use crate::gpu::Gpu;
 use crate::metric::{ChannelWeights, Method, Metric};
 use crate::nets::{NetKind, Network};
 use crate::progress::{Progress, Silent};
-use crate::train::{checkpoint, Cell, CellGroup, TrainConfig, TrainedMetric};
+use crate::train::{checkpoint, Cell, CellGroup, TrainConfig, TrainedMetric, Variant};
 use crate::{bail, Result};
 
 use super::grid::{grid, GridCell, Shard};
@@ -200,6 +200,7 @@ pub fn run_sweep(
                 seed: seed.unwrap_or(config.seeds[0]),
                 size: config.size,
                 paper_faithful: config.paper_faithful,
+                variant: Variant::Scalars,
                 weights_dir: config.weights_dir.clone(),
                 dataset: train.source.clone(),
                 limit: config.limit,
@@ -213,7 +214,22 @@ pub fn run_sweep(
                 .collect();
             let mut group = CellGroup::new(gpu, &train_config, &group_cells, &baseline_methods)?;
             if !group.is_empty() {
-                group.train(gpu, train, progress, &mut |_, _| {})?;
+                let n = group.len();
+                let mut mean = 0.0;
+                group.train(gpu, train, progress, &mut |i, r| {
+                    mean += r.validation_two_afc / n as f64;
+                    if i + 1 == n {
+                        log(&format!(
+                            "{} seed {}: epoch {}/{}, mean validation 2AFC {mean:.4} over {n} cells, {:.0} triplets/s",
+                            net.name(),
+                            train_config.seed,
+                            r.epoch,
+                            config.epochs,
+                            r.triplets_per_second
+                        ));
+                        mean = 0.0;
+                    }
+                })?;
             }
             // Per test set: the cells' scores and the baselines' distances.
             let mut adapted_scores = vec![Vec::new(); adapted.len()];
@@ -257,6 +273,7 @@ pub fn run_sweep(
                     &t.channels,
                     &t.w,
                     &t.rank_net,
+                    &t.network,
                     t.metadata.clone(),
                 )?;
                 let bapps_scores = score_all_bapps(gpu, config, net, cell.method, Some(t), bapps)?;

@@ -1,12 +1,14 @@
 //! The file `dps-gpu train` writes: the adapted channel weights as a scalars file (keys `<part>.<tap>`, read by
 //! `--scalars`), the rank net (keys `rank.<layer>.weight|bias`, layers 0, 2, 4 as in LPIPS's Dist2LogitLayer),
-//! and metadata describing the run.
+//! the tuned loss network under torchvision's key names (`features.<i>.weight|bias`) when it was trained too
+//! (`--variant net`), and metadata describing the run.
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use crate::kernels::rank::RANK_PARAMS;
 use crate::metric::Method;
+use crate::tensor_file::NamedTensor;
 use crate::{bail, Result};
 
 /// Shapes of the rank net's tensors in the flat parameter vector, in order.
@@ -20,13 +22,15 @@ const RANK_LAYOUT: [(&str, &[usize]); 6] = [
 ];
 
 /// Writes an adapted metric: `w` laid out part-major then tap (as the pair profile's columns), `channels` per
-/// tap, the rank net's flat parameters, and `metadata` (must name at least net and method).
+/// tap, the rank net's flat parameters, the tuned network's tensors (`features.*`; none when only the scalars
+/// were trained), and `metadata` (must name at least net and method).
 pub fn save(
     path: &Path,
     method: Method,
     channels: &[usize],
     w: &[f32],
     rank_net: &[f32],
+    network: &[NamedTensor],
     metadata: HashMap<String, String>,
 ) -> Result<()> {
     let total: usize = channels.iter().sum::<usize>() * method.parts().len();
@@ -53,6 +57,12 @@ pub fn save(
         let n: usize = shape.iter().product();
         tensors.push((name.to_string(), shape.to_vec(), rank_net[offset..offset + n].to_vec()));
         offset += n;
+    }
+    for (name, shape, values) in network {
+        if !name.starts_with("features.") {
+            bail!("saving: network tensor {name} is not a features.* key");
+        }
+        tensors.push((name.clone(), shape.clone(), values.clone()));
     }
     crate::tensor_file::write(path, &tensors, metadata)
 }

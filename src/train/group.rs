@@ -19,7 +19,7 @@ use crate::nets::Network;
 use crate::progress::Progress;
 use crate::{bail, Result};
 
-use super::run::{stream, EpochReport, TrainConfig, TrainedMetric, DROPOUT};
+use super::run::{stream, EpochReport, TrainConfig, TrainedMetric, Variant, DROPOUT};
 use super::{gather_profile, init_channel_weights, init_rank_net, lr_multiplier, TrainState};
 
 /// One adaptation run of a group: a comparison method and a context.
@@ -64,6 +64,9 @@ impl CellGroup {
     /// per method of `baseline_methods`; batches hold `config.batch` triplets.
     pub fn new(gpu: &Gpu, config: &TrainConfig, cells: &[Cell], baseline_methods: &[Method]) -> Result<CellGroup> {
         let c = config;
+        if c.variant != Variant::Scalars {
+            bail!("cells trained together adapt the scalars only; train --variant net runs one at a time");
+        }
         if c.epochs == 0 || c.batch == 0 || !(c.lr > 0.0 && c.lr.is_finite()) {
             bail!("epochs and batch must be at least 1 and the learning rate positive");
         }
@@ -392,6 +395,7 @@ impl CellGroup {
             ("train_images", self.train_images.to_string()),
             ("validation_images", self.validation_images.to_string()),
             ("paper_faithful", c.paper_faithful.to_string()),
+            ("variant", "scalars".to_string()),
             ("dps_gpu_version", env!("CARGO_PKG_VERSION").to_string()),
             ("adapter", gpu.describe()),
         ] {
@@ -406,6 +410,7 @@ impl CellGroup {
         Ok(TrainedMetric {
             w,
             rank_net,
+            network: Vec::new(),
             channels: self.channels.clone(),
             epochs: cell.reports.clone(),
             metadata,

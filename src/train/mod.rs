@@ -3,11 +3,13 @@
 
 pub mod checkpoint;
 mod group;
+mod net;
 mod run;
 mod step;
 
 pub use group::{Cell, CellGroup};
-pub use run::{train, EpochReport, TrainConfig, TrainedMetric};
+pub use net::NetTrainer;
+pub use run::{train, EpochReport, TrainConfig, TrainedMetric, Variant};
 pub use step::{gather_profile, StepStats, TrainState, PAPER_ADAM, SYNC_WEIGHT};
 
 use rand::Rng;

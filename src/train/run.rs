@@ -1,20 +1,53 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::time::Instant;
 
+use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
 use crate::context::Ranking;
+use crate::context::TripletDraws;
 use crate::data::ImageBank;
 use crate::gpu::Gpu;
-use crate::metric::Method;
-use crate::nets::NetKind;
+use crate::kernels::adam::Clamp;
+use crate::kernels::distance;
+use crate::metric::{ChannelWeights, Method, Metric, TripletRunner};
+use crate::nets::{NetKind, Network};
 use crate::progress::Progress;
-use crate::Result;
+use crate::tensor_file::NamedTensor;
+use crate::{bail, Result};
 
-use super::group::{Cell, CellGroup};
+use super::{init_channel_weights, init_rank_net, lr_multiplier, NetTrainer, TrainState};
 
 /// Dropout probability on the squared-difference maps during training (LPIPS's nn.Dropout default).
 pub(super) const DROPOUT: f32 = 0.5;
+
+/// What an adaptation run trains besides the rank net.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Variant {
+    /// The per-channel weights w (the paper's adapted metrics).
+    Scalars,
+    /// w and every conv weight and bias of the loss network, from the ImageNet weights ("Adapted Net", the
+    /// paper's Table 3).
+    Net,
+}
+
+impl Variant {
+    pub fn parse(name: &str) -> Result<Variant> {
+        match name.to_ascii_lowercase().as_str() {
+            "scalars" => Ok(Variant::Scalars),
+            "net" => Ok(Variant::Net),
+            _ => bail!("unknown variant {name:?}; choose scalars or net"),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Scalars => "scalars",
+            Variant::Net => "net",
+        }
+    }
+}
 
 /// Everything that defines one adaptation run (PROTOCOL.md §6).
 #[derive(Clone, Debug)]
@@ -28,6 +61,7 @@ pub struct TrainConfig {
     pub seed: u64,
     pub size: usize,
     pub paper_faithful: bool,
+    pub variant: Variant,
     pub weights_dir: Option<PathBuf>,
     /// Describes the training images in the saved metadata.
     pub dataset: String,
@@ -49,6 +83,8 @@ pub struct EpochReport {
 pub struct TrainedMetric {
     pub w: Vec<f32>,
     pub rank_net: Vec<f32>,
+    /// The tuned network's conv tensors under torchvision key names (empty unless [`Variant::Net`]).
+    pub network: Vec<NamedTensor>,
     pub channels: Vec<usize>,
     pub epochs: Vec<EpochReport>,
     pub metadata: HashMap<String, String>,
@@ -73,11 +109,162 @@ pub fn train(
     progress: &mut dyn Progress,
     on_epoch: &mut dyn FnMut(&EpochReport),
 ) -> Result<TrainedMetric> {
-    let cell = Cell {
-        method: config.method,
-        ranking: config.ranking.clone(),
+    let c = config;
+    if c.epochs == 0 || c.batch == 0 || !(c.lr > 0.0 && c.lr.is_finite()) {
+        bail!("epochs and batch must be at least 1 and the learning rate positive");
+    }
+    let mut order: Vec<usize> = (0..images.len()).collect();
+    order.shuffle(&mut stream(c.seed, "split"));
+    let n_val = images.len() / 5;
+    let (val, train) = order.split_at(n_val);
+    if train.len() < c.batch {
+        bail!(
+            "{} training images (80% of {}) are fewer than one batch of {}; use a smaller --batch or more images",
+            train.len(),
+            images.len(),
+            c.batch
+        );
+    }
+    let taps = c.net.tap_shapes(c.size)?;
+    let channels: Vec<usize> = taps.iter().map(|t| t.0).collect();
+    let w0 = init_channel_weights(&mut stream(c.seed, "w"), &channels, c.method.parts().len());
+    let theta0 = init_rank_net(&mut stream(c.seed, "rank net"));
+    let net = Network::load(gpu, c.net, c.weights_dir.as_deref())?;
+    let weights = ChannelWeights::from_flat(&w0, &channels, c.method, "initialisation");
+    let mut metric = Metric::new(gpu, net, c.method, weights, c.size)?;
+    let clamp = if c.paper_faithful {
+        Clamp::BeforeUpdate
+    } else {
+        Clamp::AfterStep
     };
-    let mut group = CellGroup::new(gpu, config, &[cell], &[])?;
-    group.train(gpu, images, progress, &mut |_, report| on_epoch(report))?;
-    group.trained(gpu, 0)
+    let state = TrainState::new(gpu, &metric.all_weights, &theta0, c.batch, clamp)?;
+    if c.variant == Variant::Net {
+        // The backward keeps a gradient beside every activation: about twice the forward's memory per group.
+        let groups = metric.groups_per_chunk(gpu, 3)?;
+        metric.set_max_groups_per_chunk(Some((groups / 2).max(1)));
+    }
+    let mut runner = TripletRunner::new(gpu, &mut metric, c.batch, c.paper_faithful)?;
+    let net_trainer = match c.variant {
+        Variant::Net => {
+            let plan = metric.current_plan().expect("TripletRunner::new prepares the plan");
+            Some(NetTrainer::new(gpu, &metric, plan, &state)?)
+        }
+        Variant::Scalars => None,
+    };
+    // Validation triplets are drawn once, so every epoch is scored on the same ones.
+    let val_draws = TripletDraws::draw(val, &c.ranking, &mut stream(c.seed, "validation"), c.size);
+    let mut draw_rng = stream(c.seed, "triplets");
+    let mut shuffle_rng = stream(c.seed, "epochs");
+    let steps_per_epoch = train.len() / c.batch;
+    let mut reports = Vec::new();
+    let mut t = 0u32;
+    let mut order = train.to_vec();
+    progress.start(
+        &format!(
+            "training {} {} on ranking {}",
+            c.net.name(),
+            c.method.name(),
+            c.ranking.name
+        ),
+        (c.epochs * steps_per_epoch) as u64,
+    );
+    for epoch in 0..c.epochs {
+        let started = Instant::now();
+        let lr = c.lr * lr_multiplier(epoch, c.epochs);
+        order.shuffle(&mut shuffle_rng);
+        let (mut loss_sum, mut afc_sum) = (0.0f64, 0.0f64);
+        for step in 0..steps_per_epoch {
+            let batch = &order[step * c.batch..(step + 1) * c.batch];
+            let draws = TripletDraws::draw(batch, &c.ranking, &mut draw_rng, c.size);
+            t += 1;
+            let step_seed = (c.seed as u32) ^ t.wrapping_mul(0x9e37_79b9);
+            let dropout = |start: usize| distance::dropout_state(step_seed, start as u32, DROPOUT);
+            runner.run_batch(
+                gpu,
+                &mut metric,
+                images,
+                &draws,
+                dropout,
+                |plan, chunk, start, count| state.gather_profile(gpu, &plan.profile, chunk, start, count),
+            )?;
+            let stats = state.step(gpu, &draws.labels, lr, t, net_trainer.is_none())?;
+            if let Some(trainer) = &net_trainer {
+                // ∂L/∂d needs the whole batch's distances, and only one chunk's activations are kept: every
+                // chunk's forward runs again (same distortions and dropout) before its backward.
+                trainer.grads.zero(gpu)?;
+                runner.run_batch(gpu, &mut metric, images, &draws, dropout, |_, chunk, start, count| {
+                    trainer.backward_chunk(gpu, &state, chunk, start, count)
+                })?;
+                state.apply(gpu)?;
+                trainer.apply(gpu)?;
+            }
+            if !stats.loss().is_finite() {
+                bail!(
+                    "the loss became {} at epoch {} step {} (of {steps_per_epoch}); try a smaller --lr",
+                    stats.loss(),
+                    epoch + 1,
+                    step + 1
+                );
+            }
+            loss_sum += stats.loss() as f64;
+            afc_sum += stats.two_afc as f64;
+            progress.advance(1, &format!("epoch {}/{} loss {:.4}", epoch + 1, c.epochs, stats.loss()));
+        }
+        let validation_two_afc = runner.two_afc(gpu, &mut metric, images, &val_draws)?;
+        let seconds = started.elapsed().as_secs_f64();
+        let report = EpochReport {
+            epoch: epoch + 1,
+            train_loss: loss_sum / steps_per_epoch as f64,
+            train_two_afc: afc_sum / steps_per_epoch as f64,
+            validation_two_afc,
+            seconds,
+            triplets_per_second: (steps_per_epoch * c.batch) as f64 / seconds,
+        };
+        on_epoch(&report);
+        reports.push(report);
+    }
+    progress.finish();
+    let w = gpu.read(&metric.all_weights, metric.all_weights.numel())?;
+    let rank_net = gpu.read(&state.theta, state.theta.numel())?;
+    let network = match c.variant {
+        Variant::Net => metric.net.read_params(gpu)?,
+        Variant::Scalars => Vec::new(),
+    };
+    let mut metadata = HashMap::new();
+    for (k, v) in [
+        ("format", "dps-gpu adapted metric v1".to_string()),
+        ("net", c.net.name().to_string()),
+        ("method", c.method.name().to_string()),
+        ("ranking", c.ranking.name.clone()),
+        ("ranking_order", c.ranking.describe()),
+        ("seed", c.seed.to_string()),
+        ("epochs", c.epochs.to_string()),
+        ("batch", c.batch.to_string()),
+        ("lr", c.lr.to_string()),
+        ("size", c.size.to_string()),
+        ("dataset", c.dataset.clone()),
+        ("limit", c.limit.map(|l| l.to_string()).unwrap_or_else(|| "none".into())),
+        ("train_images", train.len().to_string()),
+        ("validation_images", val.len().to_string()),
+        ("paper_faithful", c.paper_faithful.to_string()),
+        ("variant", c.variant.name().to_string()),
+        ("dps_gpu_version", env!("CARGO_PKG_VERSION").to_string()),
+        ("adapter", gpu.describe()),
+    ] {
+        metadata.insert(k.to_string(), v);
+    }
+    if let Some(last) = reports.last() {
+        metadata.insert(
+            "final_validation_2afc".into(),
+            format!("{:.6}", last.validation_two_afc),
+        );
+    }
+    Ok(TrainedMetric {
+        w,
+        rank_net,
+        network,
+        channels,
+        epochs: reports,
+        metadata,
+    })
 }

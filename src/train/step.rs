@@ -46,7 +46,10 @@ pub struct TrainState {
     pub stats: Tensor,
     pub grad_w: Tensor,
     pub grad_theta: Tensor,
-    step: wgpu::Buffer,
+    /// [2T]: ∂L/∂d of the batch, rows d0 then d1, as the profile.
+    pub grad_d: Tensor,
+    /// The Adam step scalars ([`adam::step_scalars`]) of the current step, shared with other optimised tensors.
+    pub step: wgpu::Buffer,
     dispatches: Vec<Dispatch>,
     _buffers: Vec<Tensor>,
 }
@@ -117,9 +120,10 @@ impl TrainState {
             stats,
             grad_w,
             grad_theta,
+            grad_d,
             step,
             dispatches,
-            _buffers: vec![cache, grad_d, w_m, w_v, t_m, t_v],
+            _buffers: vec![cache, w_m, w_v, t_m, t_v],
         })
     }
 
@@ -156,6 +160,15 @@ impl TrainState {
             self.dispatches.len() - 2
         };
         gpu.run(&self.dispatches[..n])?;
+        self.read_stats(gpu)
+    }
+
+    /// Applies the Adam updates of w and the rank net computed by `step(.., update: false)`.
+    pub fn apply(&self, gpu: &Gpu) -> Result<()> {
+        gpu.run(&self.dispatches[self.dispatches.len() - 2..])
+    }
+
+    fn read_stats(&self, gpu: &Gpu) -> Result<StepStats> {
         let s = gpu.read(&self.stats, 4)?;
         Ok(StepStats {
             bce: s[0],

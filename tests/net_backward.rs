@@ -1,0 +1,830 @@
+//! The backward kernels (convolution with fused ReLU mask and channel slices, max-pool, and the distance side:
+//! pair profile, unit normalisation, channel mean and sort) against PyTorch autograd (fixtures written by
+//! tools/make_backward_fixtures.py) and against central finite differences of the GPU forward kernels.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use common::Lcg;
+use dps_gpu::gpu::{Dispatch, Gpu, Tensor};
+use dps_gpu::kernels::channel;
+use dps_gpu::kernels::conv::{self, ConvBackward, ConvShape};
+use dps_gpu::kernels::distance;
+use dps_gpu::kernels::pool::{self, PoolShape};
+use serde_json::Value;
+
+type Tensors = HashMap<String, (Vec<usize>, Vec<f32>)>;
+
+fn fixtures() -> (Tensors, Value) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/backward");
+    let meta = serde_json::from_str(&std::fs::read_to_string(dir.join("backward.json")).unwrap()).unwrap();
+    (common::read_tensors(&dir.join("backward.safetensors")), meta)
+}
+
+fn upload(gpu: &Gpu, t: &Tensors, key: &str) -> Tensor {
+    let (shape, data) = t.get(key).unwrap_or_else(|| panic!("fixture {key} missing"));
+    gpu.upload(key, shape, data).unwrap()
+}
+
+fn read_all(gpu: &Gpu, t: &Tensor) -> Vec<f32> {
+    gpu.read(t, t.numel()).unwrap()
+}
+
+fn run(gpu: &Gpu, dispatches: &[Dispatch]) {
+    gpu.run(dispatches).unwrap();
+}
+
+/// |got − want| ≤ abs + rel·|want| for every value.
+fn close(got: &[f32], want: &[f32], rel: f32, abs: f32, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        let tol = abs + rel * w.abs();
+        assert!((g - w).abs() <= tol, "{what}[{i}]: got {g}, want {w} (tolerance {tol})");
+    }
+}
+
+fn plus(v: &[f32], c: f32) -> Vec<f32> {
+    v.iter().map(|x| x + c).collect()
+}
+
+fn u(v: &Value, key: &str) -> usize {
+    v[key].as_u64().unwrap_or_else(|| panic!("fixture field {key}")) as usize
+}
+
+fn conv_shape(c: &Value) -> ConvShape {
+    ConvShape {
+        cin: u(c, "cin"),
+        cout: u(c, "cout"),
+        kernel: u(c, "kernel"),
+        stride: u(c, "stride"),
+        pad: u(c, "pad"),
+    }
+}
+
+// ---------------------------------------------------------------- convolution
+
+#[test]
+fn conv_backward_matches_pytorch_autograd() {
+    let (t, meta) = fixtures();
+    let gpu = common::gpu();
+    let cases = meta["conv"].as_object().unwrap();
+    assert_eq!(cases.len(), 5);
+    for (name, m) in cases {
+        let key = |k: &str| format!("conv.{name}.{k}");
+        let x = upload(&gpu, &t, &key("x"));
+        let y = upload(&gpu, &t, &key("y"));
+        let gy = upload(&gpu, &t, &key("gy"));
+        // Start from non-zero buffers: the first write must overwrite, later ones (accumulate) add.
+        let grad_x = gpu.upload("grad_x", &x.shape, &vec![7.0; x.numel()]).unwrap();
+        let convs = m["convs"].as_array().unwrap();
+        for (j, c) in convs.iter().enumerate() {
+            let weight = upload(&gpu, &t, &key(&format!("{j}.weight")));
+            let bias = upload(&gpu, &t, &key(&format!("{j}.bias")));
+            let back = ConvBackward {
+                shape: conv_shape(c),
+                x: &x,
+                weight: &weight,
+                bias: &bias,
+                y: &y,
+                gy: &gy,
+                c_off: u(c, "c_off"),
+                relu: c["relu"].as_bool().unwrap(),
+            };
+            let grad_w = gpu.upload("grad_w", &weight.shape, &vec![3.0; weight.numel()]).unwrap();
+            let grad_b = gpu.upload("grad_b", &bias.shape, &vec![3.0; bias.numel()]).unwrap();
+            run(
+                &gpu,
+                &[
+                    conv::conv2d_backward_input(&gpu, &back, &grad_x, j > 0).unwrap(),
+                    conv::conv2d_backward_params(&gpu, &back, &grad_w, &grad_b, false).unwrap(),
+                ],
+            );
+            let want_w = &t[&key(&format!("{j}.grad_weight"))].1;
+            let want_b = &t[&key(&format!("{j}.grad_bias"))].1;
+            close(
+                &read_all(&gpu, &grad_w),
+                want_w,
+                1e-4,
+                1e-4,
+                &format!("{name} conv {j} grad_weight"),
+            );
+            close(
+                &read_all(&gpu, &grad_b),
+                want_b,
+                1e-4,
+                1e-4,
+                &format!("{name} conv {j} grad_bias"),
+            );
+            // A second micro-batch with the same data doubles the accumulated parameter gradients.
+            run(
+                &gpu,
+                &[conv::conv2d_backward_params(&gpu, &back, &grad_w, &grad_b, true).unwrap()],
+            );
+            let twice = |v: &[f32]| v.iter().map(|x| 2.0 * x).collect::<Vec<_>>();
+            close(
+                &read_all(&gpu, &grad_w),
+                &twice(want_w),
+                1e-4,
+                2e-4,
+                &format!("{name} conv {j} accumulated grad_weight"),
+            );
+            close(
+                &read_all(&gpu, &grad_b),
+                &twice(want_b),
+                1e-4,
+                2e-4,
+                &format!("{name} conv {j} accumulated grad_bias"),
+            );
+        }
+        // Several convolutions reading x (the fire module's expands) sum their input gradients.
+        close(
+            &read_all(&gpu, &grad_x),
+            &t[&key("grad_x")].1,
+            1e-4,
+            1e-4,
+            &format!("{name} grad_x"),
+        );
+    }
+}
+
+#[test]
+fn conv_backward_rejects_tensors_that_do_not_fit() {
+    let gpu = common::gpu();
+    let shape = ConvShape {
+        cin: 3,
+        cout: 4,
+        kernel: 3,
+        stride: 1,
+        pad: 1,
+    };
+    let x = gpu.zeros("x", &[2, 3, 5, 5]).unwrap();
+    let w = gpu.zeros("w", &[4, 3, 3, 3]).unwrap();
+    let b = gpu.zeros("b", &[4]).unwrap();
+    let y = gpu.zeros("y", &[2, 6, 5, 5]).unwrap();
+    let gy = gpu.zeros("gy", &[2, 6, 5, 5]).unwrap();
+    let back = ConvBackward {
+        shape,
+        x: &x,
+        weight: &w,
+        bias: &b,
+        y: &y,
+        gy: &gy,
+        c_off: 2,
+        relu: true,
+    };
+    assert!(conv::conv2d_backward_input(&gpu, &back, &x, false).is_ok());
+    assert!(conv::conv2d_backward_params(&gpu, &back, &w, &b, false).is_ok());
+    let wrong = gpu.zeros("wrong", &[2, 3, 5, 4]).unwrap();
+    assert!(conv::conv2d_backward_input(&gpu, &back, &wrong, false).is_err());
+    assert!(conv::conv2d_backward_params(&gpu, &back, &b, &b, false).is_err());
+    let small_gy = gpu.zeros("gy", &[2, 5, 5, 5]).unwrap();
+    assert!(conv::conv2d_backward_input(&gpu, &ConvBackward { gy: &small_gy, ..back }, &x, false).is_err());
+    assert!(conv::conv2d_backward_input(&gpu, &ConvBackward { c_off: 3, ..back }, &x, false).is_err());
+}
+
+/// L = Σ gy ⊙ y[:, c_off..c_off+cout] with y the GPU forward, in f64.
+fn conv_loss(gpu: &Gpu, fwd: &Dispatch, y: &Tensor, gy: &[f32], c_off: usize, cout: usize) -> f64 {
+    run(gpu, std::slice::from_ref(fwd));
+    let yv = read_all(gpu, y);
+    let [b, ctot, ho, wo] = [y.shape[0], y.shape[1], y.shape[2], y.shape[3]];
+    let mut l = 0.0;
+    for img in 0..b {
+        for c in c_off..c_off + cout {
+            for p in 0..ho * wo {
+                let i = (img * ctot + c) * ho * wo + p;
+                l += gy[i] as f64 * yv[i] as f64;
+            }
+        }
+    }
+    l
+}
+
+#[test]
+fn conv_backward_matches_finite_differences_of_the_forward() {
+    let gpu = common::gpu();
+    let mut rng = Lcg(31);
+    // (batch, cin, h, w, cout, kernel, stride, pad, ctot, c_off): AlexNet's first conv, SqueezeNet's, a 3×3
+    // writing a middle channel slice.
+    let cases = [
+        (2, 3, 17, 15, 5, 11, 4, 2, 5, 0),
+        (2, 3, 9, 8, 6, 3, 2, 0, 6, 0),
+        (1, 5, 6, 6, 3, 3, 1, 1, 7, 2),
+    ];
+    for (b, cin, h, w, cout, k, s, pad, ctot, c_off) in cases {
+        let shape = ConvShape {
+            cin,
+            cout,
+            kernel: k,
+            stride: s,
+            pad,
+        };
+        let (ho, wo) = (shape.output_side(h).unwrap(), shape.output_side(w).unwrap());
+        let xv = rng.vec(b * cin * h * w, -1.0, 1.0);
+        let wv = rng.vec(cout * cin * k * k, -0.5, 0.5);
+        let bv = rng.vec(cout, -0.5, 0.5);
+        let gyv = rng.vec(b * ctot * ho * wo, -1.0, 1.0);
+        let x = gpu.upload("x", &[b, cin, h, w], &xv).unwrap();
+        let weight = gpu.upload("w", &[cout, cin, k, k], &wv).unwrap();
+        let bias = gpu.upload("b", &[cout], &bv).unwrap();
+        let y = gpu.zeros("y", &[b, ctot, ho, wo]).unwrap();
+        let gy = gpu.upload("gy", &y.shape, &gyv).unwrap();
+        // Without the ReLU the loss is linear in each tensor, so a wide central difference is exact up to f32
+        // rounding of the forward.
+        let fwd = conv::conv2d(&gpu, shape, &x, &weight, &bias, &y, c_off, false).unwrap();
+        let back = ConvBackward {
+            shape,
+            x: &x,
+            weight: &weight,
+            bias: &bias,
+            y: &y,
+            gy: &gy,
+            c_off,
+            relu: false,
+        };
+        let grad_x = gpu.zeros("grad_x", &x.shape).unwrap();
+        let grad_w = gpu.zeros("grad_w", &weight.shape).unwrap();
+        let grad_b = gpu.zeros("grad_b", &bias.shape).unwrap();
+        run(
+            &gpu,
+            &[
+                conv::conv2d_backward_input(&gpu, &back, &grad_x, false).unwrap(),
+                conv::conv2d_backward_params(&gpu, &back, &grad_w, &grad_b, false).unwrap(),
+            ],
+        );
+        for (tensor, values, grad, what) in [
+            (&x, &xv, &grad_x, "x"),
+            (&weight, &wv, &grad_w, "weight"),
+            (&bias, &bv, &grad_b, "bias"),
+        ] {
+            let analytic = read_all(&gpu, grad);
+            let n = values.len();
+            let picks: Vec<usize> = (0..12).map(|_| (rng.uniform() * n as f32) as usize % n).collect();
+            for i in picks.into_iter().chain([0, n - 1]) {
+                let h = 0.5f32;
+                let at = |v: f32| {
+                    gpu.write(tensor, i, &[v]).unwrap();
+                    conv_loss(&gpu, &fwd, &y, &gyv, c_off, cout)
+                };
+                let fd = (at(values[i] + h) - at(values[i] - h)) / (2.0 * h as f64);
+                at(values[i]);
+                let a = analytic[i] as f64;
+                assert!(
+                    (fd - a).abs() <= 1e-3 + 1e-3 * a.abs(),
+                    "conv {shape:?} grad {what}[{i}]: analytic {a}, finite difference {fd}"
+                );
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- max-pool
+
+#[test]
+fn maxpool_backward_matches_pytorch_autograd_with_ties() {
+    let (t, meta) = fixtures();
+    let gpu = common::gpu();
+    let cases = meta["pool"].as_object().unwrap();
+    assert_eq!(cases.len(), 4);
+    for (name, m) in cases {
+        let key = |k: &str| format!("pool.{name}.{k}");
+        let shape = PoolShape {
+            kernel: u(m, "kernel"),
+            stride: u(m, "stride"),
+            ceil_mode: m["ceil_mode"].as_bool().unwrap(),
+        };
+        let x = upload(&gpu, &t, &key("x"));
+        let gy = upload(&gpu, &t, &key("gy"));
+        let want = &t[&key("grad_x")].1;
+        let grad_x = gpu.upload("grad_x", &x.shape, &vec![5.0; x.numel()]).unwrap();
+        run(
+            &gpu,
+            &[pool::maxpool2d_backward(&gpu, shape, &x, &gy, &grad_x, false).unwrap()],
+        );
+        close(
+            &read_all(&gpu, &grad_x),
+            want,
+            1e-6,
+            1e-6,
+            &format!("pool {name} grad_x"),
+        );
+        run(
+            &gpu,
+            &[pool::maxpool2d_backward(&gpu, shape, &x, &gy, &grad_x, true).unwrap()],
+        );
+        let doubled: Vec<f32> = want.iter().map(|v| 2.0 * v).collect();
+        close(
+            &read_all(&gpu, &grad_x),
+            &doubled,
+            1e-6,
+            1e-6,
+            &format!("pool {name} accumulated"),
+        );
+        assert!(pool::maxpool2d_backward(&gpu, shape, &x, &x, &grad_x, false).is_err());
+    }
+}
+
+#[test]
+fn maxpool_backward_matches_finite_differences_of_the_forward() {
+    let gpu = common::gpu();
+    let mut rng = Lcg(32);
+    for (shape, dims) in [
+        (
+            PoolShape {
+                kernel: 3,
+                stride: 2,
+                ceil_mode: true,
+            },
+            [2, 2, 8, 7],
+        ),
+        (
+            PoolShape {
+                kernel: 3,
+                stride: 2,
+                ceil_mode: false,
+            },
+            [1, 3, 7, 9],
+        ),
+    ] {
+        let n: usize = dims.iter().product();
+        // Distinct values a whole unit apart: a ±0.25 step never changes which value wins a window.
+        let mut keys: Vec<(f32, usize)> = (0..n).map(|i| (rng.uniform(), i)).collect();
+        keys.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mut xv = vec![0.0; n];
+        for (rank, &(_, i)) in keys.iter().enumerate() {
+            xv[i] = rank as f32 - n as f32 / 2.0;
+        }
+        let (ho, wo) = (shape.output_side(dims[2]).unwrap(), shape.output_side(dims[3]).unwrap());
+        let x = gpu.upload("x", &dims, &xv).unwrap();
+        let y = gpu.zeros("y", &[dims[0], dims[1], ho, wo]).unwrap();
+        let gyv = rng.vec(y.numel(), -1.0, 1.0);
+        let gy = gpu.upload("gy", &y.shape, &gyv).unwrap();
+        let grad_x = gpu.zeros("grad_x", &dims).unwrap();
+        run(
+            &gpu,
+            &[pool::maxpool2d_backward(&gpu, shape, &x, &gy, &grad_x, false).unwrap()],
+        );
+        let analytic = read_all(&gpu, &grad_x);
+        let fwd = pool::maxpool2d(&gpu, shape, &x, &y).unwrap();
+        let loss = |i: usize, v: f32| {
+            gpu.write(&x, i, &[v]).unwrap();
+            run(&gpu, std::slice::from_ref(&fwd));
+            let yv = read_all(&gpu, &y);
+            yv.iter().zip(&gyv).map(|(a, b)| *a as f64 * *b as f64).sum::<f64>()
+        };
+        for i in 0..n {
+            let fd = (loss(i, xv[i] + 0.25) - loss(i, xv[i] - 0.25)) / 0.5;
+            loss(i, xv[i]);
+            assert!(
+                (fd - analytic[i] as f64).abs() < 1e-4,
+                "max-pool {shape:?} grad[{i}]: analytic {}, finite difference {fd}",
+                analytic[i]
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------- distance side
+
+/// The buffers of one tap's distance term on the GPU: maps t [N, C, P], the transformed maps v, their unit
+/// normalisation u, and everything the pair profile and its backward read.
+struct DistanceCase {
+    part: String,
+    chunk: usize,
+    n_pairs: usize,
+    offset: usize,
+    seed: u32,
+    t: Tensor,
+    v: Tensor,
+    u: Tensor,
+    order: Tensor,
+    w: Tensor,
+    grad_d: Tensor,
+    pairs: wgpu::Buffer,
+    state: wgpu::Buffer,
+    profile: Tensor,
+    d: Tensor,
+}
+
+impl DistanceCase {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        gpu: &Gpu,
+        part: &str,
+        chunk: usize,
+        group_len: usize,
+        c: usize,
+        p: usize,
+        offset: usize,
+        seed: u32,
+        state: [u32; 4],
+        t: &[f32],
+        w: &[f32],
+        grad_d: &[f32],
+    ) -> DistanceCase {
+        let n = chunk * group_len;
+        let n_pairs = chunk * (group_len - 1);
+        let pairs: Vec<u32> = (0..n_pairs)
+            .flat_map(|k| [(k % chunk) as u32, ((k / chunk + 1) * chunk + k % chunk) as u32])
+            .collect();
+        let vp = if part == "mean" { 1 } else { p };
+        DistanceCase {
+            part: part.to_string(),
+            chunk,
+            n_pairs,
+            offset,
+            seed,
+            t: gpu.upload("t", &[n, c, p], t).unwrap(),
+            v: gpu.zeros("v", &[n, c, vp]).unwrap(),
+            u: gpu.zeros("u", &[n, c, vp]).unwrap(),
+            order: gpu.zeros("order", &[n, c, p]).unwrap(),
+            w: gpu.upload("w", &[w.len()], w).unwrap(),
+            grad_d: gpu.upload("grad_d", &[n_pairs], grad_d).unwrap(),
+            pairs: gpu.upload_pod("pairs", &pairs).unwrap(),
+            state: gpu.upload_pod("state", &state).unwrap(),
+            profile: gpu.zeros("profile", &[n_pairs, w.len()]).unwrap(),
+            d: gpu.zeros("d", &[n_pairs]).unwrap(),
+        }
+    }
+
+    /// Transform, unit normalisation, the pair profile's column block and d = s·w.
+    fn forward(&self, gpu: &Gpu) -> Vec<Dispatch> {
+        let mut out = match self.part.as_str() {
+            "spatial" => vec![],
+            "mean" => vec![channel::channel_mean(gpu, &self.t, &self.v).unwrap()],
+            _ => vec![channel::channel_sort_with_order(gpu, &self.t, &self.v, &self.order).unwrap()],
+        };
+        let v = if self.part == "spatial" { &self.t } else { &self.v };
+        out.push(channel::unit_normalize(gpu, v, &self.u).unwrap());
+        out.push(
+            distance::pair_profile(
+                gpu,
+                &self.u,
+                &self.pairs,
+                self.n_pairs,
+                self.chunk,
+                &self.state,
+                &self.profile,
+                self.offset,
+                self.seed,
+            )
+            .unwrap(),
+        );
+        out.push(distance::weighted_sum(gpu, &self.profile, &self.w, &self.d).unwrap());
+        out
+    }
+
+    /// The backward chain into grad_u, grad_v and grad_t (the last accumulated onto what it holds).
+    fn backward(&self, gpu: &Gpu, grad_u: &Tensor, grad_v: &Tensor, grad_t: &Tensor) -> Vec<Dispatch> {
+        let v = if self.part == "spatial" { &self.t } else { &self.v };
+        let mut out = vec![
+            distance::pair_profile_backward(
+                gpu,
+                &self.u,
+                &self.pairs,
+                self.n_pairs,
+                self.chunk,
+                &self.state,
+                &self.grad_d,
+                &self.w,
+                self.offset,
+                self.seed,
+                grad_u,
+            )
+            .unwrap(),
+            channel::unit_normalize_backward(gpu, v, grad_u, grad_v, false).unwrap(),
+        ];
+        out.push(match self.part.as_str() {
+            "spatial" => channel::unit_normalize_backward(gpu, v, grad_u, grad_t, true).unwrap(),
+            "mean" => channel::channel_mean_backward(gpu, grad_v, grad_t, true).unwrap(),
+            _ => channel::channel_sort_backward(gpu, grad_v, &self.order, grad_t, true).unwrap(),
+        });
+        out
+    }
+
+    /// L = Σ grad_d ⊙ d from the GPU forward, in f64.
+    fn loss(&self, gpu: &Gpu, forward: &[Dispatch], grad_d: &[f32]) -> f64 {
+        run(gpu, forward);
+        let d = read_all(gpu, &self.d);
+        d.iter().zip(grad_d).map(|(a, b)| *a as f64 * *b as f64).sum()
+    }
+}
+
+#[test]
+fn distance_backward_matches_pytorch_autograd() {
+    let (t, meta) = fixtures();
+    let gpu = common::gpu();
+    let cases = meta["distance"].as_object().unwrap();
+    assert_eq!(cases.len(), 4);
+    for (name, m) in cases {
+        let key = |k: &str| format!("distance.{name}.{k}");
+        let (c, p) = (u(m, "c"), u(m, "h") * u(m, "w"));
+        let state = distance::dropout_state(
+            u(m, "step_seed") as u32,
+            u(m, "first_group") as u32,
+            m["drop"].as_f64().unwrap() as f32,
+        );
+        let case = DistanceCase::new(
+            &gpu,
+            m["part"].as_str().unwrap(),
+            u(m, "chunk"),
+            u(m, "group_len"),
+            c,
+            p,
+            u(m, "offset"),
+            u(m, "seed") as u32,
+            state,
+            &t[&key("t")].1,
+            &t[&key("w")].1,
+            &t[&key("grad_d")].1,
+        );
+        let grad_u = gpu.upload("grad_u", &case.u.shape, &vec![9.0; case.u.numel()]).unwrap();
+        let grad_v = gpu.upload("grad_v", &case.u.shape, &vec![9.0; case.u.numel()]).unwrap();
+        let grad_t = gpu.upload("grad_t", &case.t.shape, &vec![0.5; case.t.numel()]).unwrap();
+        let mut dispatches = case.forward(&gpu);
+        dispatches.extend(case.backward(&gpu, &grad_u, &grad_v, &grad_t));
+        run(&gpu, &dispatches);
+        close(
+            &read_all(&gpu, &grad_u),
+            &t[&key("grad_u")].1,
+            1e-4,
+            1e-5,
+            &format!("{name} grad_u"),
+        );
+        close(
+            &read_all(&gpu, &grad_v),
+            &t[&key("grad_v")].1,
+            1e-4,
+            1e-5,
+            &format!("{name} grad_v"),
+        );
+        close(
+            &read_all(&gpu, &grad_t),
+            &plus(&t[&key("grad_t")].1, 0.5),
+            1e-4,
+            1e-5,
+            &format!("{name} grad_t (accumulated onto 0.5)"),
+        );
+    }
+}
+
+#[test]
+fn distance_backward_matches_finite_differences_of_the_forward() {
+    let gpu = common::gpu();
+    let mut rng = Lcg(33);
+    // (part, chunk, group_len, channels, positions, dropout)
+    let cases = [
+        ("spatial", 2, 3, 5, 6, 0.5),
+        ("mean", 3, 2, 4, 5, 0.0),
+        ("sort", 2, 3, 4, 7, 0.5),
+    ];
+    for (part, chunk, group_len, c, p, drop) in cases {
+        let n = chunk * group_len;
+        // Every row a shuffled ladder: values at least 0.05 apart, so a small step never reorders a sort.
+        let mut tv = Vec::with_capacity(n * c * p);
+        for _ in 0..n * c {
+            let mut keys: Vec<(f32, usize)> = (0..p).map(|i| (rng.uniform(), i)).collect();
+            keys.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let lo = rng.uniform() * 2.0 - 1.5;
+            tv.extend(
+                keys.iter()
+                    .map(|&(_, rank)| lo + 0.1 * rank as f32 + 0.05 * rng.uniform()),
+            );
+        }
+        let offset = 1;
+        let columns = offset + c + 2;
+        let w = rng.vec(columns, -0.2, 1.0);
+        let grad_d = rng.vec(chunk * (group_len - 1), -1.0, 1.0);
+        let state = distance::dropout_state(11, 3, drop);
+        let case = DistanceCase::new(&gpu, part, chunk, group_len, c, p, offset, 5, state, &tv, &w, &grad_d);
+        let grad_u = gpu.zeros("grad_u", &case.u.shape).unwrap();
+        let grad_v = gpu.zeros("grad_v", &case.u.shape).unwrap();
+        let grad_t = gpu.zeros("grad_t", &case.t.shape).unwrap();
+        let forward = case.forward(&gpu);
+        run(&gpu, &forward);
+        run(&gpu, &case.backward(&gpu, &grad_u, &grad_v, &grad_t));
+        let analytic = read_all(&gpu, &grad_t);
+        let h = 2e-3f32;
+        for _ in 0..24 {
+            let i = (rng.uniform() * tv.len() as f32) as usize % tv.len();
+            let at = |v: f32| {
+                gpu.write(&case.t, i, &[v]).unwrap();
+                case.loss(&gpu, &forward, &grad_d)
+            };
+            let fd = (at(tv[i] + h) - at(tv[i] - h)) / (2.0 * h as f64);
+            at(tv[i]);
+            let a = analytic[i] as f64;
+            assert!(
+                (fd - a).abs() <= 2e-3 + 2e-2 * a.abs(),
+                "{part} grad_t[{i}]: analytic {a}, finite difference {fd}"
+            );
+        }
+    }
+}
+
+#[test]
+fn channel_sort_order_is_the_permutation_of_the_sort() {
+    let gpu = common::gpu();
+    let mut rng = Lcg(34);
+    for (n, c, p) in [(2, 3, 1), (1, 2, 37), (2, 1, 256), (1, 1, 4096)] {
+        let xv = rng.vec(n * c * p, -3.0, 3.0);
+        let x = gpu.upload("x", &[n, c, p], &xv).unwrap();
+        let y = gpu.zeros("y", &[n, c, p]).unwrap();
+        let order = gpu.zeros("order", &[n, c, p]).unwrap();
+        run(&gpu, &[channel::channel_sort_with_order(&gpu, &x, &y, &order).unwrap()]);
+        let yv = read_all(&gpu, &y);
+        let ov: Vec<usize> = read_all(&gpu, &order).iter().map(|v| v.to_bits() as usize).collect();
+        for row in 0..n * c {
+            let mut seen = vec![false; p];
+            for k in 0..p {
+                let o = ov[row * p + k];
+                assert!(
+                    o < p && !seen[o],
+                    "row {row}: order {o} at rank {k} is not a permutation"
+                );
+                seen[o] = true;
+                assert_eq!(yv[row * p + k], xv[row * p + o], "row {row} rank {k}");
+                if k > 0 {
+                    assert!(yv[row * p + k - 1] <= yv[row * p + k], "row {row} not ascending at {k}");
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- a whole "Adapted Net" step
+
+/// |got − want| within `rel`·|want| + `scale_rel`·max|want| (f32 GPU against float64 PyTorch through a deep
+/// net: the second term absorbs rounding relative to the tensor's scale).
+fn close_scaled(got: &[f32], want: &[f32], rel: f32, scale_rel: f32, what: &str) {
+    let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    close(got, want, rel, scale_rel * scale, what);
+}
+
+#[test]
+fn adapted_net_step_matches_pytorch_autograd_and_adam_alexnet_spatial() {
+    adapted_net_step("alex_spatial_step");
+}
+
+#[test]
+fn adapted_net_step_matches_pytorch_autograd_and_adam_alexnet_spatial_mean() {
+    adapted_net_step("alex_spatial_mean_step");
+}
+
+#[test]
+fn adapted_net_step_matches_pytorch_autograd_and_adam_squeezenet_spatial_sort() {
+    adapted_net_step("squeeze_spatial_sort_step");
+}
+
+/// One whole training step of `train --variant net` (dropout off, 3 triplets in chunks of 2: a full chunk and a
+/// padded one) against the fixture's PyTorch step: distances, the gradients of w, the rank net and every conv,
+/// and every parameter's Adam update.
+fn adapted_net_step(name: &str) {
+    use dps_gpu::kernels::adam::Clamp;
+    use dps_gpu::metric::{run_chunk, ChannelWeights, Method, Metric};
+    use dps_gpu::nets::{NetKind, Network};
+    use dps_gpu::train::{NetTrainer, TrainState};
+
+    let (t, meta) = fixtures();
+    let m = &meta["steps"][name];
+    let (triplets, size, lr) = (u(m, "triplets"), u(m, "size"), m["lr"].as_f64().unwrap() as f32);
+    let kind = NetKind::parse(m["net"].as_str().unwrap()).unwrap();
+    let method = Method::parse(m["method"].as_str().unwrap()).unwrap();
+    let key = |k: &str| format!("{name}.{k}");
+    let gpu = common::gpu();
+    // AlexNet's ImageNet weights are embedded in the repository (weights/, the same values as shared/weights);
+    // the other nets need DPS_WEIGHTS_DIR.
+    let net = if kind == NetKind::Alex {
+        Network::load(&gpu, kind, None).unwrap()
+    } else {
+        let Some(dir) = common::shared_dir("DPS_WEIGHTS_DIR", &format!("adapted_net_step ({name})")) else {
+            return;
+        };
+        Network::load(&gpu, kind, Some(&dir)).unwrap()
+    };
+    let channels: Vec<usize> = kind.tap_shapes(size).unwrap().iter().map(|s| s.0).collect();
+    let w0 = &t[&key("w0")].1;
+    let weights = ChannelWeights::from_flat(w0, &channels, method, "fixture");
+    let mut metric = Metric::new(&gpu, net, method, weights, size).unwrap();
+    let chunk = 2;
+    metric.prepare(&gpu, chunk, 3, false).unwrap();
+    let state = TrainState::new(
+        &gpu,
+        &metric.all_weights,
+        &t[&key("theta0")].1,
+        triplets,
+        Clamp::AfterStep,
+    )
+    .unwrap();
+    let plan = metric.current_plan().unwrap();
+    let trainer = NetTrainer::new(&gpu, &metric, plan, &state).unwrap();
+    let images = &t["step_images"].1;
+    let per_member = triplets * 3 * size * size;
+    let members: Vec<&[f32]> = images.chunks(per_member).collect();
+    let pass = |backward: bool| {
+        let mut start = 0;
+        while start < triplets {
+            let count = chunk.min(triplets - start);
+            let dropout_off = distance::dropout_state(0, start as u32, 0.0);
+            run_chunk(&gpu, plan, size, &members, start, count, dropout_off).unwrap();
+            if backward {
+                trainer.backward_chunk(&gpu, &state, chunk, start, count).unwrap();
+            } else {
+                state.gather_profile(&gpu, &plan.profile, chunk, start, count).unwrap();
+            }
+            start += count;
+        }
+    };
+    pass(false);
+    let stats = state.step(&gpu, &t[&key("h")].1, lr, 1, false).unwrap();
+    assert_eq!(stats.synced, m["synced"].as_bool().unwrap());
+    close(&read_all(&gpu, &state.d), &t[&key("d")].1, 1e-4, 1e-6, "distances");
+    trainer.grads.zero(&gpu).unwrap();
+    pass(true);
+    let convs: Vec<(String, Vec<f32>, Vec<f32>)> = metric
+        .net
+        .convs()
+        .iter()
+        .map(|(name, p)| (name.clone(), read_all(&gpu, &p.weight), read_all(&gpu, &p.bias)))
+        .collect();
+    state.apply(&gpu).unwrap();
+    trainer.apply(&gpu).unwrap();
+
+    // Gradients, then the updates. Adam's first step moves each parameter by lr·g/(|g| + eps), so the update
+    // agrees within 1e-4 relative wherever the gradient's sign is resolvable in f32 (|g| above 1e-4 of the
+    // tensor's largest, or exactly 0: a channel dead on every image), widened by the gradient's own tolerance
+    // only where |g| is near eps = 1e-8 and the update starts to depend on its size; elsewhere within 2·lr.
+    // Most updates must be resolvable.
+    let check = |what: &str, old: &[f32], grad: &[f32], new: &[f32]| {
+        let want_grad = &t[&key(&format!("{what}.grad"))].1;
+        let want_new = &t[&key(&format!("{what}.new"))].1;
+        let (rel, scale_rel) = (2e-3f64, 2e-4f64);
+        close_scaled(
+            grad,
+            want_grad,
+            rel as f32,
+            scale_rel as f32,
+            &format!("{what} gradient"),
+        );
+        let scale = want_grad.iter().fold(0.0f64, |m, v| m.max(v.abs() as f64));
+        let mut unresolved = 0;
+        for i in 0..old.len() {
+            let (got, want) = ((new[i] - old[i]) as f64, (want_new[i] - old[i]) as f64);
+            let g = want_grad[i].abs() as f64;
+            let tol = if g == 0.0 {
+                1e-9
+            } else if g > 1e-4 * scale {
+                let grad_rel = (rel * g + scale_rel * scale) / g;
+                (1e-4 + 1e-8 / (g + 1e-8) * grad_rel) * want.abs() + 1e-9
+            } else {
+                unresolved += 1;
+                2.0 * lr as f64
+            };
+            assert!(
+                (got - want).abs() <= tol,
+                "{what}[{i}] update: got {got}, PyTorch {want} (gradient {} vs {})",
+                grad[i],
+                want_grad[i]
+            );
+        }
+        println!("{what}: {unresolved} of {} updates unresolvable", old.len());
+        assert!(
+            unresolved * 4 <= old.len(),
+            "{what}: {unresolved} of {} gradients near zero",
+            old.len()
+        );
+    };
+    check(
+        "w",
+        w0,
+        &read_all(&gpu, &state.grad_w),
+        &read_all(&gpu, &metric.all_weights),
+    );
+    check(
+        "theta",
+        &t[&key("theta0")].1,
+        &read_all(&gpu, &state.grad_theta),
+        &read_all(&gpu, &state.theta),
+    );
+    for (k, ((name, p), (_, old_w, old_b))) in metric.net.convs().iter().zip(&convs).enumerate() {
+        let idx: Vec<usize> = t[&key(&format!("{name}.weight.index"))]
+            .1
+            .iter()
+            .map(|&v| v as usize)
+            .collect();
+        let pick = |v: Vec<f32>| idx.iter().map(|&i| v[i]).collect::<Vec<f32>>();
+        check(
+            &format!("{name}.weight"),
+            &pick(old_w.clone()),
+            &pick(read_all(&gpu, &trainer.grads.weights[k])),
+            &pick(read_all(&gpu, &p.weight)),
+        );
+        check(
+            &format!("{name}.bias"),
+            old_b,
+            &read_all(&gpu, &trainer.grads.biases[k]),
+            &read_all(&gpu, &p.bias),
+        );
+    }
+}
