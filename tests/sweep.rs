@@ -220,7 +220,7 @@ fn a_killed_sweep_resumes_to_the_same_results() {
     let other = dps(&grid_args(
         &data,
         &dir,
-        &["--methods", "spatial", "--rankings", "0-1", "--seeds", "2"],
+        &["--methods", "mean", "--rankings", "0-1", "--seeds", "2"],
     ));
     assert!(!other.status.success());
     let err = String::from_utf8_lossy(&other.stderr);
