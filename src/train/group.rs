@@ -19,7 +19,7 @@ use crate::nets::Network;
 use crate::progress::Progress;
 use crate::{bail, Result};
 
-use super::run::{stream, EpochReport, TrainConfig, TrainedMetric, Variant, DROPOUT};
+use super::run::{split, stream, EpochReport, TrainConfig, TrainedMetric, Variant, DROPOUT};
 use super::{gather_profile, init_channel_weights, init_rank_net, lr_multiplier, TrainState};
 
 /// One adaptation run of a group: a comparison method and a context.
@@ -158,24 +158,8 @@ impl CellGroup {
         if self.cells.is_empty() {
             return Ok(());
         }
-        let mut order: Vec<usize> = (0..images.len()).collect();
-        order.shuffle(&mut stream(c.seed, "split"));
-        let n_val = images.len() / 5;
-        let (val, train) = order.split_at(n_val);
-        if train.len() < c.batch {
-            bail!(
-                "{} training images (80% of {}) are fewer than one batch of {}; use a smaller --batch or more images",
-                train.len(),
-                images.len(),
-                c.batch
-            );
-        }
-        if val.is_empty() {
-            bail!(
-                "{} images leave none for validation (20%); use at least 5",
-                images.len()
-            );
-        }
+        let (val, train) = split(images.len(), c.seed, c.batch)?;
+        let (val, train) = (&val[..], &train[..]);
         self.train_images = train.len();
         self.validation_images = val.len();
         // Validation triplets are drawn once, so every epoch is scored on the same ones.

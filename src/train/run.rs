@@ -100,6 +100,24 @@ pub(super) fn stream(seed: u64, name: &str) -> rand::rngs::StdRng {
     rand::rngs::StdRng::seed_from_u64(h)
 }
 
+/// The seeded 80/20 split of `n` images into (validation, training) indices, refused when the training part
+/// holds less than one batch or nothing is left for validation.
+pub(super) fn split(n: usize, seed: u64, batch: usize) -> Result<(Vec<usize>, Vec<usize>)> {
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(&mut stream(seed, "split"));
+    let train = order.split_off(n / 5);
+    if train.len() < batch {
+        bail!(
+            "{} training images (80% of {n}) are fewer than one batch of {batch}; use a smaller --batch or more images",
+            train.len()
+        );
+    }
+    if order.is_empty() {
+        bail!("{n} images leave none for validation (20%); use at least 5");
+    }
+    Ok((order, train))
+}
+
 /// Trains the channel weights and the rank net on `images` (80/20 train/validation split) and returns them.
 /// `on_epoch` sees each epoch's report as soon as it is known.
 pub fn train(
@@ -113,18 +131,8 @@ pub fn train(
     if c.epochs == 0 || c.batch == 0 || !(c.lr > 0.0 && c.lr.is_finite()) {
         bail!("epochs and batch must be at least 1 and the learning rate positive");
     }
-    let mut order: Vec<usize> = (0..images.len()).collect();
-    order.shuffle(&mut stream(c.seed, "split"));
-    let n_val = images.len() / 5;
-    let (val, train) = order.split_at(n_val);
-    if train.len() < c.batch {
-        bail!(
-            "{} training images (80% of {}) are fewer than one batch of {}; use a smaller --batch or more images",
-            train.len(),
-            images.len(),
-            c.batch
-        );
-    }
+    let (val, train) = split(images.len(), c.seed, c.batch)?;
+    let (val, train) = (&val[..], &train[..]);
     let taps = c.net.tap_shapes(c.size)?;
     let channels: Vec<usize> = taps.iter().map(|t| t.0).collect();
     let w0 = init_channel_weights(&mut stream(c.seed, "w"), &channels, c.method.parts().len());
