@@ -4,7 +4,6 @@
 //! each cell then runs its own weighted sum, rank-net loss, backward and Adam on its method's profile with its own
 //! labels. Every cell's numbers are those of `dps-gpu train` with the same seed (see the README's sweep notes).
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use rand::seq::SliceRandom;
@@ -19,7 +18,7 @@ use crate::nets::Network;
 use crate::progress::Progress;
 use crate::{bail, Result};
 
-use super::run::{split, stream, EpochReport, TrainConfig, TrainedMetric, Variant, DROPOUT};
+use super::run::{run_metadata, split, stream, EpochReport, TrainConfig, TrainedMetric, Variant, DROPOUT};
 use super::{gather_profile, init_channel_weights, init_rank_net, lr_multiplier, TrainState};
 
 /// One adaptation run of a group: a comparison method and a context.
@@ -362,35 +361,14 @@ impl CellGroup {
         let cell = &self.cells[i];
         let w = gpu.read(&cell.w, cell.w.numel())?;
         let rank_net = gpu.read(&cell.state.theta, cell.state.theta.numel())?;
-        let mut metadata = HashMap::new();
-        for (k, v) in [
-            ("format", "dps-gpu adapted metric v1".to_string()),
-            ("net", c.net.name().to_string()),
-            ("method", cell.cell.method.name().to_string()),
-            ("ranking", cell.cell.ranking.name.clone()),
-            ("ranking_order", cell.cell.ranking.describe()),
-            ("seed", c.seed.to_string()),
-            ("epochs", c.epochs.to_string()),
-            ("batch", c.batch.to_string()),
-            ("lr", c.lr.to_string()),
-            ("size", c.size.to_string()),
-            ("dataset", c.dataset.clone()),
-            ("limit", c.limit.map(|l| l.to_string()).unwrap_or_else(|| "none".into())),
-            ("train_images", self.train_images.to_string()),
-            ("validation_images", self.validation_images.to_string()),
-            ("paper_faithful", c.paper_faithful.to_string()),
-            ("variant", "scalars".to_string()),
-            ("dps_gpu_version", env!("CARGO_PKG_VERSION").to_string()),
-            ("adapter", gpu.describe()),
-        ] {
-            metadata.insert(k.to_string(), v);
-        }
-        if let Some(last) = cell.reports.last() {
-            metadata.insert(
-                "final_validation_2afc".into(),
-                format!("{:.6}", last.validation_two_afc),
-            );
-        }
+        let metadata = run_metadata(
+            gpu,
+            c,
+            cell.cell.method,
+            &cell.cell.ranking,
+            (self.train_images, self.validation_images),
+            &cell.reports,
+        );
         Ok(TrainedMetric {
             w,
             rank_net,

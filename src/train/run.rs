@@ -238,13 +238,33 @@ pub fn train(
         Variant::Net => metric.net.read_params(gpu)?,
         Variant::Scalars => Vec::new(),
     };
+    let metadata = run_metadata(gpu, c, c.method, &c.ranking, (train.len(), val.len()), &reports);
+    Ok(TrainedMetric {
+        w,
+        rank_net,
+        network,
+        channels,
+        epochs: reports,
+        metadata,
+    })
+}
+
+/// What a trained metric's file records about its run (read back by `eval`): `images` is (train, validation).
+pub(super) fn run_metadata(
+    gpu: &Gpu,
+    c: &TrainConfig,
+    method: Method,
+    ranking: &Ranking,
+    images: (usize, usize),
+    reports: &[EpochReport],
+) -> HashMap<String, String> {
     let mut metadata = HashMap::new();
     for (k, v) in [
         ("format", "dps-gpu adapted metric v1".to_string()),
         ("net", c.net.name().to_string()),
-        ("method", c.method.name().to_string()),
-        ("ranking", c.ranking.name.clone()),
-        ("ranking_order", c.ranking.describe()),
+        ("method", method.name().to_string()),
+        ("ranking", ranking.name.clone()),
+        ("ranking_order", ranking.describe()),
         ("seed", c.seed.to_string()),
         ("epochs", c.epochs.to_string()),
         ("batch", c.batch.to_string()),
@@ -252,8 +272,8 @@ pub fn train(
         ("size", c.size.to_string()),
         ("dataset", c.dataset.clone()),
         ("limit", c.limit.map(|l| l.to_string()).unwrap_or_else(|| "none".into())),
-        ("train_images", train.len().to_string()),
-        ("validation_images", val.len().to_string()),
+        ("train_images", images.0.to_string()),
+        ("validation_images", images.1.to_string()),
         ("paper_faithful", c.paper_faithful.to_string()),
         ("variant", c.variant.name().to_string()),
         ("dps_gpu_version", env!("CARGO_PKG_VERSION").to_string()),
@@ -267,12 +287,5 @@ pub fn train(
             format!("{:.6}", last.validation_two_afc),
         );
     }
-    Ok(TrainedMetric {
-        w,
-        rank_net,
-        network,
-        channels,
-        epochs: reports,
-        metadata,
-    })
+    metadata
 }
