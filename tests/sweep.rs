@@ -93,67 +93,123 @@ fn cells_in_a_sweep_equal_the_same_runs_alone() {
     )));
     let lines = results(&dir);
     assert_eq!(lines.len(), 2 * 2 * 2 + 2 * 2, "8 adapted cells and 4 baselines");
+    // A cell of the second group, with the combined method, run alone.
+    assert_alone_equals_swept(&data, &dir, &lines, "spatial+sort", "9", "1", "scalars");
+}
+
+/// An "Adapted Net" cell trains alone inside the sweep too: the same seed gives the same tuned network, w, rank
+/// net and scores as `train --variant net` and `eval` (the baseline comes from the shared forward).
+#[test]
+fn an_adapted_net_cell_in_a_sweep_equals_the_same_run_alone() {
+    let Some(data) = common::shared_dir(
+        "DPS_DATA_DIR",
+        "an_adapted_net_cell_in_a_sweep_equals_the_same_run_alone",
+    ) else {
+        return;
+    };
+    let dir = temp("net");
+    ok(dps(&grid_args(
+        &data,
+        &dir,
+        &[
+            "--methods",
+            "spatial",
+            "--rankings",
+            "4",
+            "--seeds",
+            "1",
+            "--variant",
+            "net",
+        ],
+    )));
+    let lines = results(&dir);
+    assert_eq!(
+        lines.len(),
+        2,
+        "1 adapted-net cell and its baseline: {:?}",
+        lines.keys()
+    );
+    assert_eq!(lines["adapted-net/alex/spatial/r4/s0"]["variant"], "net");
+    assert_alone_equals_swept(&data, &dir, &lines, "spatial", "4", "0", "net");
+}
+
+/// Trains the cell (method, ranking, seed) alone with `train --variant VARIANT`, and asserts its file and its
+/// `eval` scores (and its baseline's) on both test sets equal the sweep's.
+fn assert_alone_equals_swept(
+    data: &Path,
+    dir: &Path,
+    lines: &BTreeMap<String, Value>,
+    method: &str,
+    ranking: &str,
+    seed: &str,
+    variant: &str,
+) {
     let cifar = data.join("cifar-10-batches-bin");
     let stl = data.join("stl10_binary/unlabeled_X.bin");
-    // A cell of the second group, with the combined method, run alone.
-    for (method, ranking, seed) in [("spatial+sort", "9", "1")] {
-        let file = dir.join(format!("alone-{method}-{ranking}-{seed}.safetensors"));
-        let mut train = s(&["train", "--train"]);
-        train.push(cifar.display().to_string());
-        train.extend(s(&[
-            "--limit",
-            "24",
-            "--batch",
-            "8",
-            "--epochs",
-            "1",
-            "--method",
-            method,
-            "--ranking",
-            ranking,
-            "--seed",
-            seed,
-            "--json",
-            "-o",
-        ]));
-        train.push(file.display().to_string());
-        let summary: Value = serde_json::from_slice(&ok(dps(&train)).stdout).unwrap();
-        let id = format!("adapted/alex/{method}/r{ranking}/s{seed}");
-        let line = &lines[&id];
-        let alone = dps_gpu::tensor_file::read(&file).unwrap();
-        let swept = dps_gpu::tensor_file::read(&dir.join(line["train"]["metric_file"].as_str().unwrap())).unwrap();
-        assert_eq!(alone.tensors, swept.tensors, "{id}: the trained w and rank net");
-        assert_eq!(
-            summary["epochs"][0]["validation_2afc"], line["train"]["final_validation_2afc"],
-            "{id}: validation 2AFC"
-        );
-        for (name, path) in [("cifar", &cifar), ("stl", &stl)] {
-            for (scalars, cell) in [
-                (Some(&file), id.clone()),
-                (None, format!("baseline/alex/{method}/r{ranking}")),
-            ] {
-                let mut eval = s(&["eval", "--test"]);
-                eval.push(path.display().to_string());
-                eval.extend(s(&[
-                    "--limit",
-                    "12",
-                    "--method",
-                    method,
-                    "--ranking",
-                    ranking,
-                    "--json",
-                ]));
-                if let Some(f) = scalars {
-                    eval.push("--scalars".into());
-                    eval.push(f.display().to_string());
-                }
-                let e: Value = serde_json::from_slice(&ok(dps(&eval)).stdout).unwrap();
-                assert_eq!(e["two_afc"], lines[&cell]["tests"][name]["two_afc"], "{cell} on {name}");
-                assert_eq!(
-                    e["triplets"], lines[&cell]["tests"][name]["triplets"],
-                    "{cell} on {name}"
-                );
+    let file = dir.join(format!("alone-{method}-{ranking}-{seed}.safetensors"));
+    let mut train = s(&["train", "--train"]);
+    train.push(cifar.display().to_string());
+    train.extend(s(&[
+        "--limit",
+        "24",
+        "--batch",
+        "8",
+        "--epochs",
+        "1",
+        "--method",
+        method,
+        "--ranking",
+        ranking,
+        "--seed",
+        seed,
+        "--variant",
+        variant,
+        "--json",
+        "-o",
+    ]));
+    train.push(file.display().to_string());
+    let summary: Value = serde_json::from_slice(&ok(dps(&train)).stdout).unwrap();
+    let prefix = if variant == "net" { "adapted-net" } else { "adapted" };
+    let id = format!("{prefix}/alex/{method}/r{ranking}/s{seed}");
+    let line = &lines[&id];
+    let alone = dps_gpu::tensor_file::read(&file).unwrap();
+    let swept = dps_gpu::tensor_file::read(&dir.join(line["train"]["metric_file"].as_str().unwrap())).unwrap();
+    assert_eq!(
+        alone.tensors.keys().any(|k| k.starts_with("features.")),
+        variant == "net",
+        "{id}: the file holds the tuned network exactly when the variant is net"
+    );
+    assert_eq!(alone.tensors, swept.tensors, "{id}: the trained parameters");
+    assert_eq!(
+        summary["epochs"][0]["validation_2afc"], line["train"]["final_validation_2afc"],
+        "{id}: validation 2AFC"
+    );
+    for (name, path) in [("cifar", &cifar), ("stl", &stl)] {
+        for (scalars, cell) in [
+            (Some(&file), id.clone()),
+            (None, format!("baseline/alex/{method}/r{ranking}")),
+        ] {
+            let mut eval = s(&["eval", "--test"]);
+            eval.push(path.display().to_string());
+            eval.extend(s(&[
+                "--limit",
+                "12",
+                "--method",
+                method,
+                "--ranking",
+                ranking,
+                "--json",
+            ]));
+            if let Some(f) = scalars {
+                eval.push("--scalars".into());
+                eval.push(f.display().to_string());
             }
+            let e: Value = serde_json::from_slice(&ok(dps(&eval)).stdout).unwrap();
+            assert_eq!(e["two_afc"], lines[&cell]["tests"][name]["two_afc"], "{cell} on {name}");
+            assert_eq!(
+                e["triplets"], lines[&cell]["tests"][name]["triplets"],
+                "{cell} on {name}"
+            );
         }
     }
 }

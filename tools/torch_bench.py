@@ -4,10 +4,11 @@
 The same work as dps-gpu's benchmark: torchvision AlexNet / SqueezeNet 1.1 / VGG-16 `features` (random
 weights: speed does not depend on values), 64x64 inputs, a triplet = features of ref, p0, p1 and the two spatial
 LPIPS-style distances. `eval` is that under no_grad; `train` adds the scalars-training step (per-channel weights
-with dropout, the rank net, BCE, Adam; features frozen). Adapted from ../shared/anchors/torch_anchor.py.
+with dropout, the rank net, BCE, Adam; features frozen); `tune` is that step with the network's conv layers
+trained too ("Adapted Net", `dps-gpu train --variant net`). Adapted from ../shared/anchors/torch_anchor.py.
 
-Usage: python3 tools/torch_bench.py [--device cpu|cuda] [--nets alex,squeeze,vgg] [--batch 64] [--iters 3]
-       [--threads N] [--tf32]      (prints one JSON line per net)
+Usage: python3 tools/torch_bench.py [--device cpu|cuda] [--nets alex,squeeze,vgg] [--what eval,train,tune]
+       [--batch 64] [--iters 3] [--threads N] [--tf32]      (prints one JSON line per net)
 """
 import argparse
 import json
@@ -58,7 +59,7 @@ def timeit(fn, iters, sync):
     return (time.perf_counter() - start) / iters
 
 
-def bench(net, batch, iters, device):
+def bench(net, batch, iters, device, what):
     sync = torch.cuda.synchronize if device == 'cuda' else (lambda: None)
     feats = Features(net).to(device).eval()
     for p in feats.parameters():
@@ -81,29 +82,42 @@ def bench(net, batch, iters, device):
 
     opt = torch.optim.Adam(list(lins.parameters()) + list(rn.parameters()), lr=1e-3, betas=(0.5, 0.999))
 
-    def train_step():
+    tune_opt = torch.optim.Adam(list(feats.parameters()) + list(lins.parameters()) + list(rn.parameters()),
+                                lr=1e-3, betas=(0.5, 0.999))
+
+    def train_step(tune=False):
         lins.train()
-        with torch.no_grad():
+        if tune:
             fr, f0, f1 = split(feats(x))
+        else:
+            with torch.no_grad():
+                fr, f0, f1 = split(feats(x))
         d0, d1 = distance(lins, fr, f0), distance(lins, fr, f1)
         eps = 0.1
         inp = torch.stack((d0, d1, d0 - d1, d0 / (d1 + eps), d1 / (d0 + eps)), dim=1)
         loss = F.binary_cross_entropy(rn(inp).view(-1), labels)
-        opt.zero_grad()
+        o = tune_opt if tune else opt
+        o.zero_grad()
         loss.backward()
-        opt.step()
+        o.step()
         with torch.no_grad():
             for lin in lins:
                 lin[1].weight.clamp_(min=0)
 
-    return {'eval_triplets_per_s': batch / timeit(evaluate, iters, sync),
-            'train_triplets_per_s': batch / timeit(train_step, iters, sync)}
+    def tune_step():
+        for p in feats.parameters():
+            p.requires_grad_(True)
+        train_step(tune=True)
+
+    steps = {'eval': evaluate, 'train': train_step, 'tune': tune_step}
+    return {f'{w}_triplets_per_s': batch / timeit(steps[w], iters, sync) for w in what}
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     ap.add_argument('--nets', default='alex,squeeze,vgg')
+    ap.add_argument('--what', default='eval,train,tune', help='comma-separated: eval, train, tune')
     ap.add_argument('--batch', type=int, default=64)
     ap.add_argument('--iters', type=int, default=3)
     ap.add_argument('--threads', type=int, default=0, help='CPU threads (0: PyTorch default)')
@@ -115,7 +129,7 @@ def main():
     torch.backends.cuda.matmul.allow_tf32 = a.tf32
     torch.backends.cudnn.benchmark = True
     for net in a.nets.split(','):
-        res = bench(net, a.batch, a.iters, a.device)
+        res = bench(net, a.batch, a.iters, a.device, a.what.split(','))
         device = torch.cuda.get_device_name(0) if a.device == 'cuda' else f'cpu ({torch.get_num_threads()} threads)'
         print(json.dumps({'net': net, 'batch': a.batch, 'device': device, 'torch': torch.__version__, 'tf32': a.tf32, **res}), flush=True)
 

@@ -7,12 +7,10 @@ use serde_json::json;
 use dps_gpu::context::{Ranking, TripletDraws};
 use dps_gpu::data::{ImageBank, RgbImage8};
 use dps_gpu::gpu::{AdapterChoice, Gpu};
-use dps_gpu::kernels::adam::Clamp;
-use dps_gpu::kernels::distance;
 use dps_gpu::kernels::distort::DistortPlan;
-use dps_gpu::metric::{ChannelWeights, Method, Metric, TripletRunner, WeightsChoice};
+use dps_gpu::metric::{Method, Metric, WeightsChoice};
 use dps_gpu::nets::{NetKind, Network};
-use dps_gpu::train::{init_channel_weights, init_rank_net, TrainState};
+use dps_gpu::train::{init_channel_weights, init_rank_net, Trainer, Variant};
 use dps_gpu::{bail, Result};
 
 use super::print_json;
@@ -38,8 +36,9 @@ pub struct BenchArgs {
     #[arg(long, value_name = "DIR")]
     weights_dir: Option<std::path::PathBuf>,
     /// What to measure, comma-separated: eval (features + distances), train (distortions on the GPU +
-    /// features + pair profile + rank net + backward + Adam, the scalars variant) and triplets (drawing the
-    /// parameters, uploading the clean images and distorting them into p0 and p1 on the GPU; no network).
+    /// features + pair profile + rank net + backward + Adam, the scalars variant), tune (the same step with the
+    /// network's conv layers trained too: `train --variant net`) and triplets (drawing the parameters, uploading
+    /// the clean images and distorting them into p0 and p1 on the GPU; no network).
     #[arg(long, default_value = "eval,train")]
     what: String,
     /// Print one JSON object per net.
@@ -60,8 +59,11 @@ pub fn run(choice: &AdapterChoice, args: BenchArgs) -> Result<()> {
         .collect();
     let members: Vec<&[f32]> = images.iter().map(|v| v.as_slice()).collect();
     let what: Vec<&str> = args.what.split(',').map(|w| w.trim()).collect();
-    if let Some(bad) = what.iter().find(|w| !matches!(**w, "eval" | "train" | "triplets")) {
-        bail!("unknown --what {bad:?}; choose from eval, train and triplets");
+    if let Some(bad) = what
+        .iter()
+        .find(|w| !matches!(**w, "eval" | "train" | "tune" | "triplets"))
+    {
+        bail!("unknown --what {bad:?}; choose from eval, train, tune and triplets");
     }
     let bank = ImageBank::from_images(
         (0..args.batch).map(|_| {
@@ -94,7 +96,8 @@ pub fn run(choice: &AdapterChoice, args: BenchArgs) -> Result<()> {
         for w in what.iter().filter(|w| **w != "triplets") {
             let (seconds, chunk) = match *w {
                 "eval" => time_eval(&gpu, kind, &args, &members)?,
-                _ => time_train(&gpu, kind, &args, &bank)?,
+                "train" => time_train(&gpu, kind, &args, &bank, Variant::Scalars)?,
+                _ => time_train(&gpu, kind, &args, &bank, Variant::Net)?,
             };
             report(&gpu, kind, w, &args, seconds, chunk)?;
         }
@@ -122,44 +125,40 @@ fn time_eval(gpu: &Gpu, kind: NetKind, args: &BenchArgs, members: &[&[f32]]) -> 
     ))
 }
 
-fn time_train(gpu: &Gpu, kind: NetKind, args: &BenchArgs, bank: &ImageBank) -> Result<(f64, usize)> {
+/// Seconds for `iters` training steps (after one warm-up step) of `variant`, with the step `train` runs.
+fn time_train(gpu: &Gpu, kind: NetKind, args: &BenchArgs, bank: &ImageBank, variant: Variant) -> Result<(f64, usize)> {
     let channels: Vec<usize> = kind.tap_shapes(args.size)?.iter().map(|t| t.0).collect();
     let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
     let w0 = init_channel_weights(&mut rng, &channels, 1);
-    let weights = ChannelWeights::from_flat(&w0, &channels, Method::Spatial, "bench");
+    let theta0 = init_rank_net(&mut rng);
     let net = Network::load(gpu, kind, args.weights_dir.as_deref())?;
-    let mut metric = Metric::new(gpu, net, Method::Spatial, weights, args.size)?;
-    let state = TrainState::new(
+    let mut trainer = Trainer::new(
         gpu,
-        &metric.all_weights,
-        &init_rank_net(&mut rng),
+        net,
+        Method::Spatial,
+        &w0,
+        &theta0,
         args.batch,
-        Clamp::AfterStep,
+        args.size,
+        false,
+        variant,
     )?;
-    let mut runner = TripletRunner::new(gpu, &mut metric, args.batch, false)?;
     let ranking = Ranking::parse("0")?;
     let images: Vec<usize> = (0..args.batch).collect();
     let mut step = |t: u32| -> Result<()> {
         let draws = TripletDraws::draw(&images, &ranking, &mut rng, args.size);
-        runner.run_batch(
-            gpu,
-            &mut metric,
-            bank,
-            &draws,
-            |start| distance::dropout_state(t, start as u32, 0.5),
-            |plan, chunk, start, count| state.gather_profile(gpu, &plan.profile, chunk, start, count),
-        )?;
-        state.step(gpu, &draws.labels, 1e-3, t, true).map(|_| ())
+        let stats = trainer.step(gpu, bank, &draws, t, 1e-3, t)?;
+        if !stats.loss().is_finite() {
+            bail!("the bench's training loss became {}", stats.loss());
+        }
+        Ok(())
     };
     step(1)?;
     let start = Instant::now();
     for t in 0..args.iters {
         step(t as u32 + 2)?;
     }
-    Ok((
-        start.elapsed().as_secs_f64(),
-        metric.groups_per_chunk(gpu, 3)?.min(args.batch),
-    ))
+    Ok((start.elapsed().as_secs_f64(), trainer.chunk()))
 }
 
 /// Seconds for `iters` batches of triplet generation: Table 2 draws on the host, the clean images uploaded
@@ -195,7 +194,11 @@ fn time_triplets(gpu: &Gpu, args: &BenchArgs, bank: &ImageBank) -> Result<f64> {
 
 fn report(gpu: &Gpu, kind: NetKind, what: &str, args: &BenchArgs, seconds: f64, chunk: usize) -> Result<()> {
     let triplets = (args.batch * args.iters) as f64 / seconds;
-    let flops = 3.0 * kind.flops_per_image(args.size)? as f64 * triplets;
+    // The network work the step performs, in forward passes of the three images: a tune step runs each
+    // chunk's forward twice (the batch's ∂L/∂d is needed before any chunk's backward) and the backward
+    // (input and weight gradients) costs about two more.
+    let passes = if what == "tune" { 4.0 } else { 1.0 };
+    let flops = passes * 3.0 * kind.flops_per_image(args.size)? as f64 * triplets;
     if args.json {
         print_json(&json!({
             "bench": what, "net": kind.name(), "method": "spatial", "batch": args.batch, "chunk": chunk,

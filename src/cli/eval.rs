@@ -69,7 +69,8 @@ pub fn run(choice: &AdapterChoice, a: EvalArgs) -> Result<()> {
     let order: Vec<usize> = (0..images.len()).collect();
     let draws = TripletDraws::draw(&order, &ranking, &mut rand::rngs::StdRng::seed_from_u64(a.seed), size);
     let started = std::time::Instant::now();
-    let mut runner = TripletRunner::new(&gpu, &mut metric, a.batch, a.paper_faithful)?;
+    // A chunk never larger than the test: every chunk computes all its slots.
+    let mut runner = TripletRunner::new(&gpu, &mut metric, a.batch.min(draws.len().max(1)), a.paper_faithful)?;
     let (d0, d1) = runner.distances(&gpu, &mut metric, &images, &draws)?;
     let score = dps_gpu::eval::two_afc_score(&d0, &d1, &draws.labels)?;
     let seconds = started.elapsed().as_secs_f64();

@@ -10,6 +10,7 @@ use dps_gpu::metric::Method;
 use dps_gpu::nets::NetKind;
 use dps_gpu::progress::{format_duration, Bar, Progress, Silent};
 use dps_gpu::sweep::{parse_list, parse_rankings, run_sweep, BappsSet, Shard, SweepConfig, TestSet};
+use dps_gpu::train::Variant;
 use dps_gpu::{bail, Result};
 
 use super::print_json;
@@ -39,7 +40,8 @@ pub struct SweepArgs {
     /// Training seeds per cell: 0, 1, … N−1.
     #[arg(long, default_value_t = 4)]
     seeds: u64,
-    /// What is adapted: the per-channel scalars (the network itself, `net`, is not available in sweeps yet).
+    /// What is adapted: the per-channel scalars (`scalars`; cells of a net and seed share the frozen network's
+    /// features) or also the network's conv layers (`net`, the paper's "Adapted Net"; every cell trains alone).
     #[arg(long, default_value = "scalars")]
     variant: String,
     #[arg(long, default_value_t = 10)]
@@ -79,12 +81,7 @@ pub struct SweepArgs {
 }
 
 pub fn run(choice: &AdapterChoice, a: SweepArgs) -> Result<()> {
-    if a.variant != "scalars" {
-        bail!(
-            "--variant {:?}: sweeps adapt the per-channel scalars (`scalars`); fine-tuning the network is not available in sweeps",
-            a.variant
-        );
-    }
+    let variant = Variant::parse(&a.variant).map_err(|e| e.context("--variant"))?;
     if a.seeds == 0 || a.epochs == 0 || a.batch == 0 || !(a.lr > 0.0 && a.lr.is_finite()) {
         bail!("--seeds, --epochs and --batch must be at least 1 and --lr a positive number");
     }
@@ -96,6 +93,7 @@ pub fn run(choice: &AdapterChoice, a: SweepArgs) -> Result<()> {
         methods: parse_list(&a.methods, "--methods", Method::parse)?,
         rankings: parse_rankings(&a.rankings)?,
         seeds: (0..a.seeds).collect(),
+        variant,
         epochs: a.epochs,
         batch: a.batch,
         lr: a.lr,

@@ -3,6 +3,7 @@
 use crate::context::{Ranking, PAPER_RANKINGS};
 use crate::metric::Method;
 use crate::nets::NetKind;
+use crate::train::Variant;
 use crate::{bail, Result};
 
 /// One result line of the grid: an adapted metric (with its training seed) or a baseline (w = 1).
@@ -13,14 +14,21 @@ pub struct GridCell {
     pub ranking: Ranking,
     /// None for a baseline.
     pub seed: Option<u64>,
+    /// What an adapted cell trains (baselines train nothing).
+    pub variant: Variant,
 }
 
 impl GridCell {
-    /// The cell's stable id, the key of its line in results.jsonl.
+    /// The cell's stable id, the key of its line in results.jsonl. Adapted-net cells have their own prefix so
+    /// that `report` can merge a scalars sweep with a net sweep of the same grid (the paper's Table 3).
     pub fn id(&self) -> String {
+        let adapted = match self.variant {
+            Variant::Scalars => "adapted",
+            Variant::Net => "adapted-net",
+        };
         match self.seed {
             Some(s) => format!(
-                "adapted/{}/{}/r{}/s{s}",
+                "{adapted}/{}/{}/r{}/s{s}",
                 self.net.name(),
                 self.method.name(),
                 self.ranking.name
@@ -36,7 +44,13 @@ impl GridCell {
 }
 
 /// Every cell of the grid in a fixed order: per net its baselines, then its adapted cells seed by seed.
-pub fn grid(nets: &[NetKind], methods: &[Method], rankings: &[Ranking], seeds: &[u64]) -> Vec<GridCell> {
+pub fn grid(
+    nets: &[NetKind],
+    methods: &[Method],
+    rankings: &[Ranking],
+    seeds: &[u64],
+    variant: Variant,
+) -> Vec<GridCell> {
     let mut cells = Vec::new();
     for &net in nets {
         for seed in std::iter::once(None).chain(seeds.iter().map(|&s| Some(s))) {
@@ -47,6 +61,7 @@ pub fn grid(nets: &[NetKind], methods: &[Method], rankings: &[Ranking], seeds: &
                         method,
                         ranking: ranking.clone(),
                         seed,
+                        variant,
                     });
                 }
             }

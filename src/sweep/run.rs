@@ -10,10 +10,10 @@ use crate::error::Context;
 use crate::eval::bapps::score_bapps;
 use crate::eval::two_afc_score;
 use crate::gpu::Gpu;
-use crate::metric::{ChannelWeights, Method, Metric};
-use crate::nets::{NetKind, Network};
+use crate::metric::{Method, Metric, TripletRunner, WeightsChoice};
+use crate::nets::NetKind;
 use crate::progress::{Progress, Silent};
-use crate::train::{checkpoint, Cell, CellGroup, TrainConfig, TrainedMetric, Variant};
+use crate::train::{checkpoint, train as train_alone, Cell, CellGroup, TrainConfig, TrainedMetric, Variant};
 use crate::{bail, Result};
 
 use super::grid::{grid, GridCell, Shard};
@@ -26,6 +26,9 @@ pub struct SweepConfig {
     pub methods: Vec<Method>,
     pub rankings: Vec<Ranking>,
     pub seeds: Vec<u64>,
+    /// What adapted cells train: the scalars (cells of a net and seed share features) or the whole network
+    /// (every cell trains alone: its features change with it).
+    pub variant: Variant,
     pub epochs: usize,
     pub batch: usize,
     pub lr: f32,
@@ -75,7 +78,7 @@ impl SweepConfig {
             "methods": self.methods.iter().map(|m| m.name()).collect::<Vec<_>>(),
             "rankings": self.rankings.iter().map(|r| r.name.clone()).collect::<Vec<_>>(),
             "seeds": self.seeds,
-            "variant": "scalars",
+            "variant": self.variant.name(),
             "epochs": self.epochs, "batch": self.batch, "lr": self.lr, "size": self.size,
             "paper_faithful": self.paper_faithful, "eval_seed": self.eval_seed,
             "limit": self.limit, "test_limit": self.test_limit,
@@ -140,7 +143,13 @@ pub fn run_sweep(
     if results.repaired {
         log(&format!("cut off a truncated last line of {}", results.path.display()));
     }
-    let cells = grid(&config.nets, &config.methods, &config.rankings, &config.seeds);
+    let cells = grid(
+        &config.nets,
+        &config.methods,
+        &config.rankings,
+        &config.seeds,
+        config.variant,
+    );
     let owned: Vec<&GridCell> = cells
         .iter()
         .enumerate()
@@ -205,6 +214,9 @@ pub fn run_sweep(
                 dataset: train.source.clone(),
                 limit: config.limit,
             };
+            // Adapted-net cells cannot share features (each tunes its own network): they train alone below.
+            let (net_cells, adapted): (Vec<&GridCell>, Vec<&GridCell>) =
+                adapted.into_iter().partition(|c| c.variant == Variant::Net);
             let group_cells: Vec<Cell> = adapted
                 .iter()
                 .map(|c| Cell {
@@ -212,92 +224,114 @@ pub fn run_sweep(
                     ranking: c.ranking.clone(),
                 })
                 .collect();
-            let mut group = CellGroup::new(gpu, &train_config, &group_cells, &baseline_methods)?;
-            if !group.is_empty() {
-                let n = group.len();
-                let mut mean = 0.0;
-                group.train(gpu, train, progress, &mut |i, r| {
-                    mean += r.validation_two_afc / n as f64;
-                    if i + 1 == n {
-                        log(&format!(
-                            "{} seed {}: epoch {}/{}, mean validation 2AFC {mean:.4} over {n} cells, {:.0} triplets/s",
-                            net.name(),
-                            train_config.seed,
-                            r.epoch,
-                            config.epochs,
-                            r.triplets_per_second
-                        ));
-                        mean = 0.0;
-                    }
-                })?;
-            }
-            // Per test set: the cells' scores and the baselines' distances.
             let mut adapted_scores = vec![Vec::new(); adapted.len()];
             let mut baseline_scores = vec![Vec::new(); group_baselines.len()];
-            for (test, draws) in tests.iter().zip(&draws) {
-                let (scores, distances) = group.scores(gpu, &test.images, draws)?;
-                for (row, s) in adapted_scores.iter_mut().zip(scores) {
-                    row.push(s);
+            let mut trained: Vec<TrainedMetric> = Vec::new();
+            if !group_cells.is_empty() || !baseline_methods.is_empty() {
+                let mut group = CellGroup::new(gpu, &train_config, &group_cells, &baseline_methods)?;
+                if !group.is_empty() {
+                    let n = group.len();
+                    let mut mean = 0.0;
+                    group.train(gpu, train, progress, &mut |i, r| {
+                        mean += r.validation_two_afc / n as f64;
+                        if i + 1 == n {
+                            log(&format!(
+                                "{} seed {}: epoch {}/{}, mean validation 2AFC {mean:.4} over {n} cells, {:.0} triplets/s",
+                                net.name(),
+                                train_config.seed,
+                                r.epoch,
+                                config.epochs,
+                                r.triplets_per_second
+                            ));
+                            mean = 0.0;
+                        }
+                    })?;
                 }
-                for (row, cell) in baseline_scores.iter_mut().zip(&group_baselines) {
-                    let head = baseline_methods
-                        .iter()
-                        .position(|&m| m == cell.method)
-                        .expect("listed above");
-                    let (d0, d1) = &distances[head];
-                    row.push(two_afc_score(d0, d1, &draws.labels_for(&cell.ranking))?);
+                // Per test set: the cells' scores and the baselines' distances.
+                for (test, draws) in tests.iter().zip(&draws) {
+                    let (scores, distances) = group.scores(gpu, &test.images, draws)?;
+                    for (row, s) in adapted_scores.iter_mut().zip(scores) {
+                        row.push(s);
+                    }
+                    for (row, cell) in baseline_scores.iter_mut().zip(&group_baselines) {
+                        let head = baseline_methods
+                            .iter()
+                            .position(|&m| m == cell.method)
+                            .expect("listed above");
+                        let (d0, d1) = &distances[head];
+                        row.push(two_afc_score(d0, d1, &draws.labels_for(&cell.ranking))?);
+                    }
                 }
+                trained = (0..adapted.len())
+                    .map(|i| group.trained(gpu, i))
+                    .collect::<Result<_>>()?;
             }
-            let trained: Vec<TrainedMetric> = (0..adapted.len())
-                .map(|i| group.trained(gpu, i))
-                .collect::<Result<_>>()?;
-            drop(group);
             let n_lines = adapted.len() + group_baselines.len();
             let group_seconds = group_started.elapsed().as_secs_f64();
-            let share = group_seconds / n_lines.max(1) as f64;
             let common = Common {
                 config,
                 tests,
                 draws: &draws,
                 group_seconds,
                 group_cells: n_lines,
-                wall_seconds: share,
+                wall_seconds: group_seconds / n_lines.max(1) as f64,
                 adapter: gpu.describe(),
             };
             for (i, cell) in adapted.iter().enumerate() {
-                let t = &trained[i];
-                let file = PathBuf::from("metrics").join(format!("{}.safetensors", cell.id().replace('/', "_")));
-                checkpoint::save(
-                    &dir.join(&file),
-                    cell.method,
-                    &t.channels,
-                    &t.w,
-                    &t.rank_net,
-                    &t.network,
-                    t.metadata.clone(),
-                )?;
-                let bapps_scores = score_all_bapps(gpu, config, net, cell.method, Some(t), bapps)?;
-                let mut line = common.line(cell, &adapted_scores[i], bapps_scores);
-                let train_info = json!({
-                    "epochs": config.epochs, "batch": config.batch, "lr": config.lr,
-                    "dataset": train.source, "limit": config.limit,
-                    "train_images": t.metadata.get("train_images"),
-                    "validation_images": t.metadata.get("validation_images"),
-                    "final_validation_2afc": t.epochs.last().map(|r| r.validation_two_afc),
-                    "final_train_loss": t.epochs.last().map(|r| r.train_loss),
-                    "metric_file": file,
-                });
-                line.insert("train".into(), train_info);
+                let file = save_metric(dir, cell, &trained[i])?;
+                let bapps_scores = score_all_bapps(gpu, config, cell, Some(&dir.join(&file)), bapps)?;
+                let line = adapted_line(
+                    &common,
+                    cell,
+                    &adapted_scores[i],
+                    bapps_scores,
+                    train,
+                    &trained[i],
+                    &file,
+                );
                 results.append(&Value::Object(line))?;
                 ran += 1;
                 log(&format!("{}  {}", cell.id(), summary(tests, &adapted_scores[i])));
             }
             for (cell, scores) in group_baselines.iter().zip(&baseline_scores) {
-                let bapps_scores = score_all_bapps(gpu, config, net, cell.method, None, bapps)?;
+                let bapps_scores = score_all_bapps(gpu, config, cell, None, bapps)?;
                 let line = common.line(cell, scores, bapps_scores);
                 results.append(&Value::Object(line))?;
                 ran += 1;
                 log(&format!("{}  {}", cell.id(), summary(tests, scores)));
+            }
+            for cell in net_cells {
+                let started = Instant::now();
+                let cell_config = TrainConfig {
+                    method: cell.method,
+                    ranking: cell.ranking.clone(),
+                    variant: Variant::Net,
+                    ..train_config.clone()
+                };
+                let t = train_alone(gpu, &cell_config, train, progress, &mut |r| {
+                    log(&format!(
+                        "{}: epoch {}/{}, validation 2AFC {:.4}, {:.1} triplets/s",
+                        cell.id(),
+                        r.epoch,
+                        config.epochs,
+                        r.validation_two_afc,
+                        r.triplets_per_second
+                    ))
+                })?;
+                let file = save_metric(dir, cell, &t)?;
+                let scores = score_metric_file(gpu, config, cell, &dir.join(&file), tests, &draws)?;
+                let bapps_scores = score_all_bapps(gpu, config, cell, Some(&dir.join(&file)), bapps)?;
+                let seconds = started.elapsed().as_secs_f64();
+                let alone = Common {
+                    group_seconds: seconds,
+                    group_cells: 1,
+                    wall_seconds: seconds,
+                    ..common.clone()
+                };
+                let line = adapted_line(&alone, cell, &scores, bapps_scores, train, &t, &file);
+                results.append(&Value::Object(line))?;
+                ran += 1;
+                log(&format!("{}  {}", cell.id(), summary(tests, &scores)));
             }
         }
     }
@@ -320,6 +354,7 @@ fn summary(tests: &[TestSet], scores: &[f64]) -> String {
 }
 
 /// What every line of a group shares.
+#[derive(Clone)]
 struct Common<'a> {
     config: &'a SweepConfig,
     tests: &'a [TestSet],
@@ -342,7 +377,7 @@ impl Common<'_> {
             "kind": if cell.seed.is_some() { "adapted" } else { "baseline" },
             "net": cell.net.name(), "method": cell.method.name(),
             "ranking": cell.ranking.name, "ranking_order": cell.ranking.describe(),
-            "seed": cell.seed, "variant": "scalars", "paper_faithful": self.config.paper_faithful,
+            "seed": cell.seed, "variant": cell.variant.name(), "paper_faithful": self.config.paper_faithful,
             "in_distribution": self.tests[0].name, "tests": tests,
             "eval_seed": self.config.eval_seed, "size": self.config.size,
             // The group's time shared evenly by its lines: cells of a group are trained together.
@@ -357,25 +392,97 @@ impl Common<'_> {
     }
 }
 
-/// BAPPS scores of one metric (adapted when `trained` is given, else the baseline), or None without --bapps.
+/// Writes an adapted cell's metric to DIR/metrics/ and returns its path relative to DIR.
+fn save_metric(dir: &Path, cell: &GridCell, t: &TrainedMetric) -> Result<PathBuf> {
+    let file = PathBuf::from("metrics").join(format!("{}.safetensors", cell.id().replace('/', "_")));
+    checkpoint::save(
+        &dir.join(&file),
+        cell.method,
+        &t.channels,
+        &t.w,
+        &t.rank_net,
+        &t.network,
+        t.metadata.clone(),
+    )?;
+    Ok(file)
+}
+
+/// An adapted cell's line: the common fields and what its training did.
+fn adapted_line(
+    common: &Common,
+    cell: &GridCell,
+    scores: &[f64],
+    bapps: Option<Value>,
+    train: &ImageBank,
+    t: &TrainedMetric,
+    file: &Path,
+) -> Map<String, Value> {
+    let c = common.config;
+    let mut line = common.line(cell, scores, bapps);
+    let train_info = json!({
+        "epochs": c.epochs, "batch": c.batch, "lr": c.lr,
+        "dataset": train.source, "limit": c.limit,
+        "train_images": t.metadata.get("train_images"),
+        "validation_images": t.metadata.get("validation_images"),
+        "final_validation_2afc": t.epochs.last().map(|r| r.validation_two_afc),
+        "final_train_loss": t.epochs.last().map(|r| r.train_loss),
+        "metric_file": file,
+    });
+    line.insert("train".into(), train_info);
+    line
+}
+
+/// The 2AFC of a saved adapted metric on every test set under the cell's context, as `eval --scalars FILE`
+/// computes it (for adapted-net cells, whose file carries the tuned network).
+fn score_metric_file(
+    gpu: &Gpu,
+    config: &SweepConfig,
+    cell: &GridCell,
+    file: &Path,
+    tests: &[TestSet],
+    draws: &[TripletDraws],
+) -> Result<Vec<f64>> {
+    let choice = WeightsChoice::Scalars(file.to_path_buf());
+    let mut metric = Metric::load(
+        gpu,
+        cell.net,
+        cell.method,
+        &choice,
+        config.weights_dir.as_deref(),
+        config.size,
+    )?;
+    let mut runner = TripletRunner::new(gpu, &mut metric, config.batch, config.paper_faithful)?;
+    let mut scores = Vec::new();
+    for (test, draws) in tests.iter().zip(draws) {
+        let (d0, d1) = runner.distances(gpu, &mut metric, &test.images, draws)?;
+        scores.push(two_afc_score(&d0, &d1, &draws.labels_for(&cell.ranking))?);
+    }
+    Ok(scores)
+}
+
+/// BAPPS scores of one metric (the adapted one saved in `file`, else the baseline), or None without --bapps.
 fn score_all_bapps(
     gpu: &Gpu,
     config: &SweepConfig,
-    net: NetKind,
-    method: Method,
-    trained: Option<&TrainedMetric>,
+    cell: &GridCell,
+    file: Option<&Path>,
     sets: &[BappsSet],
 ) -> Result<Option<Value>> {
     if sets.is_empty() {
         return Ok(None);
     }
-    let channels: Vec<usize> = net.tap_shapes(config.size)?.iter().map(|t| t.0).collect();
-    let weights = match trained {
-        Some(t) => ChannelWeights::from_flat(&t.w, &channels, method, "adapted"),
-        None => ChannelWeights::baseline(&channels, method),
+    let choice = match file {
+        Some(f) => WeightsChoice::Scalars(f.to_path_buf()),
+        None => WeightsChoice::Baseline,
     };
-    let network = Network::load(gpu, net, config.weights_dir.as_deref())?;
-    let mut metric = Metric::new(gpu, network, method, weights, config.size)?;
+    let mut metric = Metric::load(
+        gpu,
+        cell.net,
+        cell.method,
+        &choice,
+        config.weights_dir.as_deref(),
+        config.size,
+    )?;
     let mut out = Map::new();
     for set in sets {
         let score = score_bapps(gpu, &mut metric, &set.bapps, &mut Silent)?;

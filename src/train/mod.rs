@@ -6,11 +6,13 @@ mod group;
 mod net;
 mod run;
 mod step;
+mod trainer;
 
 pub use group::{Cell, CellGroup};
 pub use net::NetTrainer;
 pub use run::{train, EpochReport, TrainConfig, TrainedMetric, Variant};
 pub use step::{gather_profile, StepStats, TrainState, PAPER_ADAM, SYNC_WEIGHT};
+pub use trainer::Trainer;
 
 use rand::Rng;
 

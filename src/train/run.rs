@@ -9,15 +9,13 @@ use crate::context::Ranking;
 use crate::context::TripletDraws;
 use crate::data::ImageBank;
 use crate::gpu::Gpu;
-use crate::kernels::adam::Clamp;
-use crate::kernels::distance;
-use crate::metric::{ChannelWeights, Method, Metric, TripletRunner};
+use crate::metric::Method;
 use crate::nets::{NetKind, Network};
 use crate::progress::Progress;
 use crate::tensor_file::NamedTensor;
 use crate::{bail, Result};
 
-use super::{init_channel_weights, init_rank_net, lr_multiplier, NetTrainer, TrainState};
+use super::{init_channel_weights, init_rank_net, lr_multiplier, Trainer};
 
 /// Dropout probability on the squared-difference maps during training (LPIPS's nn.Dropout default).
 pub(super) const DROPOUT: f32 = 0.5;
@@ -138,27 +136,17 @@ pub fn train(
     let w0 = init_channel_weights(&mut stream(c.seed, "w"), &channels, c.method.parts().len());
     let theta0 = init_rank_net(&mut stream(c.seed, "rank net"));
     let net = Network::load(gpu, c.net, c.weights_dir.as_deref())?;
-    let weights = ChannelWeights::from_flat(&w0, &channels, c.method, "initialisation");
-    let mut metric = Metric::new(gpu, net, c.method, weights, c.size)?;
-    let clamp = if c.paper_faithful {
-        Clamp::BeforeUpdate
-    } else {
-        Clamp::AfterStep
-    };
-    let state = TrainState::new(gpu, &metric.all_weights, &theta0, c.batch, clamp)?;
-    if c.variant == Variant::Net {
-        // The backward keeps a gradient beside every activation: about twice the forward's memory per group.
-        let groups = metric.groups_per_chunk(gpu, 3)?;
-        metric.set_max_groups_per_chunk(Some((groups / 2).max(1)));
-    }
-    let mut runner = TripletRunner::new(gpu, &mut metric, c.batch, c.paper_faithful)?;
-    let net_trainer = match c.variant {
-        Variant::Net => {
-            let plan = metric.current_plan().expect("TripletRunner::new prepares the plan");
-            Some(NetTrainer::new(gpu, &metric, plan, &state)?)
-        }
-        Variant::Scalars => None,
-    };
+    let mut trainer = Trainer::new(
+        gpu,
+        net,
+        c.method,
+        &w0,
+        &theta0,
+        c.batch,
+        c.size,
+        c.paper_faithful,
+        c.variant,
+    )?;
     // Validation triplets are drawn once, so every epoch is scored on the same ones.
     let val_draws = TripletDraws::draw(val, &c.ranking, &mut stream(c.seed, "validation"), c.size);
     let mut draw_rng = stream(c.seed, "triplets");
@@ -186,26 +174,7 @@ pub fn train(
             let draws = TripletDraws::draw(batch, &c.ranking, &mut draw_rng, c.size);
             t += 1;
             let step_seed = (c.seed as u32) ^ t.wrapping_mul(0x9e37_79b9);
-            let dropout = |start: usize| distance::dropout_state(step_seed, start as u32, DROPOUT);
-            runner.run_batch(
-                gpu,
-                &mut metric,
-                images,
-                &draws,
-                dropout,
-                |plan, chunk, start, count| state.gather_profile(gpu, &plan.profile, chunk, start, count),
-            )?;
-            let stats = state.step(gpu, &draws.labels, lr, t, net_trainer.is_none())?;
-            if let Some(trainer) = &net_trainer {
-                // ∂L/∂d needs the whole batch's distances, and only one chunk's activations are kept: every
-                // chunk's forward runs again (same distortions and dropout) before its backward.
-                trainer.grads.zero(gpu)?;
-                runner.run_batch(gpu, &mut metric, images, &draws, dropout, |_, chunk, start, count| {
-                    trainer.backward_chunk(gpu, &state, chunk, start, count)
-                })?;
-                state.apply(gpu)?;
-                trainer.apply(gpu)?;
-            }
+            let stats = trainer.step(gpu, images, &draws, step_seed, lr, t)?;
             if !stats.loss().is_finite() {
                 bail!(
                     "the loss became {} at epoch {} step {} (of {steps_per_epoch}); try a smaller --lr",
@@ -218,7 +187,7 @@ pub fn train(
             afc_sum += stats.two_afc as f64;
             progress.advance(1, &format!("epoch {}/{} loss {:.4}", epoch + 1, c.epochs, stats.loss()));
         }
-        let validation_two_afc = runner.two_afc(gpu, &mut metric, images, &val_draws)?;
+        let validation_two_afc = trainer.two_afc(gpu, images, &val_draws)?;
         let seconds = started.elapsed().as_secs_f64();
         let report = EpochReport {
             epoch: epoch + 1,
@@ -232,10 +201,10 @@ pub fn train(
         reports.push(report);
     }
     progress.finish();
-    let w = gpu.read(&metric.all_weights, metric.all_weights.numel())?;
-    let rank_net = gpu.read(&state.theta, state.theta.numel())?;
+    let w = gpu.read(&trainer.metric.all_weights, trainer.metric.all_weights.numel())?;
+    let rank_net = gpu.read(&trainer.state.theta, trainer.state.theta.numel())?;
     let network = match c.variant {
-        Variant::Net => metric.net.read_params(gpu)?,
+        Variant::Net => trainer.metric.net.read_params(gpu)?,
         Variant::Scalars => Vec::new(),
     };
     let metadata = run_metadata(gpu, c, c.method, &c.ranking, (train.len(), val.len()), &reports);
