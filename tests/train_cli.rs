@@ -31,8 +31,17 @@ const TINY: [&str; 8] = ["--limit", "40", "--epochs", "2", "--batch", "8", "--ra
 #[test]
 fn train_writes_an_adapted_metric_that_eval_reads_and_seeds_repeat() {
     let (a, b, c) = (temp("a.safetensors"), temp("b.safetensors"), temp("c.safetensors"));
-    for (out, seed) in [(&a, "3"), (&b, "3"), (&c, "4")] {
-        let mut args = vec!["train", "--seed", seed, "-o", out.to_str().unwrap(), "--json"];
+    for (out, seed, method) in [(&a, "3", "spatial"), (&b, "3", "spatial"), (&c, "4", "mean")] {
+        let mut args = vec![
+            "train",
+            "--seed",
+            seed,
+            "--method",
+            method,
+            "-o",
+            out.to_str().unwrap(),
+            "--json",
+        ];
         args.extend(TINY);
         let o = dps(&args);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -42,7 +51,7 @@ fn train_writes_an_adapted_metric_that_eval_reads_and_seeds_repeat() {
     let read = |p: &PathBuf| dps_gpu::tensor_file::read(p).unwrap();
     let (fa, fb, fc) = (read(&a), read(&b), read(&c));
     assert_eq!(fa.tensors, fb.tensors, "the same seed gives the same metric");
-    assert_ne!(fa.tensors, fc.tensors, "another seed gives another metric");
+    assert_ne!(fa.tensors, fc.tensors, "another seed and method give another metric");
     for (k, v) in [
         ("net", "alex"),
         ("method", "spatial"),
@@ -65,6 +74,11 @@ fn train_writes_an_adapted_metric_that_eval_reads_and_seeds_repeat() {
     assert_eq!(v["triplets"], 16);
     let score = v["two_afc"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&score));
+    // without --net/--method, eval takes them from the file
+    let e = dps(&["eval", "--scalars", c.to_str().unwrap(), "--limit", "4", "--json"]);
+    assert!(e.status.success(), "{}", String::from_utf8_lossy(&e.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&e.stdout).unwrap();
+    assert_eq!((v["net"].as_str(), v["method"].as_str()), (Some("alex"), Some("mean")));
     // the adapted file also drives `distance`
     let d = dps(&[
         "distance",

@@ -58,12 +58,13 @@ enum Command {
 /// Options that pick a metric: the network, the comparison method and the channel weights.
 #[derive(Args, Clone)]
 pub struct MetricArgs {
-    /// Loss network: alex, squeeze or vgg.
-    #[arg(long, default_value = "alex")]
-    net: String,
-    /// Comparison method: spatial, mean, sort, spatial+mean or spatial+sort.
-    #[arg(long, default_value = "spatial")]
-    method: String,
+    /// Loss network: alex, squeeze or vgg [default: the --scalars file's, else alex].
+    #[arg(long)]
+    net: Option<String>,
+    /// Comparison method: spatial, mean, sort, spatial+mean or spatial+sort [default: the --scalars file's, else
+    /// spatial].
+    #[arg(long)]
+    method: Option<String>,
     /// Use the LPIPS v0.1 channel weights of the net (spatial method only).
     #[arg(long, conflicts_with = "scalars")]
     lpips: bool,
@@ -82,8 +83,19 @@ pub struct MetricArgs {
 
 impl MetricArgs {
     fn parsed(&self) -> Result<(NetKind, Method, WeightsChoice)> {
-        let net = NetKind::parse(&self.net)?;
-        let method = Method::parse(&self.method)?;
+        // A file written by `train` records its net and method: they are the defaults, and a flag that
+        // contradicts them is refused when the weights are read.
+        let recorded = match &self.scalars {
+            Some(p) if self.net.is_none() || self.method.is_none() => dps_gpu::tensor_file::read(p)?.metadata,
+            _ => Default::default(),
+        };
+        let pick = |flag: &Option<String>, key: &str, default: &str| -> String {
+            flag.clone()
+                .or_else(|| recorded.get(key).cloned())
+                .unwrap_or_else(|| default.to_string())
+        };
+        let net = NetKind::parse(&pick(&self.net, "net", "alex"))?;
+        let method = Method::parse(&pick(&self.method, "method", "spatial"))?;
         if !(16..=1024).contains(&self.size) {
             bail!("--size must be between 16 and 1024, got {}", self.size);
         }
