@@ -432,6 +432,23 @@ fn adapted_line(
     line
 }
 
+/// A cell's metric as `eval` loads it: the adapted one saved in `file` (with its tuned network, if any), else the
+/// baseline.
+fn load_metric(gpu: &Gpu, config: &SweepConfig, cell: &GridCell, file: Option<&Path>) -> Result<Metric> {
+    let choice = match file {
+        Some(f) => WeightsChoice::Scalars(f.to_path_buf()),
+        None => WeightsChoice::Baseline,
+    };
+    Metric::load(
+        gpu,
+        cell.net,
+        cell.method,
+        &choice,
+        config.weights_dir.as_deref(),
+        config.size,
+    )
+}
+
 /// The 2AFC of a saved adapted metric on every test set under the cell's context, as `eval --scalars FILE`
 /// computes it (for adapted-net cells, whose file carries the tuned network).
 fn score_metric_file(
@@ -442,15 +459,7 @@ fn score_metric_file(
     tests: &[TestSet],
     draws: &[TripletDraws],
 ) -> Result<Vec<f64>> {
-    let choice = WeightsChoice::Scalars(file.to_path_buf());
-    let mut metric = Metric::load(
-        gpu,
-        cell.net,
-        cell.method,
-        &choice,
-        config.weights_dir.as_deref(),
-        config.size,
-    )?;
+    let mut metric = load_metric(gpu, config, cell, Some(file))?;
     let mut runner = TripletRunner::new(gpu, &mut metric, config.batch, config.paper_faithful)?;
     let mut scores = Vec::new();
     for (test, draws) in tests.iter().zip(draws) {
@@ -471,18 +480,7 @@ fn score_all_bapps(
     if sets.is_empty() {
         return Ok(None);
     }
-    let choice = match file {
-        Some(f) => WeightsChoice::Scalars(f.to_path_buf()),
-        None => WeightsChoice::Baseline,
-    };
-    let mut metric = Metric::load(
-        gpu,
-        cell.net,
-        cell.method,
-        &choice,
-        config.weights_dir.as_deref(),
-        config.size,
-    )?;
+    let mut metric = load_metric(gpu, config, cell, file)?;
     let mut out = Map::new();
     for set in sets {
         let score = score_bapps(gpu, &mut metric, &set.bapps, &mut Silent)?;
