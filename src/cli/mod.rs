@@ -86,7 +86,7 @@ impl MetricArgs {
         // A file written by `train` records its net and method: they are the defaults, and a flag that
         // contradicts them is refused when the weights are read.
         let recorded = match &self.scalars {
-            Some(p) if self.net.is_none() || self.method.is_none() => dps_gpu::tensor_file::read(p)?.metadata,
+            Some(p) if self.net.is_none() || self.method.is_none() => dps_gpu::tensor_file::read_metadata(p)?,
             _ => Default::default(),
         };
         let pick = |flag: &Option<String>, key: &str, default: &str| -> String {
