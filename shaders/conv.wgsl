@@ -9,6 +9,11 @@
 // Dispatch: workgroup (16,16); grid x*z covers ceil(N/64) column tiles (z only when x would exceed the device's
 //           per-dimension limit), y covers ceil(M/64) row tiles. Each thread accumulates a 4x4 block of the 64x64
 //           tile, with 16-deep slices of A and B staged in workgroup memory.
+// Precision: `mul` is the type of the staged tiles and of the products. It is f32 here; the fast mode
+//            (`--precision f16`) compiles this file with `alias mul = f16;` (kernels::conv), so the tiles take
+//            half the workgroup memory and the products run in f16. Either way each 16-deep slice's partial sums
+//            are added into f32 accumulators, which keeps the error of a 4,608-deep VGG dot product near f16's
+//            rounding of the operands rather than growing with the depth.
 
 struct ConvParams {
     batch: u32, cin: u32, h: u32, w: u32,
@@ -27,8 +32,10 @@ const TILE_M: u32 = 64u;
 const TILE_N: u32 = 64u;
 const TILE_K: u32 = 16u;
 
-var<workgroup> a_tile: array<f32, 1024>; // [TILE_K][TILE_M]
-var<workgroup> b_tile: array<f32, 1024>; // [TILE_K][TILE_N]
+alias mul = f32;
+
+var<workgroup> a_tile: array<mul, 1024>; // [TILE_K][TILE_M]
+var<workgroup> b_tile: array<mul, 1024>; // [TILE_K][TILE_N]
 
 @compute @workgroup_size(16, 16, 1)
 fn conv2d_forward(
@@ -59,11 +66,9 @@ fn conv2d_forward(
     let a_k0 = (li % 4u) * 4u;    // 4 consecutive k
     let m_load = m0 + a_row;
 
-    var acc: array<array<f32, 4>, 4>;
+    var acc: array<vec4<f32>, 4>; // acc[i][j]: row lid.y + 16i, column lid.x + 16j
     for (var i = 0u; i < 4u; i++) {
-        for (var j = 0u; j < 4u; j++) {
-            acc[i][j] = 0.0;
-        }
+        acc[i] = vec4<f32>(0.0);
     }
 
     for (var k0 = 0u; k0 < depth; k0 += TILE_K) {
@@ -73,7 +78,7 @@ fn conv2d_forward(
             if (m_load < p.cout && k < depth) {
                 v = weight[m_load * depth + k];
             }
-            a_tile[(a_k0 + j) * TILE_M + a_row] = v;
+            a_tile[(a_k0 + j) * TILE_M + a_row] = mul(v);
         }
         for (var j = 0u; j < 4u; j++) {
             let kk = b_row0 + 4u * j;
@@ -88,21 +93,22 @@ fn conv2d_forward(
                     v = x[x_img + (ci * p.h + u32(iy)) * p.w + u32(ix)];
                 }
             }
-            b_tile[kk * TILE_N + b_col] = v;
+            b_tile[kk * TILE_N + b_col] = mul(v);
         }
         workgroupBarrier();
+        var part: array<vec4<mul>, 4>;
+        for (var i = 0u; i < 4u; i++) {
+            part[i] = vec4<mul>(0.0);
+        }
         for (var kk = 0u; kk < TILE_K; kk++) {
-            var a: array<f32, 4>;
-            var b: array<f32, 4>;
+            let bt = kk * TILE_N + lid.x;
+            let b = vec4<mul>(b_tile[bt], b_tile[bt + 16u], b_tile[bt + 32u], b_tile[bt + 48u]);
             for (var i = 0u; i < 4u; i++) {
-                a[i] = a_tile[kk * TILE_M + lid.y + 16u * i];
-                b[i] = b_tile[kk * TILE_N + lid.x + 16u * i];
+                part[i] = fma(vec4<mul>(a_tile[kk * TILE_M + lid.y + 16u * i]), b, part[i]);
             }
-            for (var i = 0u; i < 4u; i++) {
-                for (var j = 0u; j < 4u; j++) {
-                    acc[i][j] = fma(a[i], b[j], acc[i][j]);
-                }
-            }
+        }
+        for (var i = 0u; i < 4u; i++) {
+            acc[i] += vec4<f32>(part[i]);
         }
         workgroupBarrier();
     }

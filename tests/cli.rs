@@ -97,6 +97,56 @@ fn distance_of_the_example_matches_pytorch_lpips_from_png_files() {
     assert_eq!(v["net"], "squeeze");
 }
 
+/// The fast mode (`--precision f16`) on the example pair against PyTorch's f32 LPIPS: within 1e-2, and the
+/// adapter line says the f16 convolutions ran.
+#[test]
+fn fast_mode_distance_of_the_example_is_within_1e_2_of_pytorch_lpips() {
+    let (Some(r), Some(p0)) = (example("ex_ref.png"), example("ex_p0.png")) else {
+        return;
+    };
+    let out = dps(&["--precision", "f16", "distance", &r, &p0, "--lpips", "--json"]);
+    assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    let got = v["distance"].as_f64().unwrap();
+    let want = 0.7218807339668274;
+    assert!(((got - want) / want).abs() < 1e-2, "got {got}, PyTorch {want}");
+    assert!(
+        v["adapter"].as_str().unwrap().contains("f16 convolutions"),
+        "{}",
+        v["adapter"]
+    );
+}
+
+/// `eval --compare-f16` on the bundled samples: both precisions score the same triplets, the f16 distances
+/// differ from f32 (it really ran in f16) but by far less than 1e-2 on average.
+#[test]
+fn eval_compare_f16_reports_both_precisions() {
+    let out = dps(&["eval", "--limit", "12", "--compare-f16", "--json"]);
+    assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(v["triplets"], 12);
+    let (max, mean) = (
+        v["max_relative_error"].as_f64().unwrap(),
+        v["mean_relative_error"].as_f64().unwrap(),
+    );
+    assert!(
+        max > 0.0 && mean > 0.0 && mean < 1e-2 && mean <= max,
+        "max {max}, mean {mean}"
+    );
+    let over_median = v["max_error_over_median"].as_f64().unwrap();
+    assert!(
+        over_median > 0.0 && over_median < 1e-2,
+        "largest error {over_median} of the median distance"
+    );
+    let identical = v["decisions_identical_fraction"].as_f64().unwrap();
+    let changed = v["decisions_changed"].as_u64().unwrap();
+    assert!((identical - (1.0 - changed as f64 / 12.0)).abs() < 1e-12);
+    for k in ["two_afc_f32", "two_afc_f16"] {
+        let s = v[k].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&s), "{k} = {s}");
+    }
+}
+
 #[test]
 fn embedded_default_weights_give_lpips_alex() {
     let (Some(r), Some(p1)) = (example("ex_ref.png"), example("ex_p1.png")) else {

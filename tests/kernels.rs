@@ -5,7 +5,7 @@ mod common;
 
 use common::cpu::{self, Maps};
 use common::Lcg;
-use dps_gpu::gpu::{Dispatch, Gpu, Tensor};
+use dps_gpu::gpu::{Dispatch, Gpu, Precision, Tensor};
 use dps_gpu::kernels::channel::{self, SORT_CAPACITY};
 use dps_gpu::kernels::conv::{self, ConvShape};
 use dps_gpu::kernels::distance;
@@ -102,7 +102,14 @@ fn conv_data(rng: &mut Lcg, c: &ConvCase) -> ConvData {
 
 /// Runs the convs of `cases` (all with the same input geometry and output tensor) in one pass into an output
 /// pre-filled with sentinels; checks their channel ranges against the CPU and every other channel untouched.
-fn check_convs(gpu: &Gpu, rng: &mut Lcg, cases: &[ConvCase]) {
+/// The tolerance is relative to Σ|w·x| + |b|: 1e-5 in f32; in the fast mode 1e-2, which bounds f16's rounding
+/// of both operands (2⁻¹⁰) plus 16 f16 additions per slice (16 · 2⁻¹¹). Returns the largest error / scale.
+fn check_convs(gpu: &Gpu, rng: &mut Lcg, cases: &[ConvCase]) -> f64 {
+    let relative = match gpu.precision {
+        Precision::F32 => 1e-5,
+        Precision::F16 => 1e-2,
+    };
+    let mut worst = 0.0f64;
     let c0 = cases[0];
     let ho = cpu::conv_output_side(c0.h, c0.kernel, c0.stride, c0.pad);
     let wo = cpu::conv_output_side(c0.w, c0.kernel, c0.stride, c0.pad);
@@ -141,12 +148,15 @@ fn check_convs(gpu: &Gpu, rng: &mut Lcg, cases: &[ConvCase]) {
                 match owner {
                     Some((c, d)) => {
                         let j = (b * c.cout + ch - c.c_off) * plane + p;
-                        let (want, tol) = (d.want.data[j], 1e-5 * d.scale.data[j] as f64 + 1e-6);
+                        let (want, scale) = (d.want.data[j], d.scale.data[j] as f64);
+                        let tol = relative * scale + 1e-6;
                         let err = (got[i] as f64 - want as f64).abs();
+                        worst = worst.max(err / scale.max(1e-30));
                         assert!(
                             err <= tol,
-                            "{c:?} (barrier_free {}): y[{b}, {ch}, {}, {}] = {}, CPU {want}, error {err:.2e} > {tol:.2e}",
+                            "{c:?} (barrier_free {}, {}): y[{b}, {ch}, {}, {}] = {}, CPU {want}, error {err:.2e} > {tol:.2e}",
                             gpu.barrier_free,
+                            gpu.precision.name(),
                             p / wo,
                             p % wo,
                             got[i]
@@ -161,6 +171,7 @@ fn check_convs(gpu: &Gpu, rng: &mut Lcg, cases: &[ConvCase]) {
             }
         }
     }
+    worst
 }
 
 fn case(batch: usize, cin: usize, hw: (usize, usize), cout: usize, ksp: (usize, usize, usize), relu: bool) -> ConvCase {
@@ -179,12 +190,19 @@ fn case(batch: usize, cin: usize, hw: (usize, usize), cout: usize, ksp: (usize, 
     }
 }
 
-/// The GPU once per conv variant: the tiled one with workgroup memory, and the barrier-free one that CPU
-/// adapters pick by default.
-fn conv_variants() -> [Gpu; 2] {
-    [false, true].map(|barrier_free| {
+/// The GPU once per conv variant: the tiled one with workgroup memory, the barrier-free one that CPU
+/// adapters pick by default, and the fast mode's (tiled, f16 tiles and products).
+fn conv_variants() -> [Gpu; 3] {
+    [(false, Precision::F32), (true, Precision::F32), (true, Precision::F16)].map(|(barrier_free, precision)| {
         let mut gpu = common::gpu();
+        if precision == Precision::F16 {
+            assert!(
+                gpu.features.contains(wgpu::Features::SHADER_F16),
+                "the fast-mode conv test needs an adapter with SHADER_F16 (lavapipe has it)"
+            );
+        }
         gpu.barrier_free = barrier_free;
+        gpu.precision = precision;
         gpu
     })
 }
@@ -209,8 +227,21 @@ fn conv2d_matches_cpu_on_awkward_shapes() {
     ];
     for gpu in conv_variants() {
         let mut rng = Lcg(1);
-        for c in cases {
-            check_convs(&gpu, &mut rng, &[c]);
+        let worst = cases
+            .iter()
+            .map(|&c| check_convs(&gpu, &mut rng, &[c]))
+            .fold(0.0, f64::max);
+        println!(
+            "barrier_free {}, {}: largest error {worst:.1e} of Σ|w·x| + |b|",
+            gpu.barrier_free,
+            gpu.precision.name()
+        );
+        if gpu.precision == Precision::F16 {
+            // An f32 result would pass the f16 tolerance: check the fast mode really rounds to f16.
+            assert!(
+                worst > 1e-5,
+                "f16 convolutions agree with the CPU to {worst:.1e}: not running in f16"
+            );
         }
     }
 }

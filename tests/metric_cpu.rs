@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use common::cpu::{self, Maps, Params};
 use common::Lcg;
+use dps_gpu::gpu::Precision;
 use dps_gpu::metric::{ChannelWeights, Method, Metric};
 use dps_gpu::nets::{Layer, NetKind, Network};
 use safetensors::tensor::TensorView;
@@ -135,13 +136,33 @@ fn cpu_taps(
 
 /// Builds random weights for `kind`, runs every method (and the raw-reference variants in `raw_methods`) on
 /// `groups` groups of 3 images at `size` with at most 2 groups per chunk, and compares each distance with
-/// the CPU reference within 1e-4 relative. `barrier_free` picks the conv variant (None: the adapter's choice).
-fn check_net(kind: NetKind, size: usize, groups: usize, raw_methods: &[Method], barrier_free: Option<bool>, seed: u64) {
+/// the CPU reference within 1e-4 relative (1e-2 in the fast mode). `barrier_free` picks the f32 conv variant
+/// (None: the adapter's choice); `Precision::F16` runs the fast mode's f16 convolutions.
+fn check_net(
+    kind: NetKind,
+    size: usize,
+    groups: usize,
+    raw_methods: &[Method],
+    barrier_free: Option<bool>,
+    precision: Precision,
+    seed: u64,
+) {
     let start = Instant::now();
     let mut gpu = common::gpu();
     if let Some(b) = barrier_free {
         gpu.barrier_free = b;
     }
+    if precision == Precision::F16 {
+        assert!(
+            gpu.features.contains(wgpu::Features::SHADER_F16),
+            "the fast-mode test needs an adapter with SHADER_F16 (lavapipe has it)"
+        );
+    }
+    gpu.precision = precision;
+    let tolerance = match precision {
+        Precision::F32 => 1e-4,
+        Precision::F16 => 1e-2,
+    };
     let mut rng = Lcg(seed);
     let params = random_params(kind, &mut rng);
     let dir = TempDir::new(kind.name());
@@ -165,6 +186,7 @@ fn check_net(kind: NetKind, size: usize, groups: usize, raw_methods: &[Method], 
         .iter()
         .map(|&m| (m, false))
         .chain(raw_methods.iter().map(|&m| (m, true)));
+    let mut worst_of_all = 0.0f64;
     for (method, raw) in cases {
         let vectors: Vec<Vec<Vec<f32>>> = cpu::parts(method)
             .iter()
@@ -188,20 +210,31 @@ fn check_net(kind: NetKind, size: usize, groups: usize, raw_methods: &[Method], 
                 let rel = ((d as f64 - want) / want).abs();
                 worst = worst.max(rel);
                 assert!(
-                    want > 0.0 && rel <= 1e-4,
-                    "{} {}{}: d(ref, member {}) of group {g} = {d}, CPU {want}, relative error {rel:.2e}",
+                    want > 0.0 && rel <= tolerance,
+                    "{} {}{} ({}): d(ref, member {}) of group {g} = {d}, CPU {want}, relative error {rel:.2e}",
                     kind.name(),
                     method.name(),
                     if raw { " (raw reference)" } else { "" },
+                    precision.name(),
                     m + 1
                 );
             }
         }
         println!(
-            "{} {}{}: largest relative error {worst:.1e}",
+            "{} {}{} ({}): largest relative error {worst:.1e}",
             kind.name(),
             method.name(),
-            if raw { " (raw reference)" } else { "" }
+            if raw { " (raw reference)" } else { "" },
+            precision.name()
+        );
+        worst_of_all = worst_of_all.max(worst);
+    }
+    if precision == Precision::F16 {
+        // The fast mode must really round: an f32 result would pass the 1e-2 check and prove nothing.
+        assert!(
+            worst_of_all > 1e-6,
+            "{}: f16 distances agree with the CPU to {worst_of_all:.1e}; the fast mode seems to run in f32",
+            kind.name()
         );
     }
     println!(
@@ -217,7 +250,15 @@ fn check_net(kind: NetKind, size: usize, groups: usize, raw_methods: &[Method], 
 
 #[test]
 fn alexnet_distances_match_cpu_reference() {
-    check_net(NetKind::Alex, 64, 5, &[Method::Spatial, Method::SpatialSort], None, 21);
+    check_net(
+        NetKind::Alex,
+        64,
+        5,
+        &[Method::Spatial, Method::SpatialSort],
+        None,
+        Precision::F32,
+        21,
+    );
 }
 
 /// At 58 the first two ceil-mode pools get a partial last window (28 → 14 and 14 → 7, where floor gives 13
@@ -230,6 +271,7 @@ fn squeezenet_distances_match_cpu_reference() {
         5,
         &[Method::Spatial, Method::SpatialMean],
         Some(false),
+        Precision::F32,
         22,
     );
 }
@@ -237,5 +279,14 @@ fn squeezenet_distances_match_cpu_reference() {
 /// At 20 the taps are 20×20, 10×10, 5×5, 2×2 (a floor pool dropping a row) and 1×1; 3 groups in chunks of 2.
 #[test]
 fn vgg_distances_match_cpu_reference() {
-    check_net(NetKind::Vgg, 20, 3, &[Method::Sort], Some(true), 23);
+    check_net(NetKind::Vgg, 20, 3, &[Method::Sort], Some(true), Precision::F32, 23);
+}
+
+/// The fast mode (f16 tiles and products in every convolution) on all three nets, against the same f32 CPU
+/// reference: the distances of independent random images within 1e-2 relative.
+#[test]
+fn f16_distances_stay_within_1e_2_of_the_cpu_reference() {
+    check_net(NetKind::Alex, 64, 3, &[], None, Precision::F16, 31);
+    check_net(NetKind::Squeeze, 58, 3, &[], None, Precision::F16, 32);
+    check_net(NetKind::Vgg, 20, 3, &[], None, Precision::F16, 33);
 }

@@ -142,6 +142,7 @@ fn time_train(gpu: &Gpu, kind: NetKind, args: &BenchArgs, bank: &ImageBank, vari
         args.size,
         false,
         variant,
+        None,
     )?;
     let ranking = Ranking::parse("0")?;
     let images: Vec<usize> = (0..args.batch).collect();
@@ -194,10 +195,14 @@ fn time_triplets(gpu: &Gpu, args: &BenchArgs, bank: &ImageBank) -> Result<f64> {
 
 fn report(gpu: &Gpu, kind: NetKind, what: &str, args: &BenchArgs, seconds: f64, chunk: usize) -> Result<()> {
     let triplets = (args.batch * args.iters) as f64 / seconds;
-    // The network work the step performs, in forward passes of the three images: a tune step runs each
-    // chunk's forward twice (the batch's ∂L/∂d is needed before any chunk's backward) and the backward
-    // (input and weight gradients) costs about two more.
-    let passes = if what == "tune" { 4.0 } else { 1.0 };
+    // The network work the step performs, in forward passes of the three images: the backward of a tune step
+    // (input and weight gradients) costs about two, and when the batch spans several chunks each chunk's
+    // forward runs twice (the batch's ∂L/∂d is needed before any chunk's backward).
+    let passes = match what {
+        "tune" if chunk < args.batch => 4.0,
+        "tune" => 3.0,
+        _ => 1.0,
+    };
     let flops = passes * 3.0 * kind.flops_per_image(args.size)? as f64 * triplets;
     if args.json {
         print_json(&json!({

@@ -7,9 +7,10 @@ use serde_json::json;
 use std::io::IsTerminal;
 
 use dps_gpu::context::{Ranking, TripletDraws};
+use dps_gpu::data::ImageBank;
 use dps_gpu::data::{is_bapps, open_bapps};
 use dps_gpu::eval::bapps::score_bapps;
-use dps_gpu::gpu::{AdapterChoice, Gpu};
+use dps_gpu::gpu::{AdapterChoice, Gpu, Precision};
 use dps_gpu::metric::{Metric, TripletRunner};
 use dps_gpu::progress::{Bar, Progress, Silent};
 use dps_gpu::{bail, Result};
@@ -39,6 +40,10 @@ pub struct EvalArgs {
     /// Leave reference images in [0,1] (the paper code's behaviour).
     #[arg(long)]
     paper_faithful: bool,
+    /// Also run the test in the fast mode (f16 convolutions) and report how far its distances are from f32's
+    /// and how many 2AFC decisions change (needs an adapter with f16; ignores --precision).
+    #[arg(long)]
+    compare_f16: bool,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -64,14 +69,14 @@ pub fn run(choice: &AdapterChoice, a: EvalArgs) -> Result<()> {
         return run_bapps(choice, &a, path, net.name(), method.name());
     }
     let images = a.dataset.open(a.test.as_ref(), "test", size)?;
-    let gpu = Gpu::new(choice)?;
-    let mut metric: Metric = a.metric.load(&gpu)?;
+    let mut gpu = Gpu::new(choice)?;
     let order: Vec<usize> = (0..images.len()).collect();
     let draws = TripletDraws::draw(&order, &ranking, &mut rand::rngs::StdRng::seed_from_u64(a.seed), size);
+    if a.compare_f16 {
+        return run_compare_f16(&mut gpu, &a, &images, &draws, &ranking.name);
+    }
     let started = std::time::Instant::now();
-    // A chunk never larger than the test: every chunk computes all its slots.
-    let mut runner = TripletRunner::new(&gpu, &mut metric, a.batch.min(draws.len().max(1)), a.paper_faithful)?;
-    let (d0, d1) = runner.distances(&gpu, &mut metric, &images, &draws)?;
+    let (metric, d0, d1) = distances(&gpu, &a, &images, &draws)?;
     let score = dps_gpu::eval::two_afc_score(&d0, &d1, &draws.labels)?;
     let seconds = started.elapsed().as_secs_f64();
     if a.json {
@@ -94,6 +99,139 @@ pub fn run(choice: &AdapterChoice, a: EvalArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The metric of `a` and its distances (ref–p0, ref–p1) for every triplet of `draws`, at `gpu.precision`.
+fn distances(
+    gpu: &Gpu,
+    a: &EvalArgs,
+    images: &ImageBank,
+    draws: &TripletDraws,
+) -> Result<(Metric, Vec<f32>, Vec<f32>)> {
+    let mut metric: Metric = a.metric.load(gpu)?;
+    // A chunk never larger than the test: every chunk computes all its slots.
+    let mut runner = TripletRunner::new(gpu, &mut metric, a.batch.min(draws.len().max(1)), a.paper_faithful)?;
+    let (d0, d1) = runner.distances(gpu, &mut metric, images, draws)?;
+    Ok((metric, d0, d1))
+}
+
+/// `--compare-f16`: the same test in f32 and in the fast mode, and how they differ.
+fn run_compare_f16(gpu: &mut Gpu, a: &EvalArgs, images: &ImageBank, draws: &TripletDraws, ranking: &str) -> Result<()> {
+    if !gpu.features.contains(wgpu::Features::SHADER_F16) {
+        bail!(
+            "--compare-f16: {} has no f16 shader support (SHADER_F16)",
+            gpu.info.name
+        );
+    }
+    let mut runs = Vec::new();
+    for precision in [Precision::F32, Precision::F16] {
+        gpu.precision = precision;
+        let started = std::time::Instant::now();
+        let (metric, d0, d1) = distances(gpu, a, images, draws)?;
+        let score = dps_gpu::eval::two_afc_score(&d0, &d1, &draws.labels)?;
+        runs.push((metric, d0, d1, score, started.elapsed().as_secs_f64()));
+    }
+    let (metric, e0, e1, score32, seconds32) = &runs[0];
+    let (_, h0, h1, score16, seconds16) = &runs[1];
+    let c = compare_distances(e0, e1, h0, h1)?;
+    if a.json {
+        print_json(&json!({
+            "triplets": draws.len(), "dataset": images.source, "net": metric.net.kind.name(),
+            "method": metric.method.name(), "weights": metric.weights.source, "ranking": ranking,
+            "seed": a.seed, "size": a.metric.size, "paper_faithful": a.paper_faithful,
+            "two_afc_f32": score32, "two_afc_f16": score16, "seconds_f32": seconds32, "seconds_f16": seconds16,
+            "max_relative_error": c.max_relative, "max_relative_error_at_distance": c.max_relative_at,
+            "median_distance": c.median_distance, "max_error_over_median": c.max_error_over_median,
+            "mean_relative_error": c.mean_relative,
+            "distances_within_1e-2": c.within_1e2,
+            "decisions_changed": c.decisions_changed, "decisions_identical_fraction": c.identical_fraction(),
+            "adapter": gpu.describe(),
+        }));
+    } else {
+        println!(
+            "f32 2AFC {score32:.4} ({seconds32:.1} s), f16 2AFC {score16:.4} ({seconds16:.1} s) on {} triplets of {}",
+            draws.len(),
+            images.source
+        );
+        println!(
+            "distances: {:.3}% within 1e-2 relative; mean relative error {:.2e}, max {:.2e} (at distance {:.3e}; \
+             median distance {:.3e}, largest error {:.2e} of it)",
+            100.0 * c.within_1e2,
+            c.mean_relative,
+            c.max_relative,
+            c.max_relative_at,
+            c.median_distance,
+            c.max_error_over_median
+        );
+        println!(
+            "2AFC decisions identical on {} of {} triplets ({:.3}%)",
+            draws.len() - c.decisions_changed,
+            draws.len(),
+            100.0 * c.identical_fraction()
+        );
+    }
+    Ok(())
+}
+
+/// How far the fast mode's distances are from f32's, over every distance of a test.
+struct PrecisionComparison {
+    max_relative: f64,
+    /// The f32 distance where the relative error is largest (near-identical images make it tiny).
+    max_relative_at: f32,
+    mean_relative: f64,
+    /// Share of distances within 1e-2 relative of f32.
+    within_1e2: f64,
+    median_distance: f32,
+    /// Largest |f16 − f32| over the median distance: the error on the scale the test's distances live on.
+    max_error_over_median: f64,
+    decisions_changed: usize,
+    triplets: usize,
+}
+
+impl PrecisionComparison {
+    fn identical_fraction(&self) -> f64 {
+        1.0 - self.decisions_changed as f64 / self.triplets.max(1) as f64
+    }
+}
+
+/// Relative error |f16 − f32| / |f32| of every distance (0 where both are equal), and the triplets whose 2AFC
+/// decision (p0 closer, p1 closer, or a tie) differs.
+fn compare_distances(e0: &[f32], e1: &[f32], h0: &[f32], h1: &[f32]) -> Result<PrecisionComparison> {
+    let mut relative = Vec::with_capacity(2 * e0.len());
+    let (mut max_relative, mut max_relative_at, mut max_error) = (0f64, 0f32, 0f64);
+    for (e, h) in e0.iter().chain(e1).zip(h0.iter().chain(h1)) {
+        if !e.is_finite() || !h.is_finite() {
+            bail!("--compare-f16: a distance is not finite (f32 {e}, f16 {h})");
+        }
+        let err = (*h as f64 - *e as f64).abs();
+        let rel = if err == 0.0 { 0.0 } else { err / (*e as f64).abs() };
+        max_error = max_error.max(err);
+        if rel > max_relative {
+            (max_relative, max_relative_at) = (rel, *e);
+        }
+        relative.push(rel);
+    }
+    let mut sorted: Vec<f32> = e0.iter().chain(e1).copied().collect();
+    sorted.sort_by(f32::total_cmp);
+    let decisions_changed = (0..e0.len())
+        .filter(|&i| e0[i].partial_cmp(&e1[i]) != h0[i].partial_cmp(&h1[i]))
+        .count();
+    let n = relative.len().max(1) as f64;
+    let median_distance = sorted.get(sorted.len() / 2).copied().unwrap_or(0.0);
+    Ok(PrecisionComparison {
+        max_relative,
+        max_relative_at,
+        mean_relative: relative.iter().sum::<f64>() / n,
+        within_1e2: relative.iter().filter(|&&r| r <= 1e-2).count() as f64 / n,
+        median_distance,
+        max_error_over_median: if median_distance > 0.0 {
+            max_error / median_distance as f64
+        } else {
+            0.0
+        },
+        decisions_changed,
+        triplets: e0.len(),
+    })
 }
 
 /// BAPPS: 2AFC per subset and their mean, or JND mAP per subset and pooled.

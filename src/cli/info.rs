@@ -56,7 +56,7 @@ pub fn run(choice: &AdapterChoice, args: InfoArgs) -> Result<()> {
         print_json(&json!({
             "adapter": i.name, "backend": format!("{:?}", i.backend), "device_type": format!("{:?}", i.device_type),
             "driver": i.driver, "driver_info": i.driver_info, "vendor": i.vendor, "device": i.device, "subgroup_sizes": subgroups,
-            "limits": lim, "features": feat,
+            "limits": lim, "features": feat, "cooperative_matrix": gpu.cooperative_matrix,
         }));
         return Ok(());
     }
@@ -73,5 +73,14 @@ pub fn run(choice: &AdapterChoice, args: InfoArgs) -> Result<()> {
     for (k, f) in features {
         println!("  {k:<40} {}", if gpu.features.contains(f) { "yes" } else { "no" });
     }
+    println!(
+        "  {:<40} {}",
+        "cooperative_matrix (tensor cores)",
+        if gpu.cooperative_matrix.is_empty() {
+            "no".to_string()
+        } else {
+            gpu.cooperative_matrix.join(", ")
+        }
+    );
     Ok(())
 }

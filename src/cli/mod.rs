@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use dps_gpu::gpu::{AdapterChoice, Gpu};
+use dps_gpu::gpu::{AdapterChoice, Gpu, Precision};
 use dps_gpu::metric::{Method, WeightsChoice};
 use dps_gpu::nets::NetKind;
 use dps_gpu::{bail, Result};
@@ -28,6 +28,12 @@ pub struct Cli {
     /// The backend set follows WGPU_BACKEND (vulkan, metal, dx12, gl).
     #[arg(long, global = true, env = "DPS_ADAPTER")]
     adapter: Option<String>,
+
+    /// Arithmetic of the convolutions: f32 (exact), or f16, the fast mode (f16 tiles and products with f32
+    /// accumulation; distances ~1e-3 relative from f32 on average, see BENCHMARKS.md). Falls back to f32, with a note,
+    /// where the adapter has no f16.
+    #[arg(long, global = true, env = "DPS_PRECISION", default_value = "f32", value_parser = ["f32", "f16"])]
+    precision: String,
 
     #[command(subcommand)]
     command: Command,
@@ -119,7 +125,8 @@ impl MetricArgs {
 }
 
 pub fn run(cli: Cli) -> Result<()> {
-    let choice = AdapterChoice::from_flag_or_env(cli.adapter);
+    let mut choice = AdapterChoice::from_flag_or_env(cli.adapter);
+    choice.precision = Precision::parse(&cli.precision)?;
     match cli.command {
         Command::Distance(a) => distance::run(&choice, a),
         Command::Info(a) => info::run(&choice, a),

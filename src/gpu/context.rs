@@ -12,6 +12,8 @@ use super::{Dispatch, Tensor};
 #[derive(Clone, Debug, Default)]
 pub struct AdapterChoice {
     pub name_contains: Option<String>,
+    /// The arithmetic asked for; the context falls back to f32 where the adapter has no f16.
+    pub precision: Precision,
 }
 
 impl AdapterChoice {
@@ -20,7 +22,37 @@ impl AdapterChoice {
         let name_contains = flag
             .or_else(|| std::env::var("DPS_ADAPTER").ok())
             .filter(|s| !s.is_empty());
-        AdapterChoice { name_contains }
+        AdapterChoice {
+            name_contains,
+            precision: Precision::F32,
+        }
+    }
+}
+
+/// Arithmetic of the convolutions' forward pass (where nearly all the work is). `F16`, the fast mode, stages
+/// the implicit GEMM's tiles in f16 and multiplies in f16, adding each 16-deep slice's partial sums into f32
+/// accumulators; inputs, outputs, weights and every other kernel stay f32. Backward passes are always f32.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Precision {
+    #[default]
+    F32,
+    F16,
+}
+
+impl Precision {
+    pub fn parse(s: &str) -> Result<Precision> {
+        match s {
+            "f32" | "fp32" => Ok(Precision::F32),
+            "f16" | "fp16" => Ok(Precision::F16),
+            _ => bail!("unknown precision {s:?}: use f32 or f16"),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::F16 => "f16",
+        }
     }
 }
 
@@ -48,6 +80,12 @@ pub struct Gpu {
     /// Prefer kernel variants without workgroup memory and barriers: true on CPU rasterisers (lavapipe, WARP),
     /// where barriers are expensive; tests flip it to check both variants.
     pub barrier_free: bool,
+    /// The convolutions' forward arithmetic in effect (f16 only where the adapter has SHADER_F16); kernels
+    /// pick their variant from it when a plan is built, so tests may flip it between plans.
+    pub precision: Precision,
+    /// The adapter's cooperative-matrix (tensor core) shapes, as "MxNxK ab→cr"; empty where it has none. No
+    /// kernel uses them yet: `dps-gpu info` reports them so a GPU run can say what the fast mode could reach.
+    pub cooperative_matrix: Vec<String>,
     modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<(&'static str, &'static str), Arc<wgpu::ComputePipeline>>>,
     /// Errors that escaped every error scope (wgpu would otherwise panic on them).
@@ -98,6 +136,18 @@ impl Gpu {
                 })?,
         };
         let info = adapter.get_info();
+        let cooperative_matrix = if adapter
+            .features()
+            .contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX)
+        {
+            adapter
+                .cooperative_matrix_properties()
+                .iter()
+                .map(|p| format!("{}x{}x{} {:?}→{:?}", p.m_size, p.n_size, p.k_size, p.ab_type, p.cr_type))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let barrier_free = info.device_type == wgpu::DeviceType::Cpu;
         let limits = adapter.limits();
         // Only features the kernels may use; requesting everything can fail on some drivers.
@@ -113,6 +163,15 @@ impl Gpu {
             })
             .await
             .map_err(|e| Error::msg(format!("could not open GPU device {:?}: {e}", info.name)))?;
+        let precision = if choice.precision == Precision::F16 && !features.contains(wgpu::Features::SHADER_F16) {
+            eprintln!(
+                "note: {} has no f16 shader support (SHADER_F16); running in f32 instead of --precision f16",
+                info.name
+            );
+            Precision::F32
+        } else {
+            choice.precision
+        };
         let uncaptured = Arc::new(Mutex::new(Vec::new()));
         let sink = uncaptured.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
@@ -125,6 +184,8 @@ impl Gpu {
             limits,
             features,
             barrier_free,
+            precision,
+            cooperative_matrix,
             modules: Mutex::new(HashMap::new()),
             pipelines: Mutex::new(HashMap::new()),
             uncaptured,
@@ -409,8 +470,13 @@ impl Gpu {
     pub fn describe(&self) -> String {
         let i = &self.info;
         format!(
-            "{} ({:?}, {:?}, driver {} {})",
-            i.name, i.backend, i.device_type, i.driver, i.driver_info
+            "{} ({:?}, {:?}, driver {} {}, {} convolutions)",
+            i.name,
+            i.backend,
+            i.device_type,
+            i.driver,
+            i.driver_info,
+            self.precision.name()
         )
     }
 }

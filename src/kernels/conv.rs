@@ -1,6 +1,8 @@
 use bytemuck::{Pod, Zeroable};
 
-use crate::gpu::{linear_grid, Access, Dispatch, Gpu, Kernel, Tensor};
+use std::sync::LazyLock;
+
+use crate::gpu::{linear_grid, Access, Dispatch, Gpu, Kernel, Precision, Tensor};
 use crate::{bail, Result};
 
 use super::{to_u32, CONV_WGSL};
@@ -39,6 +41,24 @@ const CONV2D: Kernel = Kernel {
     bindings: &[Access::Read, Access::Read, Access::Read, Access::ReadWrite],
 };
 
+/// The line of conv.wgsl that sets the type of the tiles and products, and what the fast mode puts there.
+const MUL_F32: &str = "alias mul = f32;";
+const MUL_F16: &str = "alias mul = f16;";
+
+/// conv.wgsl compiled for the fast mode: the same kernels with f16 tiles and products.
+static CONV_F16_WGSL: LazyLock<String> = LazyLock::new(|| {
+    assert!(CONV_WGSL.contains(MUL_F32), "conv.wgsl must declare `{MUL_F32}`");
+    format!("enable f16;\n{}", CONV_WGSL.replacen(MUL_F32, MUL_F16, 1))
+});
+
+fn conv2d_f16() -> Kernel {
+    Kernel {
+        family: "conv_f16",
+        source: CONV_F16_WGSL.as_str(),
+        ..CONV2D
+    }
+}
+
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
 struct ConvParams {
@@ -75,16 +95,17 @@ pub fn conv2d(
 ) -> Result<Dispatch> {
     let mut params = check(shape, x, weight, bias, y, c_off, relu)?;
     let columns = (params.batch * params.ho * params.wo) as usize;
-    // CPU adapters get the barrier-free variant (workgroup: 64 invocations × DIRECT_N columns, DIRECT_M channels).
-    let (kernel, rows_per_group, cols_per_group) = if gpu.barrier_free {
-        (&CONV2D_DIRECT, DIRECT_M, 64 * DIRECT_N)
-    } else {
-        (&CONV2D, 64, 64)
+    // CPU adapters get the barrier-free variant (workgroup: 64 invocations × DIRECT_N columns, DIRECT_M channels)
+    // in f32; the fast mode always runs the tiled kernel, whose f16 tiles are what a GPU speeds up.
+    let (kernel, rows_per_group, cols_per_group) = match (gpu.precision, gpu.barrier_free) {
+        (Precision::F16, _) => (conv2d_f16(), 64, 64),
+        (Precision::F32, true) => (CONV2D_DIRECT, DIRECT_M, 64 * DIRECT_N),
+        (Precision::F32, false) => (CONV2D, 64, 64),
     };
     let (gx, gz) = linear_grid(gpu, to_u32(columns.div_ceil(cols_per_group), "conv columns")?);
     let gy = to_u32(shape.cout.div_ceil(rows_per_group), "conv rows")?;
     params.groups_x = gx;
-    let pipeline = gpu.pipeline(kernel)?;
+    let pipeline = gpu.pipeline(&kernel)?;
     Dispatch::new(
         gpu,
         pipeline,

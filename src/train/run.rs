@@ -146,6 +146,7 @@ pub fn train(
         c.size,
         c.paper_faithful,
         c.variant,
+        None,
     )?;
     // Validation triplets are drawn once, so every epoch is scored on the same ones.
     let val_draws = TripletDraws::draw(val, &c.ranking, &mut stream(c.seed, "validation"), c.size);
@@ -247,6 +248,7 @@ pub(super) fn run_metadata(
         ("variant", c.variant.name().to_string()),
         ("dps_gpu_version", env!("CARGO_PKG_VERSION").to_string()),
         ("adapter", gpu.describe()),
+        ("precision", gpu.precision.name().to_string()),
     ] {
         metadata.insert(k.to_string(), v);
     }

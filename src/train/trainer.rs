@@ -23,6 +23,7 @@ pub struct Trainer {
 impl Trainer {
     /// Prepares training of `w0` (flat channel weights of `method`) and the rank net `theta0` on batches of
     /// `batch` triplets of `size`×`size` images; with [`Variant::Net`] the network's conv layers train too.
+    /// `max_chunk` caps the triplets per forward chunk below what the adapter's memory allows (tests).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         gpu: &Gpu,
@@ -34,6 +35,7 @@ impl Trainer {
         size: usize,
         paper_faithful: bool,
         variant: Variant,
+        max_chunk: Option<usize>,
     ) -> Result<Trainer> {
         let channels: Vec<usize> = network.kind.tap_shapes(size)?.iter().map(|t| t.0).collect();
         let weights = ChannelWeights::from_flat(w0, &channels, method, "initialisation");
@@ -44,11 +46,12 @@ impl Trainer {
             Clamp::AfterStep
         };
         let state = TrainState::new(gpu, &metric.all_weights, theta0, batch, clamp)?;
-        if variant == Variant::Net {
+        let by_memory = match variant {
             // The backward keeps a gradient beside every activation: about twice the forward's memory per group.
-            let groups = metric.groups_per_chunk(gpu, 3)?;
-            metric.set_max_groups_per_chunk(Some((groups / 2).max(1)));
-        }
+            Variant::Net => Some((metric.groups_per_chunk(gpu, 3)? / 2).max(1)),
+            Variant::Scalars => None,
+        };
+        metric.set_max_groups_per_chunk(by_memory.into_iter().chain(max_chunk).min());
         let runner = TripletRunner::new(gpu, &mut metric, batch, paper_faithful)?;
         let net = match variant {
             Variant::Net => {
@@ -93,21 +96,32 @@ impl Trainer {
         )?;
         let stats = state.step(gpu, &draws.labels, lr, t, self.net.is_none())?;
         if let Some(net) = &self.net {
-            // ∂L/∂d needs the whole batch's distances, and only one chunk's activations are kept: every chunk's
-            // forward runs again (same distortions and dropout) before its backward.
             net.grads.zero(gpu)?;
-            self.runner.run_batch(
-                gpu,
-                &mut self.metric,
-                images,
-                draws,
-                dropout,
-                |_, chunk, start, count| net.backward_chunk(gpu, state, chunk, start, count),
-            )?;
+            let chunk = self.runner.chunk();
+            if draws.len() <= chunk {
+                // One chunk holds the batch: the plan still has its activations (the step above only read them).
+                net.backward_chunk(gpu, state, chunk, 0, draws.len())?;
+            } else {
+                // ∂L/∂d needs the whole batch's distances, and only one chunk's activations are kept: every
+                // chunk's forward runs again (same distortions and dropout) before its backward.
+                self.runner.run_batch(
+                    gpu,
+                    &mut self.metric,
+                    images,
+                    draws,
+                    dropout,
+                    |_, chunk, start, count| net.backward_chunk(gpu, state, chunk, start, count),
+                )?;
+            }
             state.apply(gpu)?;
             net.apply(gpu)?;
         }
         Ok(stats)
+    }
+
+    /// The network's parameter gradients of the last step ([`Variant::Net`] only).
+    pub fn net_grads(&self) -> Option<&crate::nets::NetGrads> {
+        self.net.as_ref().map(|n| &n.grads)
     }
 
     /// Mean 2AFC of `draws` under the current parameters, without dropout.
