@@ -13,6 +13,10 @@ fn two_afc_follows_the_judgement_and_splits_ties() {
     assert!((s - 0.4375).abs() < 1e-12, "{s}");
     assert!(two_afc_score(&[0.1], &[0.2, 0.3], &[0.0]).is_err());
     assert!(two_afc_score(&[], &[], &[]).is_err());
+    // A non-finite distance (e.g. an f16 overflow) is an error, not a silently wrong score.
+    let e = two_afc_score(&[0.1, 0.2], &[0.3, f32::INFINITY], &[0.0, 0.0]).unwrap_err();
+    assert!(e.to_string().contains("d1 of triplet 1"), "{e}");
+    assert!(two_afc_score(&[f32::NAN], &[0.2], &[0.0]).is_err());
 }
 
 #[test]

@@ -24,6 +24,14 @@ pub fn two_afc_score(d0: &[f32], d1: &[f32], h: &[f32]) -> Result<f64> {
             h.len()
         );
     }
+    if let Some(i) = d0.iter().chain(d1).position(|d| !d.is_finite()) {
+        bail!(
+            "2AFC: distance {} of triplet {} is not finite (with --precision f16 an activation may have left \
+             f16's range; f32 avoids that)",
+            if i < d0.len() { "d0" } else { "d1" },
+            i % d0.len()
+        );
+    }
     Ok(d0
         .iter()
         .zip(d1)
