@@ -52,7 +52,7 @@ pub struct EvalArgs {
 pub fn run(choice: &AdapterChoice, a: EvalArgs) -> Result<()> {
     let (net, method, weights) = a.metric.parsed()?;
     let file_meta = match &a.metric.scalars {
-        Some(p) => dps_gpu::tensor_file::read(p)?.metadata,
+        Some(p) => dps_gpu::tensor_file::read_metadata(p)?,
         None => Default::default(),
     };
     let ranking = Ranking::parse(
