@@ -189,6 +189,11 @@ fn bad_input_gives_one_clear_error_line() {
     assert_clear_error(&dps(&["distance", good, good, "--net", "resnet"]), "resnet");
     assert_clear_error(&dps(&["distance", good, good, "--method", "median"]), "median");
     assert_clear_error(&dps(&["distance", good, good, "--size", "4"]), "size");
+    let bapps = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/data/bapps/2afc/val");
+    assert_clear_error(
+        &dps(&["eval", "--test", bapps.to_str().unwrap(), "--compare-f16"]),
+        "--compare-f16",
+    );
     assert_clear_error(
         &dps(&[
             "distance",

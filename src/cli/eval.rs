@@ -66,6 +66,9 @@ pub fn run(choice: &AdapterChoice, a: EvalArgs) -> Result<()> {
     }
     let size = a.metric.size;
     if let Some(path) = a.test.as_ref().filter(|p| is_bapps(p)) {
+        if a.compare_f16 {
+            bail!("--compare-f16 compares distortion triplets; it does not score BAPPS (use --precision f16)");
+        }
         return run_bapps(choice, &a, path, net.name(), method.name());
     }
     let images = a.dataset.open(a.test.as_ref(), "test", size)?;
