@@ -13,7 +13,8 @@
 //            (`--precision f16`) compiles this file with `alias mul = f16;` (kernels::conv), so the tiles take
 //            half the workgroup memory and the products run in f16. Either way each 16-deep slice's partial sums
 //            are added into f32 accumulators, which keeps the error of a 4,608-deep VGG dot product near f16's
-//            rounding of the operands rather than growing with the depth.
+//            rounding of the operands rather than growing with the depth. Where the adapter has cooperative
+//            matrices the fast mode runs conv_coop.wgsl instead.
 
 struct ConvParams {
     batch: u32, cin: u32, h: u32, w: u32,

@@ -154,18 +154,18 @@ fn check_convs(gpu: &Gpu, rng: &mut Lcg, cases: &[ConvCase]) -> f64 {
                         worst = worst.max(err / scale.max(1e-30));
                         assert!(
                             err <= tol,
-                            "{c:?} (barrier_free {}, {}): y[{b}, {ch}, {}, {}] = {}, CPU {want}, error {err:.2e} > {tol:.2e}",
-                            gpu.barrier_free,
-                            gpu.precision.name(),
+                            "{c:?} ({}): y[{b}, {ch}, {}, {}] = {}, CPU {want}, error {err:.2e} > {tol:.2e}",
+                            common::conv_variant(gpu),
                             p / wo,
                             p % wo,
                             got[i]
                         );
                     }
                     None => assert_eq!(
-                        got[i], prefill[i],
-                        "barrier_free {}: y[{b}, {ch}, pixel {p}] is no conv's but changed",
-                        gpu.barrier_free
+                        got[i],
+                        prefill[i],
+                        "{}: y[{b}, {ch}, pixel {p}] is no conv's but changed",
+                        common::conv_variant(gpu)
                     ),
                 }
             }
@@ -191,20 +191,34 @@ fn case(batch: usize, cin: usize, hw: (usize, usize), cout: usize, ksp: (usize, 
 }
 
 /// The GPU once per conv variant: the tiled one with workgroup memory, the barrier-free one that CPU
-/// adapters pick by default, and the fast mode's (tiled, f16 tiles and products).
-fn conv_variants() -> [Gpu; 3] {
-    [(false, Precision::F32), (true, Precision::F32), (true, Precision::F16)].map(|(barrier_free, precision)| {
+/// adapters pick by default, the fast mode's tiled one (f16 tiles and products) and, where the adapter offers
+/// cooperative matrices, the fast mode's tensor-core one.
+fn conv_variants() -> Vec<Gpu> {
+    let mut gpus = Vec::new();
+    for barrier_free in [false, true] {
         let mut gpu = common::gpu();
-        if precision == Precision::F16 {
-            assert!(
-                gpu.features.contains(wgpu::Features::SHADER_F16),
-                "the fast-mode conv test needs an adapter with SHADER_F16 (lavapipe has it)"
-            );
-        }
         gpu.barrier_free = barrier_free;
-        gpu.precision = precision;
-        gpu
-    })
+        gpus.push(gpu);
+    }
+    let mut tiled_f16 = common::gpu_for(Precision::F16);
+    tiled_f16.coop_tile = None;
+    gpus.push(tiled_f16);
+    let fast = common::gpu_for(Precision::F16);
+    if fast.coop_tile.is_some() {
+        gpus.push(fast);
+    } else {
+        assert!(
+            std::env::var_os("DPS_EXPECT_COOP").is_none(),
+            "DPS_EXPECT_COOP is set but {} offers no usable cooperative matrix",
+            fast.info.name
+        );
+        println!(
+            "skipped the cooperative-matrix conv: {} offers no square f16→f32 cooperative matrix \
+             (lavapipe from Mesa 25.1 does: tools/lavapipe-coop.sh runs the tests on it)",
+            fast.info.name
+        );
+    }
+    gpus
 }
 
 #[test]
@@ -232,9 +246,8 @@ fn conv2d_matches_cpu_on_awkward_shapes() {
             .map(|&c| check_convs(&gpu, &mut rng, &[c]))
             .fold(0.0, f64::max);
         println!(
-            "barrier_free {}, {}: largest error {worst:.1e} of Σ|w·x| + |b|",
-            gpu.barrier_free,
-            gpu.precision.name()
+            "{}: largest error {worst:.1e} of Σ|w·x| + |b|",
+            common::conv_variant(&gpu)
         );
         if gpu.precision == Precision::F16 {
             // An f32 result would pass the f16 tolerance: check the fast mode really rounds to f16.

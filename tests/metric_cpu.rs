@@ -148,17 +148,16 @@ fn check_net(
     seed: u64,
 ) {
     let start = Instant::now();
-    let mut gpu = common::gpu();
+    let mut gpu = common::gpu_for(precision);
+    if precision == Precision::F16 && std::env::var_os("DPS_EXPECT_COOP").is_some() {
+        assert!(
+            gpu.coop_tile.is_some(),
+            "DPS_EXPECT_COOP is set but the fast mode has no cooperative matrix"
+        );
+    }
     if let Some(b) = barrier_free {
         gpu.barrier_free = b;
     }
-    if precision == Precision::F16 {
-        assert!(
-            gpu.features.contains(wgpu::Features::SHADER_F16),
-            "the fast-mode test needs an adapter with SHADER_F16 (lavapipe has it)"
-        );
-    }
-    gpu.precision = precision;
     let tolerance = match precision {
         Precision::F32 => 1e-4,
         Precision::F16 => 1e-2,
@@ -238,9 +237,9 @@ fn check_net(
         );
     }
     println!(
-        "{} at {size} (barrier_free {}): CPU reference {cpu_secs:.2} s, total {:.2} s",
+        "{} at {size} ({}): CPU reference {cpu_secs:.2} s, total {:.2} s",
         kind.name(),
-        gpu.barrier_free,
+        common::conv_variant(&gpu),
         start.elapsed().as_secs_f64()
     );
 }

@@ -72,7 +72,16 @@ pub fn run(choice: &AdapterChoice, a: EvalArgs) -> Result<()> {
         return run_bapps(choice, &a, path, net.name(), method.name());
     }
     let images = a.dataset.open(a.test.as_ref(), "test", size)?;
-    let mut gpu = Gpu::new(choice)?;
+    // --compare-f16 opens the device for the fast mode (its cooperative matrices are enabled only then); its
+    // f32 run uses the same device.
+    let mut gpu = Gpu::new(&AdapterChoice {
+        precision: if a.compare_f16 {
+            Precision::F16
+        } else {
+            choice.precision
+        },
+        ..choice.clone()
+    })?;
     let order: Vec<usize> = (0..images.len()).collect();
     let draws = TripletDraws::draw(&order, &ranking, &mut rand::rngs::StdRng::seed_from_u64(a.seed), size);
     if a.compare_f16 {
@@ -120,7 +129,7 @@ fn distances(
 
 /// `--compare-f16`: the same test in f32 and in the fast mode, and how they differ.
 fn run_compare_f16(gpu: &mut Gpu, a: &EvalArgs, images: &ImageBank, draws: &TripletDraws, ranking: &str) -> Result<()> {
-    if !gpu.features.contains(wgpu::Features::SHADER_F16) {
+    if gpu.precision != Precision::F16 {
         bail!(
             "--compare-f16: {} has no f16 shader support (SHADER_F16)",
             gpu.info.name

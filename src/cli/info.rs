@@ -1,7 +1,7 @@
 use clap::Args;
 use serde_json::json;
 
-use dps_gpu::gpu::{AdapterChoice, Gpu};
+use dps_gpu::gpu::{AdapterChoice, Gpu, Precision};
 use dps_gpu::Result;
 
 use super::print_json;
@@ -14,7 +14,19 @@ pub struct InfoArgs {
 }
 
 pub fn run(choice: &AdapterChoice, args: InfoArgs) -> Result<()> {
-    let gpu = Gpu::new(choice)?;
+    // Opened for the fast mode, whatever --precision says, so the report can say which kernel it gets.
+    let gpu = Gpu::new(&AdapterChoice {
+        precision: Precision::F16,
+        ..choice.clone()
+    })?;
+    let fast_mode = match (gpu.precision, gpu.coop_tile) {
+        (Precision::F16, Some(t)) => format!(
+            "f16 convolutions on {0}x{0}x{0} cooperative matrices (subgroup {1})",
+            t.side, t.subgroup
+        ),
+        (Precision::F16, None) => "f16 convolution tiles (no usable cooperative matrix)".to_string(),
+        (Precision::F32, _) => "unavailable (no SHADER_F16): --precision f16 runs in f32".to_string(),
+    };
     let l = &gpu.limits;
     let i = &gpu.info;
     let limits = [
@@ -57,6 +69,7 @@ pub fn run(choice: &AdapterChoice, args: InfoArgs) -> Result<()> {
             "adapter": i.name, "backend": format!("{:?}", i.backend), "device_type": format!("{:?}", i.device_type),
             "driver": i.driver, "driver_info": i.driver_info, "vendor": i.vendor, "device": i.device, "subgroup_sizes": subgroups,
             "limits": lim, "features": feat, "cooperative_matrix": gpu.cooperative_matrix,
+            "fast_mode": fast_mode,
         }));
         return Ok(());
     }
@@ -82,5 +95,6 @@ pub fn run(choice: &AdapterChoice, args: InfoArgs) -> Result<()> {
             gpu.cooperative_matrix.join(", ")
         }
     );
+    println!("fast mode    {fast_mode}");
     Ok(())
 }

@@ -29,9 +29,10 @@ impl AdapterChoice {
     }
 }
 
-/// Arithmetic of the convolutions' forward pass (where nearly all the work is). `F16`, the fast mode, stages
-/// the implicit GEMM's tiles in f16 and multiplies in f16, adding each 16-deep slice's partial sums into f32
-/// accumulators; inputs, outputs, weights and every other kernel stay f32. Backward passes are always f32.
+/// Arithmetic of the convolutions' forward pass (where nearly all the work is). `F16`, the fast mode, rounds
+/// the implicit GEMM's operands to f16: on cooperative matrices with f32 accumulators where the adapter has
+/// them ([`CoopTile`]), else in f16 tiles whose 16-deep partial sums are added into f32 accumulators; inputs,
+/// outputs, weights and every other kernel stay f32. Backward passes are always f32.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Precision {
     #[default]
@@ -53,6 +54,55 @@ impl Precision {
             Precision::F32 => "f32",
             Precision::F16 => "f16",
         }
+    }
+}
+
+/// A square f16×f16→f32 cooperative matrix of side `side` (8 or 16) on an adapter whose subgroups always hold
+/// `subgroup` invocations, a multiple of `side`: what conv_coop.wgsl is specialised for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CoopTile {
+    pub side: u32,
+    pub subgroup: u32,
+}
+
+impl CoopTile {
+    /// The largest usable tile among the adapter's cooperative-matrix shapes. WGSL has square 8×8 and 16×16
+    /// matrices only; the kernel needs a fixed subgroup size (four subgroups split a workgroup's tile) and
+    /// workgroup memory for its f16 A and B slices and its f32 output tile.
+    pub fn choose(
+        shapes: &[wgpu::CooperativeMatrixProperties],
+        info: &wgpu::AdapterInfo,
+        limits: &wgpu::Limits,
+    ) -> Option<CoopTile> {
+        let subgroup = info.subgroup_min_size;
+        if subgroup != info.subgroup_max_size || subgroup == 0 {
+            return None;
+        }
+        shapes
+            .iter()
+            .filter(|p| {
+                p.m_size == p.n_size
+                    && p.n_size == p.k_size
+                    && p.ab_type == wgpu::CooperativeScalarType::F16
+                    && p.cr_type == wgpu::CooperativeScalarType::F32
+            })
+            .map(|p| CoopTile {
+                side: p.m_size,
+                subgroup,
+            })
+            // lavapipe (Mesa 26.2) crashes compiling cooperative matrices at subgroup 16
+            // (LP_NATIVE_VECTOR_WIDTH=512) and is verified only at its default, subgroup = side = 8.
+            .filter(|t| info.device_type != wgpu::DeviceType::Cpu || t.subgroup == t.side)
+            .filter(|t| {
+                let side = t.side;
+                let workgroup_bytes = 2 * (2 * side) * (4 * side) * 2 + (4 * side) * (4 * side) * 4;
+                matches!(side, 8 | 16)
+                    && subgroup.is_multiple_of(side)
+                    && 4 * subgroup <= limits.max_compute_invocations_per_workgroup
+                    && 4 * subgroup <= limits.max_compute_workgroup_size_x
+                    && workgroup_bytes <= limits.max_compute_workgroup_storage_size
+            })
+            .max_by_key(|t| t.side)
     }
 }
 
@@ -83,9 +133,12 @@ pub struct Gpu {
     /// The convolutions' forward arithmetic in effect (f16 only where the adapter has SHADER_F16); kernels
     /// pick their variant from it when a plan is built, so tests may flip it between plans.
     pub precision: Precision,
-    /// The adapter's cooperative-matrix (tensor core) shapes, as "MxNxK ab→cr"; empty where it has none. No
-    /// kernel uses them yet: `dps-gpu info` reports them so a GPU run can say what the fast mode could reach.
+    /// The adapter's cooperative-matrix (tensor core) shapes, as "MxNxK ab→cr"; empty where it has none.
     pub cooperative_matrix: Vec<String>,
+    /// The fast mode's tensor-core tiling: set when `precision` is F16 and the adapter offers a cooperative
+    /// matrix the conv kernel can use (the device then has EXPERIMENTAL_COOPERATIVE_MATRIX enabled). Tests clear
+    /// it to run the plain f16 kernel on the same device.
+    pub coop_tile: Option<CoopTile>,
     modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<(&'static str, &'static str), Arc<wgpu::ComputePipeline>>>,
     /// Errors that escaped every error scope (wgpu would otherwise panic on them).
@@ -136,28 +189,42 @@ impl Gpu {
                 })?,
         };
         let info = adapter.get_info();
-        let cooperative_matrix = if adapter
+        let limits = adapter.limits();
+        let shapes = if adapter
             .features()
             .contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX)
         {
-            adapter
-                .cooperative_matrix_properties()
-                .iter()
-                .map(|p| format!("{}x{}x{} {:?}→{:?}", p.m_size, p.n_size, p.k_size, p.ab_type, p.cr_type))
-                .collect()
+            adapter.cooperative_matrix_properties()
         } else {
             Vec::new()
         };
+        let cooperative_matrix = shapes
+            .iter()
+            .map(|p| format!("{}x{}x{} {:?}→{:?}", p.m_size, p.n_size, p.k_size, p.ab_type, p.cr_type))
+            .collect();
         let barrier_free = info.device_type == wgpu::DeviceType::Cpu;
-        let limits = adapter.limits();
         // Only features the kernels may use; requesting everything can fail on some drivers.
         let wanted = wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP | wgpu::Features::TIMESTAMP_QUERY;
-        let features = adapter.features() & wanted;
+        let mut features = adapter.features() & wanted;
+        // wgpu's cooperative matrices are experimental, so they are enabled only for the fast mode, which is
+        // the only user, and only where its kernel fits the adapter.
+        let coop_tile = (choice.precision == Precision::F16 && features.contains(wgpu::Features::SHADER_F16))
+            .then(|| CoopTile::choose(&shapes, &info, &limits))
+            .flatten();
+        let experimental_features = if coop_tile.is_some() {
+            features |= wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX;
+            // SAFETY: wgpu asks callers of experimental features to accept that they may have bugs; the fast
+            // mode's coop kernel is checked against the f32 CPU reference in tests/kernels.rs.
+            unsafe { wgpu::ExperimentalFeatures::enabled() }
+        } else {
+            wgpu::ExperimentalFeatures::disabled()
+        };
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("dps-gpu"),
                 required_features: features,
                 required_limits: limits.clone(),
+                experimental_features,
                 memory_hints: wgpu::MemoryHints::Performance,
                 ..Default::default()
             })
@@ -186,6 +253,7 @@ impl Gpu {
             barrier_free,
             precision,
             cooperative_matrix,
+            coop_tile,
             modules: Mutex::new(HashMap::new()),
             pipelines: Mutex::new(HashMap::new()),
             uncaptured,
@@ -470,13 +538,17 @@ impl Gpu {
     pub fn describe(&self) -> String {
         let i = &self.info;
         format!(
-            "{} ({:?}, {:?}, driver {} {}, {} convolutions)",
+            "{} ({:?}, {:?}, driver {} {}, {} convolutions{})",
             i.name,
             i.backend,
             i.device_type,
             i.driver,
             i.driver_info,
-            self.precision.name()
+            self.precision.name(),
+            match self.coop_tile {
+                Some(t) => format!(" on {0}x{0}x{0} cooperative matrices", t.side),
+                None => String::new(),
+            }
         )
     }
 }

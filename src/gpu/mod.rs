@@ -7,6 +7,6 @@ mod context;
 mod dispatch;
 mod tensor;
 
-pub use context::{Access, AdapterChoice, Gpu, Kernel, Precision};
+pub use context::{Access, AdapterChoice, CoopTile, Gpu, Kernel, Precision};
 pub use dispatch::{linear_grid, Dispatch};
 pub use tensor::Tensor;

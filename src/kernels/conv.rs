@@ -1,11 +1,12 @@
 use bytemuck::{Pod, Zeroable};
 
-use std::sync::LazyLock;
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
 
-use crate::gpu::{linear_grid, Access, Dispatch, Gpu, Kernel, Precision, Tensor};
+use crate::gpu::{linear_grid, Access, CoopTile, Dispatch, Gpu, Kernel, Precision, Tensor};
 use crate::{bail, Result};
 
-use super::{to_u32, CONV_WGSL};
+use super::{to_u32, CONV_COOP_WGSL, CONV_WGSL};
 
 /// Geometry of one convolution (square kernel, equal stride and padding on both axes, as in the three nets).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,6 +60,43 @@ fn conv2d_f16() -> Kernel {
     }
 }
 
+/// The lines of conv_coop.wgsl that fix its matrix side and subgroup size (set there for 16 and 32).
+const COOP_LINES: [&str; 5] = [
+    "const S: u32 = 16u;",
+    "alias TileA = coop_mat16x16<f16, A>;",
+    "alias TileB = coop_mat16x16<f16, B>;",
+    "alias TileC = coop_mat16x16<f32, C>;",
+    "const SUBGROUP: u32 = 32u;",
+];
+
+/// conv_coop.wgsl specialised for `tile`, compiled once per tiling in a process.
+fn conv2d_coop(tile: CoopTile) -> Kernel {
+    static SOURCES: LazyLock<Mutex<HashMap<CoopTile, &'static str>>> = LazyLock::new(Default::default);
+    let source = *SOURCES.lock().unwrap().entry(tile).or_insert_with(|| {
+        let s = tile.side;
+        let wanted = [
+            format!("const S: u32 = {s}u;"),
+            format!("alias TileA = coop_mat{s}x{s}<f16, A>;"),
+            format!("alias TileB = coop_mat{s}x{s}<f16, B>;"),
+            format!("alias TileC = coop_mat{s}x{s}<f32, C>;"),
+            format!("const SUBGROUP: u32 = {}u;", tile.subgroup),
+        ];
+        let mut source = CONV_COOP_WGSL.to_string();
+        for (line, value) in COOP_LINES.iter().zip(&wanted) {
+            assert!(source.contains(line), "conv_coop.wgsl must declare `{line}`");
+            source = source.replacen(line, value, 1);
+        }
+        // A handful of tilings at most per process (one per adapter opened), so leaking them is bounded.
+        Box::leak(source.into_boxed_str())
+    });
+    Kernel {
+        family: "conv_coop",
+        source,
+        entry: "conv2d_forward_coop",
+        bindings: CONV2D.bindings,
+    }
+}
+
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
 struct ConvParams {
@@ -96,8 +134,14 @@ pub fn conv2d(
     let mut params = check(shape, x, weight, bias, y, c_off, relu)?;
     let columns = (params.batch * params.ho * params.wo) as usize;
     // CPU adapters get the barrier-free variant (workgroup: 64 invocations × DIRECT_N columns, DIRECT_M channels)
-    // in f32; the fast mode always runs the tiled kernel, whose f16 tiles are what a GPU speeds up.
+    // in f32; the fast mode runs on cooperative matrices (4S × 4S output tiles) where the adapter has them, else
+    // the tiled kernel, whose f16 tiles are what a GPU speeds up.
     let (kernel, rows_per_group, cols_per_group) = match (gpu.precision, gpu.barrier_free) {
+        (Precision::F16, _) if gpu.coop_tile.is_some() => {
+            let tile = gpu.coop_tile.unwrap();
+            let side = 4 * tile.side as usize;
+            (conv2d_coop(tile), side, side)
+        }
         (Precision::F16, _) => (conv2d_f16(), 64, 64),
         (Precision::F32, true) => (CONV2D_DIRECT, DIRECT_M, 64 * DIRECT_N),
         (Precision::F32, false) => (CONV2D, 64, 64),

@@ -10,6 +10,7 @@ pub mod pool;
 pub mod rank;
 
 pub(crate) const CONV_WGSL: &str = include_str!("../../shaders/conv.wgsl");
+pub(crate) const CONV_COOP_WGSL: &str = include_str!("../../shaders/conv_coop.wgsl");
 pub(crate) const POOL_WGSL: &str = include_str!("../../shaders/pool.wgsl");
 pub(crate) const CHANNEL_WGSL: &str = include_str!("../../shaders/channel.wgsl");
 pub(crate) const RANK_WGSL: &str = include_str!("../../shaders/rank.wgsl");

@@ -6,11 +6,34 @@ pub mod cpu;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use dps_gpu::gpu::{AdapterChoice, Gpu};
+use dps_gpu::gpu::{AdapterChoice, Gpu, Precision};
 
 pub fn gpu() -> Gpu {
-    Gpu::new(&AdapterChoice::from_flag_or_env(None))
-        .expect("a GPU adapter (lavapipe: apt-get install mesa-vulkan-drivers)")
+    gpu_for(Precision::F32)
+}
+
+/// The GPU opened for `precision`: for F16 the fast mode as a user gets it (on cooperative matrices where the
+/// adapter offers them). The fast-mode tests need SHADER_F16, which lavapipe has.
+pub fn gpu_for(precision: Precision) -> Gpu {
+    let choice = AdapterChoice {
+        precision,
+        ..AdapterChoice::from_flag_or_env(None)
+    };
+    let gpu = Gpu::new(&choice).expect("a GPU adapter (lavapipe: apt-get install mesa-vulkan-drivers)");
+    assert_eq!(
+        gpu.precision, precision,
+        "{} has no SHADER_F16, which the fast-mode tests need (lavapipe has it)",
+        gpu.info.name
+    );
+    gpu
+}
+
+/// Which conv variant a GPU runs, for test messages.
+pub fn conv_variant(gpu: &Gpu) -> String {
+    match (gpu.precision, gpu.coop_tile) {
+        (Precision::F16, Some(t)) => format!("f16 on {0}x{0}x{0} cooperative matrices", t.side),
+        (p, _) => format!("{}, barrier_free {}", p.name(), gpu.barrier_free),
+    }
 }
 
 /// The directory named by `var`, or None after printing that the test was skipped. A set variable that

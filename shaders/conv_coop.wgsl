@@ -1,0 +1,140 @@
+// conv_coop.wgsl: the fast mode's convolution forward on cooperative matrices (tensor cores), the same
+// computation as conv2d_forward in conv.wgsl: y[:, c_off..c_off+Cout] = conv(x, weight) + bias, then ReLU.
+// It lives in its own file because its `enable wgpu_cooperative_matrix;` is rejected by adapters without them.
+//
+// Layout: as conv.wgsl (x [B, Cin, H, W], weight OIHW, bias [Cout], y [B, Ctot, Ho, Wo], all f32).
+// GEMM view: rows m = output channel, columns n = (b, oy, ox), depth k = (ci, ky, kx).
+// Specialised by the host (kernels::conv) for the adapter: S, the side of its square f16×f16→f32 cooperative
+// matrix (8 or 16), and SUBGROUP, its fixed subgroup size (a multiple of S). The lines below hold the values for
+// an NVIDIA GPU (16×16×16, subgroup 32) and are replaced as whole lines.
+// Dispatch: workgroup 4 subgroups (4·SUBGROUP invocations) computes a TM×TN = 4S×4S output tile; grid x*z covers
+//           ceil(N/TN) column tiles (z only past the per-dimension limit), y covers ceil(Cout/TM) row tiles.
+//           Each subgroup owns a 2S×2S quarter as 2×2 accumulator matrices in f32; every TK = 2S-deep slice of
+//           A (weights) and B (input patches) is converted to f16 and staged in workgroup memory by all
+//           invocations, then each subgroup multiplies it with 2×2×2 cooperative multiply-adds.
+// Precision: operands rounded to f16, products accumulated in f32 by the hardware (the fast mode's contract).
+
+enable f16;
+enable wgpu_cooperative_matrix;
+
+struct ConvParams {
+    batch: u32, cin: u32, h: u32, w: u32,
+    cout: u32, kh: u32, kw: u32, stride: u32,
+    pad: u32, ho: u32, wo: u32, c_off: u32,
+    ctot: u32, relu: u32, groups_x: u32, accumulate: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: ConvParams;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> weight: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+
+const S: u32 = 16u;
+alias TileA = coop_mat16x16<f16, A>;
+alias TileB = coop_mat16x16<f16, B>;
+alias TileC = coop_mat16x16<f32, C>;
+const SUBGROUP: u32 = 32u;
+
+const WG: u32 = 4u * SUBGROUP;
+const TM: u32 = 4u * S;
+const TN: u32 = 4u * S;
+const TK: u32 = 2u * S;
+
+var<workgroup> a_tile: array<f16, TK * TM>; // [TK][TM]: A column-major
+var<workgroup> b_tile: array<f16, TK * TN>; // [TK][TN]: B row-major
+var<workgroup> c_tile: array<f32, TM * TN>; // [TM][TN]: zeros in, results out
+
+@compute @workgroup_size(WG, 1, 1)
+fn conv2d_forward_coop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let n0 = (wid.x + wid.z * p.groups_x) * TN;
+    let m0 = wid.y * TM;
+    let khw = p.kh * p.kw;
+    let depth = p.cin * khw;
+    let hw_out = p.ho * p.wo;
+    let columns = p.batch * hw_out;
+
+    // WG is a multiple of TN (SUBGROUP is a multiple of S), so the B column an invocation stages and the output
+    // column it writes never change: decode them once.
+    let col = li % TN;
+    let row0 = li / TN;
+    let n_load = n0 + col;
+    let col_ok = n_load < columns;
+    let img = min(n_load, columns - 1u) / hw_out;
+    let pix = min(n_load, columns - 1u) % hw_out;
+    let iy0 = i32((pix / p.wo) * p.stride) - i32(p.pad);
+    let ix0 = i32((pix % p.wo) * p.stride) - i32(p.pad);
+    let x_img = img * p.cin * p.h * p.w;
+    // A is staged with neighbouring invocations on neighbouring k: contiguous in OIHW.
+    let a_k = li % TK;
+    let a_m0 = li / TK;
+
+    for (var e = li; e < TM * TN; e += WG) {
+        c_tile[e] = 0.0;
+    }
+    workgroupBarrier();
+    let sg = li / SUBGROUP;
+    let qm = (sg / 2u) * 2u * S;
+    let qn = (sg % 2u) * 2u * S;
+    var c00 = coopLoadT<TileC>(&c_tile[qm * TN + qn], TN);
+    var c01 = coopLoadT<TileC>(&c_tile[qm * TN + qn + S], TN);
+    var c10 = coopLoadT<TileC>(&c_tile[(qm + S) * TN + qn], TN);
+    var c11 = coopLoadT<TileC>(&c_tile[(qm + S) * TN + qn + S], TN);
+
+    for (var k0 = 0u; k0 < depth; k0 += TK) {
+        workgroupBarrier(); // the previous slice has been multiplied (and c_tile read) by every subgroup
+        for (var m = a_m0; m < TM; m += WG / TK) {
+            let k = k0 + a_k;
+            var v = 0.0;
+            if (m0 + m < p.cout && k < depth) {
+                v = weight[(m0 + m) * depth + k];
+            }
+            a_tile[a_k * TM + m] = f16(v);
+        }
+        for (var kk = row0; kk < TK; kk += WG / TN) {
+            let k = k0 + kk;
+            var v = 0.0;
+            if (col_ok && k < depth) {
+                let ci = k / khw;
+                let r = k % khw;
+                let iy = iy0 + i32(r / p.kw);
+                let ix = ix0 + i32(r % p.kw);
+                if (iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w)) {
+                    v = x[x_img + (ci * p.h + u32(iy)) * p.w + u32(ix)];
+                }
+            }
+            b_tile[kk * TN + col] = f16(v);
+        }
+        workgroupBarrier();
+        for (var s = 0u; s < TK; s += S) {
+            let a0 = coopLoad<TileA>(&a_tile[s * TM + qm], TM);
+            let a1 = coopLoad<TileA>(&a_tile[s * TM + qm + S], TM);
+            let b0 = coopLoadT<TileB>(&b_tile[s * TN + qn], TN);
+            let b1 = coopLoadT<TileB>(&b_tile[s * TN + qn + S], TN);
+            c00 = coopMultiplyAdd(a0, b0, c00);
+            c01 = coopMultiplyAdd(a0, b1, c01);
+            c10 = coopMultiplyAdd(a1, b0, c10);
+            c11 = coopMultiplyAdd(a1, b1, c11);
+        }
+    }
+
+    coopStoreT(c00, &c_tile[qm * TN + qn], TN);
+    coopStoreT(c01, &c_tile[qm * TN + qn + S], TN);
+    coopStoreT(c10, &c_tile[(qm + S) * TN + qn], TN);
+    coopStoreT(c11, &c_tile[(qm + S) * TN + qn + S], TN);
+    workgroupBarrier();
+
+    if (!col_ok) {
+        return;
+    }
+    for (var m = row0; m < TM; m += WG / TN) {
+        if (m0 + m >= p.cout) {
+            break;
+        }
+        var v = c_tile[m * TN + col] + bias[m0 + m];
+        if (p.relu != 0u) {
+            v = max(v, 0.0);
+        }
+        y[(img * p.ctot + p.c_off + m0 + m) * hw_out + pix] = v;
+    }
+}
