@@ -147,6 +147,36 @@ fn eval_compare_f16_reports_both_precisions() {
     }
 }
 
+/// A machine without ../shared (a lent GPU) benchmarks every net on random weights of the right shapes; without
+/// `--random-weights` the same run names the missing file.
+#[test]
+fn bench_runs_on_random_weights_without_weight_files() {
+    let empty = temp_dir("no-weights");
+    let bench = |random: bool| {
+        let mut args = vec![
+            "bench", "--net", "squeeze", "--what", "eval", "--batch", "2", "--iters", "1", "--json",
+        ];
+        if random {
+            args.push("--random-weights");
+        }
+        Command::new(env!("CARGO_BIN_EXE_dps-gpu"))
+            .args(&args)
+            .env_remove("DPS_WEIGHTS_DIR")
+            .current_dir(&empty)
+            .output()
+            .expect("the dps-gpu binary runs")
+    };
+    let out = bench(true);
+    assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(v["weights"], "random");
+    assert_eq!(v["net"], "squeeze");
+    let rate = v["triplets_per_s"].as_f64().unwrap();
+    assert!(rate.is_finite() && rate > 0.0, "triplets/s {rate}");
+    assert_clear_error(&bench(false), "squeezenet1_1.safetensors");
+    std::fs::remove_dir_all(&empty).unwrap();
+}
+
 #[test]
 fn embedded_default_weights_give_lpips_alex() {
     let (Some(r), Some(p1)) = (example("ex_ref.png"), example("ex_p1.png")) else {

@@ -132,3 +132,44 @@ fn feature_checksums_match_pytorch_for_squeeze_and_vgg() {
         }
     }
 }
+
+/// `bench --random-weights` stands in for the ImageNet files on machines without them: its tensors must carry
+/// exactly torchvision's `features.*` names and shapes (the exported files), no more and no fewer, and draw
+/// finite values with the stated variance 1/fan-in.
+#[test]
+fn random_weights_have_torchvisions_names_and_shapes() {
+    let Some(wdir) = common::shared_dir("DPS_WEIGHTS_DIR", "random weights") else {
+        return;
+    };
+    for kind in [NetKind::Alex, NetKind::Squeeze, NetKind::Vgg] {
+        let file = dps_gpu::nets::read_safetensors_file(&wdir.join(kind.weights_file())).unwrap();
+        let mut want: Vec<(String, Vec<usize>)> = file
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("features."))
+            .map(|(k, (shape, _))| (k, shape))
+            .collect();
+        want.sort();
+        let random = dps_gpu::nets::random_weights(kind, 7);
+        let mut got: Vec<(String, Vec<usize>)> = random.iter().map(|(k, s, _)| (k.clone(), s.clone())).collect();
+        got.sort();
+        assert_eq!(
+            got,
+            want,
+            "{}: random weights differ from torchvision's tensors",
+            kind.name()
+        );
+        for (name, shape, values) in &random {
+            assert!(values.iter().all(|v| v.is_finite()), "{name}: non-finite value");
+            if name.ends_with(".weight") {
+                let fan_in: usize = shape[1..].iter().product();
+                let var = values.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / values.len() as f64;
+                let want = 1.0 / fan_in as f64;
+                let tol = if values.len() >= 1000 { 0.2 } else { 0.6 };
+                assert!(
+                    (var / want - 1.0).abs() < tol,
+                    "{name}: variance {var:.3e}, expected {want:.3e}"
+                );
+            }
+        }
+    }
+}

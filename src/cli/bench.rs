@@ -9,7 +9,7 @@ use dps_gpu::data::{ImageBank, RgbImage8};
 use dps_gpu::gpu::{AdapterChoice, Gpu};
 use dps_gpu::kernels::distort::DistortPlan;
 use dps_gpu::metric::{Method, Metric, WeightsChoice};
-use dps_gpu::nets::{NetKind, Network};
+use dps_gpu::nets::{random_weights, NetKind, Network};
 use dps_gpu::train::{init_channel_weights, init_rank_net, Trainer, Variant};
 use dps_gpu::{bail, Result};
 
@@ -32,9 +32,13 @@ pub struct BenchArgs {
     /// Seed of the random images.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Directory with the network weights (random weights are not needed: speed does not depend on values).
-    #[arg(long, value_name = "DIR")]
+    /// Directory with the network weights (default: $DPS_WEIGHTS_DIR, then the embedded weights/).
+    #[arg(long, value_name = "DIR", conflicts_with = "random_weights")]
     weights_dir: Option<std::path::PathBuf>,
+    /// Run on random weights of each net's shapes, drawn from --seed, instead of the ImageNet files: speed does
+    /// not depend on the values, so a machine without ../shared (a lent GPU) can measure every net.
+    #[arg(long)]
+    random_weights: bool,
     /// What to measure, comma-separated: eval (features + distances), train (distortions on the GPU +
     /// features + pair profile + rank net + backward + Adam, the scalars variant), tune (the same step with the
     /// network's conv layers trained too: `train --variant net`) and triplets (drawing the parameters, uploading
@@ -46,11 +50,18 @@ pub struct BenchArgs {
     json: bool,
 }
 
-pub fn run(choice: &AdapterChoice, args: BenchArgs) -> Result<()> {
+pub fn run(choice: &AdapterChoice, mut args: BenchArgs) -> Result<()> {
     let nets = args.net.split(',').map(NetKind::parse).collect::<Result<Vec<_>>>()?;
     if args.batch == 0 || args.iters == 0 {
         bail!("--batch and --iters must be at least 1");
     }
+    let _random_dir = if args.random_weights {
+        let dir = RandomWeightsDir::write(&nets, args.seed)?;
+        args.weights_dir = Some(dir.0.clone());
+        Some(dir)
+    } else {
+        None
+    };
     let gpu = Gpu::new(choice)?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
     let image_len = 3 * args.size * args.size;
@@ -103,6 +114,29 @@ pub fn run(choice: &AdapterChoice, args: BenchArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A temporary directory of random weight files (removed when dropped).
+struct RandomWeightsDir(std::path::PathBuf);
+
+impl RandomWeightsDir {
+    fn write(nets: &[NetKind], seed: u64) -> Result<RandomWeightsDir> {
+        let dir = std::env::temp_dir().join(format!("dps-gpu-random-weights-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| dps_gpu::Error::msg(format!("cannot create {}: {e}", dir.display())))?;
+        let dir = RandomWeightsDir(dir);
+        for &kind in nets {
+            let metadata = [("weights".to_string(), format!("random, seed {seed}"))].into();
+            dps_gpu::tensor_file::write(&dir.0.join(kind.weights_file()), &random_weights(kind, seed), metadata)?;
+        }
+        Ok(dir)
+    }
+}
+
+impl Drop for RandomWeightsDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn time_eval(gpu: &Gpu, kind: NetKind, args: &BenchArgs, members: &[&[f32]]) -> Result<(f64, usize)> {
@@ -209,6 +243,7 @@ fn report(gpu: &Gpu, kind: NetKind, what: &str, args: &BenchArgs, seconds: f64, 
             "bench": what, "net": kind.name(), "method": "spatial", "batch": args.batch, "chunk": chunk,
             "size": args.size, "iters": args.iters, "seconds": seconds, "triplets_per_s": triplets,
             "tflops": flops / 1e12, "adapter": gpu.describe(), "seed": args.seed,
+            "weights": if args.random_weights { "random" } else { "files" },
         }));
     } else {
         println!(

@@ -29,9 +29,9 @@ pub struct Cli {
     #[arg(long, global = true, env = "DPS_ADAPTER")]
     adapter: Option<String>,
 
-    /// Arithmetic of the convolutions: f32 (exact), or f16, the fast mode (f16 tiles and products with f32
-    /// accumulation; distances ~1e-3 relative from f32 on average, see BENCHMARKS.md). Falls back to f32, with a note,
-    /// where the adapter has no f16.
+    /// Arithmetic of the convolutions: f32 (exact), or f16, the fast mode (f16 operands with f32 accumulation, on
+    /// the adapter's cooperative matrices (tensor cores) where it has them; distances ~1e-3 relative from f32 on
+    /// average, see BENCHMARKS.md). Falls back to f32, with a note, where the adapter has no f16.
     #[arg(long, global = true, env = "DPS_PRECISION", default_value = "f32", value_parser = ["f32", "f16"])]
     precision: String,
 

@@ -9,4 +9,6 @@ mod weights;
 pub use architecture::{Layer, NetKind};
 pub use backward::{NetBackward, NetGrads};
 pub use forward::{ForwardPlan, StageMaps};
-pub use weights::{find_weights_file, read_safetensors as read_safetensors_file, ConvParams, Network, StageParams};
+pub use weights::{
+    find_weights_file, random_weights, read_safetensors as read_safetensors_file, ConvParams, Network, StageParams,
+};

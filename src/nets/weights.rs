@@ -8,6 +8,62 @@ use crate::{bail, Error, Result};
 
 use super::{Layer, NetKind};
 
+/// The convolutions of one layer under their torchvision key prefixes: `features.<i>` for a conv, and
+/// `features.<i>.squeeze|expand1x1|expand3x3` for a fire module; none for a pool.
+fn layer_convs(layer: &Layer) -> Vec<(String, ConvShape)> {
+    let one_by_one = |cin, cout| ConvShape {
+        cin,
+        cout,
+        kernel: 1,
+        stride: 1,
+        pad: 0,
+    };
+    match *layer {
+        Layer::Conv { index, shape } => vec![(format!("features.{index}"), shape)],
+        Layer::MaxPool { .. } => Vec::new(),
+        Layer::Fire {
+            index,
+            cin,
+            squeeze,
+            expand1,
+            expand3,
+        } => vec![
+            (format!("features.{index}.squeeze"), one_by_one(cin, squeeze)),
+            (format!("features.{index}.expand1x1"), one_by_one(squeeze, expand1)),
+            (
+                format!("features.{index}.expand3x3"),
+                ConvShape {
+                    kernel: 3,
+                    pad: 1,
+                    ..one_by_one(squeeze, expand3)
+                },
+            ),
+        ],
+    }
+}
+
+/// Random weights of `kind`'s shapes under torchvision's key names, drawn from `seed`: uniform with variance
+/// 1/fan-in (so activations stay finite through the layers) and zero biases. For benchmarks on machines
+/// without the ImageNet files (speed does not depend on the values).
+pub fn random_weights(kind: NetKind, seed: u64) -> Vec<NamedTensor> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut out = Vec::new();
+    for layer in kind.layers() {
+        for (prefix, shape) in layer_convs(&layer) {
+            let k = shape.kernel;
+            let fan_in = shape.cin * k * k;
+            let bound = (3.0 / fan_in as f32).sqrt();
+            let weight = (0..shape.cout * fan_in)
+                .map(|_| rng.random_range(-bound..bound))
+                .collect();
+            out.push((format!("{prefix}.weight"), vec![shape.cout, shape.cin, k, k], weight));
+            out.push((format!("{prefix}.bias"), vec![shape.cout], vec![0.0; shape.cout]));
+        }
+    }
+    out
+}
+
 /// Looks for `file` in `dir` (when given), then `$DPS_WEIGHTS_DIR`, then the repository's embedded `weights/`.
 pub fn find_weights_file(file: &str, dir: Option<&Path>) -> Result<PathBuf> {
     let mut tried = Vec::new();
@@ -121,55 +177,26 @@ impl Network {
             }
             gpu.upload(&key, shape, values)
         };
-        let conv = |prefix: String, shape: ConvShape| -> Result<ConvParams> {
-            let k = shape.kernel;
-            Ok(ConvParams {
-                shape,
-                weight: take(format!("{prefix}.weight"), &[shape.cout, shape.cin, k, k])?,
-                bias: take(format!("{prefix}.bias"), &[shape.cout])?,
-            })
-        };
         let layers = kind.layers();
         let mut params = Vec::new();
         for layer in &layers {
-            params.push(match *layer {
-                Layer::Conv { index, shape } => StageParams::Conv(conv(format!("features.{index}"), shape)?),
+            let mut convs = Vec::new();
+            for (prefix, shape) in layer_convs(layer) {
+                let k = shape.kernel;
+                convs.push(ConvParams {
+                    shape,
+                    weight: take(format!("{prefix}.weight"), &[shape.cout, shape.cin, k, k])?,
+                    bias: take(format!("{prefix}.bias"), &[shape.cout])?,
+                });
+            }
+            params.push(match layer {
+                Layer::Conv { .. } => StageParams::Conv(convs.pop().expect("a conv layer has one conv")),
                 Layer::MaxPool { .. } => StageParams::Pool,
-                Layer::Fire {
-                    index,
-                    cin,
-                    squeeze,
-                    expand1,
-                    expand3,
-                } => {
-                    let p = format!("features.{index}");
-                    let sq = ConvShape {
-                        cin,
-                        cout: squeeze,
-                        kernel: 1,
-                        stride: 1,
-                        pad: 0,
-                    };
-                    let e1 = ConvShape {
-                        cin: squeeze,
-                        cout: expand1,
-                        kernel: 1,
-                        stride: 1,
-                        pad: 0,
-                    };
-                    let e3 = ConvShape {
-                        cin: squeeze,
-                        cout: expand3,
-                        kernel: 3,
-                        stride: 1,
-                        pad: 1,
-                    };
-                    StageParams::Fire([
-                        conv(format!("{p}.squeeze"), sq)?,
-                        conv(format!("{p}.expand1x1"), e1)?,
-                        conv(format!("{p}.expand3x3"), e3)?,
-                    ])
-                }
+                Layer::Fire { .. } => StageParams::Fire(
+                    convs
+                        .try_into()
+                        .map_err(|_| Error::msg("a fire module has three convs"))?,
+                ),
             });
         }
         Ok(Network {

@@ -1,0 +1,68 @@
+#!/bin/sh
+# Every figure issue 7 asks of a GPU, in one run (for a lent GPU machine, where ../shared does not travel):
+# adapter info, dps-gpu eval/train/tune in f32 and eval/train in the fast mode on random weights, the fast mode's
+# accuracy against f32 (AlexNet on the bundled samples), the cold start of `distance`, and
+# tools/torch_bench.py in FP32 and TF32 beside them. Results go to $OUT (or /tmp/gpu-bench) as JSON lines.
+#
+# Here, once:  cargo build --release; echo /.gl/ >> .git/info/exclude; mkdir -p .gl /tmp/amd64/partial;
+#              o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64';
+#              apt-get $o update; (cd .gl && apt-get $o download libvulkan1)
+# There:       the device tool's `run` with carry [".gl", "target/release/dps-gpu"] and the command
+#              `sh tools/gpu-bench.sh`   (BATCH, ITERS, NETS override 1024, 5, alex,squeeze,vgg; each step is
+#              bounded by STEP_TIMEOUT seconds, default 150, so one slow step cannot eat the lease)
+set -u
+out=${OUT:-/tmp/gpu-bench}
+batch=${BATCH:-1024}
+iters=${ITERS:-5}
+nets=${NETS:-alex,squeeze,vgg}
+step_timeout=${STEP_TIMEOUT:-150}
+bin=${DPS_BIN:-target/release/dps-gpu}
+mkdir -p "$out"
+if [ -d .gl ] && ! ldconfig -p | grep -q libvulkan.so.1; then
+    for f in .gl/*.deb; do dpkg -x "$f" /; done
+    ldconfig
+fi
+nvidia_icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+[ -e "$nvidia_icd" ] && export VK_DRIVER_FILES="$nvidia_icd"
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
+
+step() { # name, command...: runs one step under the time bound, its stdout into $out/name, a line per step
+    name=$1
+    shift
+    start=$(date +%s.%N)
+    timeout "$step_timeout" "$@" > "$out/$name" 2> "$out/$name.err"
+    rc=$?
+    echo "$name: exit $rc, $(awk "BEGIN { print $(date +%s.%N) - $start }") s" | tee -a "$out/steps.txt"
+}
+
+step info.json "$bin" info --json
+cat "$out/info.json"
+step dps-f32.jsonl "$bin" bench --random-weights --net "$nets" --what eval,train,tune --batch "$batch" \
+    --iters "$iters" --json
+step dps-f16.jsonl "$bin" --precision f16 bench --random-weights --net "$nets" --what eval,train \
+    --batch "$batch" --iters "$iters" --json
+# The fast mode's accuracy on the bundled samples with the embedded AlexNet (the only weights that travel).
+step compare-f16-alex.json "$bin" eval --net alex --compare-f16 --limit "${COMPARE_LIMIT:-1000}" --json
+if python3 -c 'import torch, torchvision' 2>/dev/null; then
+    device=$(python3 -c 'import torch; print("cuda" if torch.cuda.is_available() else "cpu")')
+    step torch-fp32.jsonl python3 tools/torch_bench.py --device "$device" --nets "$nets" \
+        --what eval,train,tune --batch "$batch" --iters "$iters"
+    step torch-tf32.jsonl python3 tools/torch_bench.py --device "$device" --nets "$nets" \
+        --what eval,train,tune --batch "$batch" --iters "$iters" --tf32
+else
+    echo "torch-*: skipped, python3 has no torch/torchvision" | tee -a "$out/steps.txt"
+fi
+# Cold start (issue 7 item 5): process start to printed distance, embedded AlexNet, three runs.
+python3 - "$out" <<'EOF' || echo "cold start: skipped (no python3 with Pillow)" | tee -a "$out/steps.txt"
+import sys, random
+from PIL import Image
+random.seed(0)
+for name in ("a", "b"):
+    Image.frombytes("RGB", (64, 64), bytes(random.randrange(256) for _ in range(64 * 64 * 3))).save(f"{sys.argv[1]}/{name}.png")
+EOF
+if [ -e "$out/a.png" ]; then
+    for i in 1 2 3; do
+        step "cold-start-$i.txt" "$bin" distance "$out/a.png" "$out/b.png"
+    done
+    rm -f "$out/a.png" "$out/b.png"
+fi
