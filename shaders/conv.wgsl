@@ -16,6 +16,7 @@
 //            rounding of the operands rather than growing with the depth. Where the adapter has cooperative
 //            matrices the fast mode runs conv_coop.wgsl instead.
 
+// ---- shared with conv_coop.wgsl (kernels::conv prepends these lines to it) ----
 struct ConvParams {
     batch: u32, cin: u32, h: u32, w: u32,
     cout: u32, kh: u32, kw: u32, stride: u32,
@@ -28,6 +29,66 @@ struct ConvParams {
 @group(0) @binding(2) var<storage, read> weight: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
+
+// Column n = (b, oy, ox) of the implicit GEMM, decoded once per invocation: its image, output pixel and the
+// top-left input position of its window. A column past the end (ok false) reads as zeros.
+struct Column {
+    ok: bool,
+    img: u32,
+    pix: u32,
+    iy0: i32,
+    ix0: i32,
+}
+
+fn column(n: u32) -> Column {
+    let hw_out = p.ho * p.wo;
+    let columns = p.batch * hw_out;
+    let nn = min(n, columns - 1u);
+    let pix = nn % hw_out;
+    return Column(
+        n < columns,
+        nn / hw_out,
+        pix,
+        i32((pix / p.wo) * p.stride) - i32(p.pad),
+        i32((pix % p.wo) * p.stride) - i32(p.pad),
+    );
+}
+
+// B[k, column]: the input under weight k = (ci, ky, kx) of the column's window; 0 in the padding, past the
+// depth, or for a column past the end.
+fn patch_value(c: Column, k: u32) -> f32 {
+    let khw = p.kh * p.kw;
+    if (!c.ok || k >= p.cin * khw) {
+        return 0.0;
+    }
+    let ci = k / khw;
+    let r = k % khw;
+    let iy = c.iy0 + i32(r / p.kw);
+    let ix = c.ix0 + i32(r % p.kw);
+    if (iy < 0 || iy >= i32(p.h) || ix < 0 || ix >= i32(p.w)) {
+        return 0.0;
+    }
+    return x[((c.img * p.cin + ci) * p.h + u32(iy)) * p.w + u32(ix)];
+}
+
+// A[m, k]: weight k of output channel m (OIHW rows are contiguous in k); 0 outside the matrix.
+fn weight_value(m: u32, k: u32) -> f32 {
+    let depth = p.cin * p.kh * p.kw;
+    if (m >= p.cout || k >= depth) {
+        return 0.0;
+    }
+    return weight[m * depth + k];
+}
+
+// y[:, c_off + m] at the column's pixel = acc + bias, then ReLU: the epilogue of every forward variant.
+fn store_output(c: Column, m: u32, acc: f32) {
+    var v = acc + bias[m];
+    if (p.relu != 0u) {
+        v = max(v, 0.0);
+    }
+    y[(c.img * p.ctot + p.c_off + m) * p.ho * p.wo + c.pix] = v;
+}
+// ---- end of the part shared with conv_coop.wgsl ----
 
 const TILE_M: u32 = 64u;
 const TILE_N: u32 = 64u;
@@ -46,26 +107,16 @@ fn conv2d_forward(
 ) {
     let n0 = (wid.x + wid.z * p.groups_x) * TILE_N;
     let m0 = wid.y * TILE_M;
-    let khw = p.kh * p.kw;
-    let depth = p.cin * khw;
-    let hw_out = p.ho * p.wo;
-    let columns = p.batch * hw_out;
+    let depth = p.cin * p.kh * p.kw;
 
     // The B column this thread stages never changes across the k loop: decode it once.
     let b_col = li % TILE_N;
-    let n_load = n0 + b_col;
-    let col_ok = n_load < columns;
-    let img = min(n_load, columns - 1u) / hw_out;
-    let pix = min(n_load, columns - 1u) % hw_out;
-    let iy0 = i32((pix / p.wo) * p.stride) - i32(p.pad);
-    let ix0 = i32((pix % p.wo) * p.stride) - i32(p.pad);
-    let x_img = img * p.cin * p.h * p.w;
+    let col = column(n0 + b_col);
     let b_row0 = li / TILE_N; // rows b_row0 + 4*j
 
     // A (weights) is staged so neighbouring threads read neighbouring k: contiguous in OIHW.
     let a_row = li / 4u;          // m within the tile
     let a_k0 = (li % 4u) * 4u;    // 4 consecutive k
-    let m_load = m0 + a_row;
 
     var acc: array<vec4<f32>, 4>; // acc[i][j]: row lid.y + 16i, column lid.x + 16j
     for (var i = 0u; i < 4u; i++) {
@@ -74,27 +125,11 @@ fn conv2d_forward(
 
     for (var k0 = 0u; k0 < depth; k0 += TILE_K) {
         for (var j = 0u; j < 4u; j++) {
-            let k = k0 + a_k0 + j;
-            var v = 0.0;
-            if (m_load < p.cout && k < depth) {
-                v = weight[m_load * depth + k];
-            }
-            a_tile[(a_k0 + j) * TILE_M + a_row] = mul(v);
+            a_tile[(a_k0 + j) * TILE_M + a_row] = mul(weight_value(m0 + a_row, k0 + a_k0 + j));
         }
         for (var j = 0u; j < 4u; j++) {
             let kk = b_row0 + 4u * j;
-            let k = k0 + kk;
-            var v = 0.0;
-            if (col_ok && k < depth) {
-                let ci = k / khw;
-                let r = k % khw;
-                let iy = iy0 + i32(r / p.kw);
-                let ix = ix0 + i32(r % p.kw);
-                if (iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w)) {
-                    v = x[x_img + (ci * p.h + u32(iy)) * p.w + u32(ix)];
-                }
-            }
-            b_tile[kk * TILE_N + b_col] = mul(v);
+            b_tile[kk * TILE_N + b_col] = mul(patch_value(col, k0 + kk));
         }
         workgroupBarrier();
         var part: array<vec4<mul>, 4>;
@@ -115,20 +150,14 @@ fn conv2d_forward(
     }
 
     for (var j = 0u; j < 4u; j++) {
-        let n = n0 + lid.x + 16u * j;
-        if (n >= columns) {
+        let c = column(n0 + lid.x + 16u * j);
+        if (!c.ok) {
             continue;
         }
-        let b_img = n / hw_out;
-        let b_pix = n % hw_out;
         for (var i = 0u; i < 4u; i++) {
             let m = m0 + lid.y + 16u * i;
             if (m < p.cout) {
-                var v = acc[i][j] + bias[m];
-                if (p.relu != 0u) {
-                    v = max(v, 0.0);
-                }
-                y[(b_img * p.ctot + p.c_off + m) * hw_out + b_pix] = v;
+                store_output(c, m, acc[i][j]);
             }
         }
     }
@@ -196,20 +225,14 @@ fn conv2d_forward_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_i
         }
     }
     for (var j = 0u; j < DIRECT_N; j++) {
-        let n = colg * DIRECT_N + j;
-        if (n >= columns) {
+        let c = column(colg * DIRECT_N + j);
+        if (!c.ok) {
             continue;
         }
-        let b_img = n / hw_out;
-        let b_pix = n % hw_out;
         for (var i = 0u; i < DIRECT_M; i++) {
             let m = m0 + i;
             if (m < p.cout) {
-                var v = acc[i][j] + bias[m];
-                if (p.relu != 0u) {
-                    v = max(v, 0.0);
-                }
-                y[(b_img * p.ctot + p.c_off + m) * hw_out + b_pix] = v;
+                store_output(c, m, acc[i][j]);
             }
         }
     }

@@ -17,18 +17,8 @@
 enable f16;
 enable wgpu_cooperative_matrix;
 
-struct ConvParams {
-    batch: u32, cin: u32, h: u32, w: u32,
-    cout: u32, kh: u32, kw: u32, stride: u32,
-    pad: u32, ho: u32, wo: u32, c_off: u32,
-    ctot: u32, relu: u32, groups_x: u32, accumulate: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: ConvParams;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> weight: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+// The parameter block, bindings and the column, patch_value, weight_value and store_output helpers come from conv.wgsl's shared part,
+// which kernels::conv inserts after the `enable` lines.
 
 const S: u32 = 16u;
 alias TileA = coop_mat16x16<f16, A>;
@@ -49,22 +39,13 @@ var<workgroup> c_tile: array<f32, TM * TN>; // [TM][TN]: zeros in, results out
 fn conv2d_forward_coop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let n0 = (wid.x + wid.z * p.groups_x) * TN;
     let m0 = wid.y * TM;
-    let khw = p.kh * p.kw;
-    let depth = p.cin * khw;
-    let hw_out = p.ho * p.wo;
-    let columns = p.batch * hw_out;
+    let depth = p.cin * p.kh * p.kw;
 
     // WG is a multiple of TN (SUBGROUP is a multiple of S), so the B column an invocation stages and the output
-    // column it writes never change: decode them once.
-    let col = li % TN;
+    // column it writes never change: decode it once.
+    let b_col = li % TN;
+    let col = column(n0 + b_col);
     let row0 = li / TN;
-    let n_load = n0 + col;
-    let col_ok = n_load < columns;
-    let img = min(n_load, columns - 1u) / hw_out;
-    let pix = min(n_load, columns - 1u) % hw_out;
-    let iy0 = i32((pix / p.wo) * p.stride) - i32(p.pad);
-    let ix0 = i32((pix % p.wo) * p.stride) - i32(p.pad);
-    let x_img = img * p.cin * p.h * p.w;
     // A is staged with neighbouring invocations on neighbouring k: contiguous in OIHW.
     let a_k = li % TK;
     let a_m0 = li / TK;
@@ -84,26 +65,10 @@ fn conv2d_forward_coop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
     for (var k0 = 0u; k0 < depth; k0 += TK) {
         workgroupBarrier(); // the previous slice has been multiplied (and c_tile read) by every subgroup
         for (var m = a_m0; m < TM; m += WG / TK) {
-            let k = k0 + a_k;
-            var v = 0.0;
-            if (m0 + m < p.cout && k < depth) {
-                v = weight[(m0 + m) * depth + k];
-            }
-            a_tile[a_k * TM + m] = f16(v);
+            a_tile[a_k * TM + m] = f16(weight_value(m0 + m, k0 + a_k));
         }
         for (var kk = row0; kk < TK; kk += WG / TN) {
-            let k = k0 + kk;
-            var v = 0.0;
-            if (col_ok && k < depth) {
-                let ci = k / khw;
-                let r = k % khw;
-                let iy = iy0 + i32(r / p.kw);
-                let ix = ix0 + i32(r % p.kw);
-                if (iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w)) {
-                    v = x[x_img + (ci * p.h + u32(iy)) * p.w + u32(ix)];
-                }
-            }
-            b_tile[kk * TN + col] = f16(v);
+            b_tile[kk * TN + b_col] = f16(patch_value(col, k0 + kk));
         }
         workgroupBarrier();
         for (var s = 0u; s < TK; s += S) {
@@ -124,17 +89,10 @@ fn conv2d_forward_coop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
     coopStoreT(c11, &c_tile[(qm + S) * TN + qn + S], TN);
     workgroupBarrier();
 
-    if (!col_ok) {
+    if (!col.ok) {
         return;
     }
-    for (var m = row0; m < TM; m += WG / TN) {
-        if (m0 + m >= p.cout) {
-            break;
-        }
-        var v = c_tile[m * TN + col] + bias[m0 + m];
-        if (p.relu != 0u) {
-            v = max(v, 0.0);
-        }
-        y[(img * p.ctot + p.c_off + m0 + m) * hw_out + pix] = v;
+    for (var m = row0; m < TM && m0 + m < p.cout; m += WG / TN) {
+        store_output(col, m0 + m, c_tile[m * TN + b_col]);
     }
 }

@@ -81,7 +81,9 @@ fn conv2d_coop(tile: CoopTile) -> Kernel {
             format!("alias TileC = coop_mat{s}x{s}<f32, C>;"),
             format!("const SUBGROUP: u32 = {}u;", tile.subgroup),
         ];
-        let mut source = CONV_COOP_WGSL.to_string();
+        // conv_coop.wgsl's `enable` lines, then conv.wgsl's shared part, then the rest of conv_coop.wgsl.
+        let (enables, body): (Vec<&str>, Vec<&str>) = CONV_COOP_WGSL.lines().partition(|l| l.starts_with("enable "));
+        let mut source = format!("{}\n{}\n{}\n", enables.join("\n"), shared_part(), body.join("\n"));
         for (line, value) in COOP_LINES.iter().zip(&wanted) {
             assert!(source.contains(line), "conv_coop.wgsl must declare `{line}`");
             source = source.replacen(line, value, 1);
@@ -95,6 +97,16 @@ fn conv2d_coop(tile: CoopTile) -> Kernel {
         entry: "conv2d_forward_coop",
         bindings: CONV2D.bindings,
     }
+}
+
+/// The lines of conv.wgsl between its "shared with conv_coop.wgsl" markers: the parameter block, the bindings and
+/// the implicit GEMM's helpers (WGSL has no includes).
+fn shared_part() -> &'static str {
+    const BEGIN: &str = "// ---- shared with conv_coop.wgsl";
+    const END: &str = "// ---- end of the part shared with conv_coop.wgsl ----";
+    let start = CONV_WGSL.find(BEGIN).expect("conv.wgsl marks its shared part");
+    let end = CONV_WGSL.find(END).expect("conv.wgsl marks the end of its shared part");
+    &CONV_WGSL[start..end]
 }
 
 #[repr(C)]
