@@ -2,7 +2,8 @@
 // computed as an implicit GEMM (no im2col buffer), and its backward (conv2d_backward_input, conv2d_backward_params;
 // see the section at the end of this file).
 //
-// Layout: x [B, Cin, H, W], weight [Cout, Cin, KH, KW] (OIHW), bias [Cout], all f32, row-major.
+// Layout: x [B, Cin, H, W], weight [Cout, Cin, KH, KW] (OIHW), bias [Cout], all f32, row-major; window [Cin·KH·KW]
+//         (vec2<u32>, see its declaration) for the tiled kernels.
 //         y [B, Ctot, Ho, Wo]; this kernel writes channels c_off .. c_off+Cout, so the fire module's two expand
 //         convolutions write straight into their concatenation.
 // GEMM view: rows m = output channel (M = Cout), columns n = (b, oy, ox) (N = B*Ho*Wo), depth k = (ci, ky, kx).
@@ -29,46 +30,46 @@ struct ConvParams {
 @group(0) @binding(2) var<storage, read> weight: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
+// Per depth index k = (ci, ky, kx), made by the host for the input's size: (ci·H·W + ky·W + kx, ky << 16 | kx).
+// Staging a patch value then costs one load instead of four integer divisions, which GPUs do in software.
+@group(0) @binding(5) var<storage, read> window: array<vec2<u32>>;
 
-// Column n = (b, oy, ox) of the implicit GEMM, decoded once per invocation: its image, output pixel and the
-// top-left input position of its window. A column past the end (ok false) reads as zeros.
+// Column n = (b, oy, ox) of the implicit GEMM, decoded once per invocation: its image, output pixel, the
+// top-left input position of its window and that position's index in x (negative in the padding). A column past
+// the end (ok false) reads as zeros.
 struct Column {
     ok: bool,
     img: u32,
     pix: u32,
     iy0: i32,
     ix0: i32,
+    base: i32,
 }
 
 fn column(n: u32) -> Column {
     let hw_out = p.ho * p.wo;
     let columns = p.batch * hw_out;
     let nn = min(n, columns - 1u);
+    let img = nn / hw_out;
     let pix = nn % hw_out;
-    return Column(
-        n < columns,
-        nn / hw_out,
-        pix,
-        i32((pix / p.wo) * p.stride) - i32(p.pad),
-        i32((pix % p.wo) * p.stride) - i32(p.pad),
-    );
+    let iy0 = i32((pix / p.wo) * p.stride) - i32(p.pad);
+    let ix0 = i32((pix % p.wo) * p.stride) - i32(p.pad);
+    return Column(n < columns, img, pix, iy0, ix0, i32(img * p.cin * p.h * p.w) + iy0 * i32(p.w) + ix0);
 }
 
 // B[k, column]: the input under weight k = (ci, ky, kx) of the column's window; 0 in the padding, past the
 // depth, or for a column past the end.
 fn patch_value(c: Column, k: u32) -> f32 {
-    let khw = p.kh * p.kw;
-    if (!c.ok || k >= p.cin * khw) {
+    if (!c.ok || k >= p.cin * p.kh * p.kw) {
         return 0.0;
     }
-    let ci = k / khw;
-    let r = k % khw;
-    let iy = c.iy0 + i32(r / p.kw);
-    let ix = c.ix0 + i32(r % p.kw);
+    let t = window[k];
+    let iy = c.iy0 + i32(t.y >> 16u);
+    let ix = c.ix0 + i32(t.y & 0xffffu);
     if (iy < 0 || iy >= i32(p.h) || ix < 0 || ix >= i32(p.w)) {
         return 0.0;
     }
-    return x[((c.img * p.cin + ci) * p.h + u32(iy)) * p.w + u32(ix)];
+    return x[u32(c.base + i32(t.x))];
 }
 
 // A[m, k]: weight k of output channel m (OIHW rows are contiguous in k); 0 outside the matrix.

@@ -29,17 +29,25 @@ impl ConvShape {
 /// Block of the barrier-free variant: channels and columns per invocation (DIRECT_M, DIRECT_N in conv.wgsl).
 const DIRECT_M: usize = 4;
 const DIRECT_N: usize = 4;
+/// x, weight, bias, y and the depth table `window` (which the barrier-free variant does not read).
+const FORWARD_BINDINGS: &[Access] = &[
+    Access::Read,
+    Access::Read,
+    Access::Read,
+    Access::ReadWrite,
+    Access::Read,
+];
 const CONV2D_DIRECT: Kernel = Kernel {
     family: "conv",
     source: CONV_WGSL,
     entry: "conv2d_forward_direct",
-    bindings: &[Access::Read, Access::Read, Access::Read, Access::ReadWrite],
+    bindings: FORWARD_BINDINGS,
 };
 const CONV2D: Kernel = Kernel {
     family: "conv",
     source: CONV_WGSL,
     entry: "conv2d_forward",
-    bindings: &[Access::Read, Access::Read, Access::Read, Access::ReadWrite],
+    bindings: FORWARD_BINDINGS,
 };
 
 /// The line of conv.wgsl that sets the type of the tiles and products, and what the fast mode puts there.
@@ -95,7 +103,7 @@ fn conv2d_coop(tile: CoopTile) -> Kernel {
         family: "conv_coop",
         source,
         entry: "conv2d_forward_coop",
-        bindings: CONV2D.bindings,
+        bindings: FORWARD_BINDINGS,
     }
 }
 
@@ -161,15 +169,37 @@ pub fn conv2d(
     let (gx, gz) = linear_grid(gpu, to_u32(columns.div_ceil(cols_per_group), "conv columns")?);
     let gy = to_u32(shape.cout.div_ceil(rows_per_group), "conv rows")?;
     params.groups_x = gx;
+    let window = gpu.upload_pod("conv window", &window_table(shape, params.h, params.w))?;
     let pipeline = gpu.pipeline(&kernel)?;
     Dispatch::new(
         gpu,
         pipeline,
         kernel.entry,
         &params,
-        &[x.binding(), weight.binding(), bias.binding(), y.binding()],
+        &[
+            x.binding(),
+            weight.binding(),
+            bias.binding(),
+            y.binding(),
+            window.as_entire_binding(),
+        ],
         [gx, gy, gz],
     )
+}
+
+/// conv.wgsl's `window`: for each depth index k = (ci, ky, kx), the offset of its input within an image's
+/// window (ci·H·W + ky·W + kx) and (ky << 16 | kx). `check` has bounded C·H·W to u32.
+fn window_table(shape: ConvShape, h: u32, w: u32) -> Vec<[u32; 2]> {
+    let k = shape.kernel as u32;
+    let mut table = Vec::with_capacity(shape.cin * shape.kernel * shape.kernel);
+    for ci in 0..shape.cin as u32 {
+        for ky in 0..k {
+            for kx in 0..k {
+                table.push([ci * h * w + ky * w + kx, (ky << 16) | kx]);
+            }
+        }
+    }
+    table
 }
 
 /// Blocks per invocation of the backward kernels: input channels (BACK_CI), output channels × depth
@@ -328,6 +358,9 @@ fn check(
         );
     }
     to_u32(b * ctot.max(cin) * (h * w).max(ho * wo), "conv tensor")?;
+    if k > 0xffff {
+        bail!("conv: kernel size {k} does not fit the 16-bit offsets of the depth table");
+    }
     Ok(ConvParams {
         batch: to_u32(b, "batch")?,
         cin: cin as u32,
