@@ -23,6 +23,7 @@ struct ConvParams {
     cout: u32, kh: u32, kw: u32, stride: u32,
     pad: u32, ho: u32, wo: u32, c_off: u32,
     ctot: u32, relu: u32, groups_x: u32, accumulate: u32,
+    splits: u32, _pad0: u32, _pad1: u32, _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: ConvParams;
@@ -329,10 +330,13 @@ fn conv2d_backward_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_i
 
 // conv2d_backward_params: grad_w[co, ci, ky, kx] = sum over (b, oy, ox) of gy_masked[b, c_off+co, oy, ox] *
 // x[b, ci, oy*stride - pad + ky, ox*stride - pad + kx], and grad_b[co] = sum of gy_masked (the column k = depth,
-// whose "input" is 1). Each invocation reduces over the whole batch and output plane for a block of BACK_CO
-// output channels x BACK_K consecutive k = (ci, ky, kx), so every masked gy load serves BACK_K products and
+// whose "input" is 1). Each invocation reduces over the output plane and a slice of the batch for a block of
+// BACK_CO output channels x BACK_K consecutive k = (ci, ky, kx), so every masked gy load serves BACK_K products and
 // every x load BACK_CO; the lanes of a workgroup share the gy loads and gather different x.
-// Dispatch: workgroup 64; grid x*z covers ceil((depth + 1) / (64 * BACK_K)), y covers ceil(Cout / BACK_CO).
+// Split reduction (p.splits > 1, for GPUs, where one invocation per block leaves most of the chip idle): split s
+// reduces images s·per .. (s+1)·per (per = ceil(B / splits)) and writes its sums to partials [splits, Cout,
+// depth + 1] (bound as grad_w), which conv2d_backward_params_reduce adds up into grad_w and grad_b.
+// Dispatch: workgroup 64; grid x*z covers ceil((depth + 1) / (64 * BACK_K)), y covers splits * ceil(Cout / BACK_CO).
 const BACK_CO: u32 = 4u;
 const BACK_K: u32 = 4u;
 
@@ -344,7 +348,10 @@ fn conv2d_backward_params(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_
     if (k0 > depth) {
         return;
     }
-    let co0 = wid.y * BACK_CO;
+    let co_blocks = (p.cout + BACK_CO - 1u) / BACK_CO;
+    let co0 = (wid.y % co_blocks) * BACK_CO;
+    let split = wid.y / co_blocks;
+    let per = (p.batch + p.splits - 1u) / p.splits;
     let hw_out = p.ho * p.wo;
     // Per k of the block: its input plane and kernel offset, and whether it is a weight, the bias or past the end.
     var plane: array<u32, BACK_K>;
@@ -368,7 +375,7 @@ fn conv2d_backward_params(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_
             acc[i][j] = 0.0;
         }
     }
-    for (var b = 0u; b < p.batch; b++) {
+    for (var b = split * per; b < min(p.batch, (split + 1u) * per); b++) {
         let x_img = b * p.cin * p.h * p.w;
         let g_img = b * p.ctot * hw_out;
         for (var oy = 0u; oy < p.ho; oy++) {
@@ -399,7 +406,11 @@ fn conv2d_backward_params(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_
         }
         for (var j = 0u; j < BACK_K; j++) {
             var v = acc[i][j];
-            if (is_weight[j]) {
+            if (p.splits > 1u) {
+                if (is_weight[j] || is_bias[j]) {
+                    grad_w[(split * p.cout + co) * (depth + 1u) + k0 + j] = v;
+                }
+            } else if (is_weight[j]) {
                 let o = co * depth + k0 + j;
                 if (p.accumulate != 0u) {
                     v += grad_w[o];
@@ -412,5 +423,39 @@ fn conv2d_backward_params(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_
                 grad_b[co] = v;
             }
         }
+    }
+}
+
+// conv2d_backward_params_reduce: grad_w[co, k] (+)= sum over s of partials[s, co, k] for k < depth, and
+// grad_b[co] (+)= the same at k = depth; the second step of the split reduction above.
+// Dispatch: workgroup 256; linear index x + z*groups_x over Cout * (depth + 1).
+@group(0) @binding(1) var<storage, read> partials: array<f32>;
+@group(0) @binding(2) var<storage, read_write> grad_w_sum: array<f32>;
+@group(0) @binding(3) var<storage, read_write> grad_b_sum: array<f32>;
+
+@compute @workgroup_size(256, 1, 1)
+fn conv2d_backward_params_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let idx = (wid.x + wid.z * p.groups_x) * 256u + li;
+    let row = p.cin * p.kh * p.kw + 1u;
+    if (idx >= p.cout * row) {
+        return;
+    }
+    let co = idx / row;
+    let k = idx % row;
+    var v = 0.0;
+    for (var s = 0u; s < p.splits; s++) {
+        v += partials[s * p.cout * row + idx];
+    }
+    if (k + 1u < row) {
+        let o = co * (row - 1u) + k;
+        if (p.accumulate != 0u) {
+            v += grad_w_sum[o];
+        }
+        grad_w_sum[o] = v;
+    } else {
+        if (p.accumulate != 0u) {
+            v += grad_b_sum[co];
+        }
+        grad_b_sum[co] = v;
     }
 }

@@ -65,10 +65,19 @@ fn conv_shape(c: &Value) -> ConvShape {
 
 // ---------------------------------------------------------------- convolution
 
+/// Both weight-gradient paths: one reduction per block (CPU adapters, barrier_free) and the batch split into
+/// partial sums added up by a second dispatch (GPUs).
 #[test]
 fn conv_backward_matches_pytorch_autograd() {
     let (t, meta) = fixtures();
-    let gpu = common::gpu();
+    for barrier_free in [true, false] {
+        let mut gpu = common::gpu();
+        gpu.barrier_free = barrier_free;
+        conv_backward_cases(&gpu, &t, &meta);
+    }
+}
+
+fn conv_backward_cases(gpu: &Gpu, t: &Tensors, meta: &Value) {
     let cases = meta["conv"].as_object().unwrap();
     assert_eq!(cases.len(), 5);
     for (name, m) in cases {
@@ -97,9 +106,12 @@ fn conv_backward_matches_pytorch_autograd() {
             run(
                 &gpu,
                 &[
-                    conv::conv2d_backward_input(&gpu, &back, &grad_x, j > 0).unwrap(),
+                    vec![conv::conv2d_backward_input(&gpu, &back, &grad_x, j > 0).unwrap()],
                     conv::conv2d_backward_params(&gpu, &back, &grad_w, &grad_b, false).unwrap(),
-                ],
+                ]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>(),
             );
             let want_w = &t[&key(&format!("{j}.grad_weight"))].1;
             let want_b = &t[&key(&format!("{j}.grad_bias"))].1;
@@ -120,7 +132,7 @@ fn conv_backward_matches_pytorch_autograd() {
             // A second micro-batch with the same data doubles the accumulated parameter gradients.
             run(
                 &gpu,
-                &[conv::conv2d_backward_params(&gpu, &back, &grad_w, &grad_b, true).unwrap()],
+                &conv::conv2d_backward_params(&gpu, &back, &grad_w, &grad_b, true).unwrap(),
             );
             let twice = |v: &[f32]| v.iter().map(|x| 2.0 * x).collect::<Vec<_>>();
             close(
@@ -249,9 +261,12 @@ fn conv_backward_matches_finite_differences_of_the_forward() {
         run(
             &gpu,
             &[
-                conv::conv2d_backward_input(&gpu, &back, &grad_x, false).unwrap(),
+                vec![conv::conv2d_backward_input(&gpu, &back, &grad_x, false).unwrap()],
                 conv::conv2d_backward_params(&gpu, &back, &grad_w, &grad_b, false).unwrap(),
-            ],
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>(),
         );
         for (tensor, values, grad, what) in [
             (&x, &xv, &grad_x, "x"),

@@ -136,6 +136,8 @@ struct ConvParams {
     relu: u32,
     groups_x: u32,
     accumulate: u32,
+    splits: u32,
+    _pad: [u32; 3],
 }
 
 /// `y[:, c_off..c_off+cout] = conv(x, weight) + bias`, then ReLU when `relu`.
@@ -213,6 +215,16 @@ const CONV2D_BACKWARD_INPUT: Kernel = Kernel {
     entry: "conv2d_backward_input",
     bindings: &[Access::Read, Access::Read, Access::Read, Access::ReadWrite],
 };
+const CONV2D_BACKWARD_PARAMS_REDUCE: Kernel = Kernel {
+    family: "conv",
+    source: CONV_WGSL,
+    entry: "conv2d_backward_params_reduce",
+    bindings: &[Access::Read, Access::ReadWrite, Access::ReadWrite],
+};
+/// Invocations the weight gradient aims for on a GPU (an H100 keeps ~270,000 resident), and the most memory its
+/// split reduction's partial sums may take.
+const PARAMS_TARGET_INVOCATIONS: usize = 1 << 18;
+const PARAMS_PARTIALS_BYTES: u64 = 256 << 20;
 const CONV2D_BACKWARD_PARAMS: Kernel = Kernel {
     family: "conv",
     source: CONV_WGSL,
@@ -290,14 +302,16 @@ pub fn conv2d_backward_input(gpu: &Gpu, c: &ConvBackward, grad_x: &Tensor, accum
 }
 
 /// `grad_weight (+)= ∂L/∂weight` and `grad_bias (+)= ∂L/∂bias` of the convolution described by `c`, summed over
-/// the batch. With `accumulate` the gradients are added to what the buffers hold (micro-batches).
+/// the batch. With `accumulate` the gradients are added to what the buffers hold (micro-batches). On GPUs the
+/// batch is split when one invocation per block of gradients would leave the chip idle: each split writes
+/// partial sums and a second dispatch adds them up (see conv.wgsl).
 pub fn conv2d_backward_params(
     gpu: &Gpu,
     c: &ConvBackward,
     grad_weight: &Tensor,
     grad_bias: &Tensor,
     accumulate: bool,
-) -> Result<Dispatch> {
+) -> Result<Vec<Dispatch>> {
     let mut params = c.params(accumulate)?;
     if grad_weight.shape != c.weight.shape || grad_bias.shape != c.bias.shape {
         bail!(
@@ -311,9 +325,38 @@ pub fn conv2d_backward_params(
     let depth = c.shape.cin * c.shape.kernel * c.shape.kernel;
     let (gx, gz) = linear_grid(gpu, to_u32((depth + 1).div_ceil(64 * BACK_K), "conv weight gradient")?);
     params.groups_x = gx;
-    let gy = to_u32(c.shape.cout.div_ceil(BACK_CO), "conv weight gradient rows")?;
+    let co_blocks = c.shape.cout.div_ceil(BACK_CO);
+    let invocations = 64 * (gx * gz.max(1)) as usize * co_blocks;
+    let partial_bytes = (c.shape.cout * (depth + 1) * 4) as u64;
+    let splits = if gpu.barrier_free {
+        1 // CPU adapters run a few invocations at a time: one per block already keeps every core busy
+    } else {
+        PARAMS_TARGET_INVOCATIONS
+            .div_ceil(invocations)
+            .min(params.batch as usize)
+            .min((PARAMS_PARTIALS_BYTES.min(gpu.max_binding_bytes()) / partial_bytes).max(1) as usize)
+    };
+    params.splits = to_u32(splits, "weight gradient splits")?;
+    let gy = to_u32(co_blocks * splits, "conv weight gradient rows")?;
     let pipeline = gpu.pipeline(&CONV2D_BACKWARD_PARAMS)?;
-    Dispatch::new(
+    if splits == 1 {
+        return Ok(vec![Dispatch::new(
+            gpu,
+            pipeline,
+            CONV2D_BACKWARD_PARAMS.entry,
+            &params,
+            &[
+                c.gy.binding(),
+                c.y.binding(),
+                c.x.binding(),
+                grad_weight.binding(),
+                grad_bias.binding(),
+            ],
+            [gx, gy, gz],
+        )?]);
+    }
+    let partials = gpu.zeros("conv weight-gradient partials", &[splits, c.shape.cout, depth + 1])?;
+    let partial_sums = Dispatch::new(
         gpu,
         pipeline,
         CONV2D_BACKWARD_PARAMS.entry,
@@ -322,11 +365,25 @@ pub fn conv2d_backward_params(
             c.gy.binding(),
             c.y.binding(),
             c.x.binding(),
-            grad_weight.binding(),
+            partials.binding(),
             grad_bias.binding(),
         ],
         [gx, gy, gz],
-    )
+    )?;
+    let (rx, rz) = linear_grid(
+        gpu,
+        to_u32((c.shape.cout * (depth + 1)).div_ceil(256), "conv weight-gradient sum")?,
+    );
+    params.groups_x = rx;
+    let reduce = Dispatch::new(
+        gpu,
+        gpu.pipeline(&CONV2D_BACKWARD_PARAMS_REDUCE)?,
+        CONV2D_BACKWARD_PARAMS_REDUCE.entry,
+        &params,
+        &[partials.binding(), grad_weight.binding(), grad_bias.binding()],
+        [rx, 1, rz],
+    )?;
+    Ok(vec![partial_sums, reduce])
 }
 
 /// Checks that the tensors fit `shape` and fills the parameter block (groups_x and accumulate left 0).
@@ -378,6 +435,8 @@ fn check(
         relu: relu as u32,
         groups_x: 0,
         accumulate: 0,
+        splits: 1,
+        _pad: [0; 3],
     })
 }
 

@@ -75,7 +75,7 @@ impl NetBackward {
                          c: ConvBackward,
                          grad_x: Option<(&Tensor, bool)>|
          -> Result<()> {
-            dispatches.push(conv::conv2d_backward_params(
+            dispatches.extend(conv::conv2d_backward_params(
                 gpu,
                 &c,
                 &grads.weights[slot],
