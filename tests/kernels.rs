@@ -221,6 +221,57 @@ fn conv_variants() -> Vec<Gpu> {
     gpus
 }
 
+/// The fast mode's tensor-core tiling from what adapters report (VK_KHR_cooperative_matrix shapes as wgpu lists
+/// them): NVIDIA's 16×16×16 f16→f32 at subgroup 32, lavapipe's 8×8×8 at subgroup 8; none for a varying subgroup
+/// size (AMD's 32..64), for non-square or f16-accumulating shapes, or where workgroups are too small.
+#[test]
+fn coop_tile_follows_the_adapters_shapes_and_subgroups() {
+    use dps_gpu::gpu::CoopTile;
+    use wgpu::CooperativeScalarType::{F16, F32};
+    let shape = |m, n, k, ab, cr| wgpu::CooperativeMatrixProperties {
+        m_size: m,
+        n_size: n,
+        k_size: k,
+        ab_type: ab,
+        cr_type: cr,
+        saturating_accumulation: false,
+    };
+    let nvidia = [
+        shape(16, 16, 16, F16, F16),
+        shape(16, 16, 16, F16, F32),
+        shape(16, 8, 16, F16, F32),
+        shape(16, 8, 8, F16, F32),
+    ];
+    let lavapipe = [shape(8, 8, 8, F16, F16), shape(8, 8, 8, F16, F32)];
+    // WebGPU's defaults, with the 32 KiB of workgroup memory that NVIDIA and lavapipe offer.
+    let limits = wgpu::Limits {
+        max_compute_workgroup_storage_size: 32768,
+        ..wgpu::Limits::default()
+    };
+    let tile = |side, subgroup| Some(CoopTile { side, subgroup });
+    assert_eq!(CoopTile::choose_for(&nvidia, (32, 32), false, &limits), tile(16, 32));
+    assert_eq!(CoopTile::choose_for(&lavapipe, (8, 8), true, &limits), tile(8, 8));
+    // lavapipe at 512-bit vectors (subgroup 16) crashes compiling the kernel: CPUs only at subgroup = side.
+    assert_eq!(CoopTile::choose_for(&lavapipe, (16, 16), true, &limits), None);
+    assert_eq!(CoopTile::choose_for(&lavapipe, (16, 16), false, &limits), tile(8, 16));
+    assert_eq!(CoopTile::choose_for(&nvidia, (32, 64), false, &limits), None);
+    assert_eq!(CoopTile::choose_for(&nvidia, (8, 8), false, &limits), None);
+    assert_eq!(
+        CoopTile::choose_for(&[shape(8, 8, 16, F16, F32)], (16, 16), false, &limits),
+        None
+    );
+    assert_eq!(
+        CoopTile::choose_for(&[shape(16, 16, 16, F16, F16)], (32, 32), false, &limits),
+        None
+    );
+    let small = wgpu::Limits {
+        max_compute_workgroup_storage_size: 16384,
+        ..limits.clone()
+    };
+    assert_eq!(CoopTile::choose_for(&nvidia, (32, 32), false, &small), None);
+    assert_eq!(CoopTile::choose_for(&lavapipe, (8, 8), false, &small), tile(8, 8));
+}
+
 #[test]
 fn conv2d_matches_cpu_on_awkward_shapes() {
     let cases = [

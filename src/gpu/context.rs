@@ -74,8 +74,18 @@ impl CoopTile {
         info: &wgpu::AdapterInfo,
         limits: &wgpu::Limits,
     ) -> Option<CoopTile> {
-        let subgroup = info.subgroup_min_size;
-        if subgroup != info.subgroup_max_size || subgroup == 0 {
+        let subgroups = (info.subgroup_min_size, info.subgroup_max_size);
+        Self::choose_for(shapes, subgroups, info.device_type == wgpu::DeviceType::Cpu, limits)
+    }
+
+    /// [`CoopTile::choose`] from the adapter's subgroup size range and whether it is a CPU.
+    pub fn choose_for(
+        shapes: &[wgpu::CooperativeMatrixProperties],
+        (subgroup, subgroup_max): (u32, u32),
+        cpu: bool,
+        limits: &wgpu::Limits,
+    ) -> Option<CoopTile> {
+        if subgroup != subgroup_max || subgroup == 0 {
             return None;
         }
         shapes
@@ -92,7 +102,7 @@ impl CoopTile {
             })
             // lavapipe (Mesa 26.2) crashes compiling cooperative matrices at subgroup 16
             // (LP_NATIVE_VECTOR_WIDTH=512) and is verified only at its default, subgroup = side = 8.
-            .filter(|t| info.device_type != wgpu::DeviceType::Cpu || t.subgroup == t.side)
+            .filter(|t| !cpu || t.subgroup == t.side)
             .filter(|t| {
                 let side = t.side;
                 let workgroup_bytes = 2 * (2 * side) * (4 * side) * 2 + (4 * side) * (4 * side) * 4;
