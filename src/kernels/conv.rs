@@ -158,15 +158,14 @@ pub fn conv2d(
     // CPU adapters get the barrier-free variant (workgroup: 64 invocations × DIRECT_N columns, DIRECT_M channels)
     // in f32; the fast mode runs on cooperative matrices (4S × 4S output tiles) where the adapter has them, else
     // the tiled kernel, whose f16 tiles are what a GPU speeds up.
-    let (kernel, rows_per_group, cols_per_group) = match (gpu.precision, gpu.barrier_free) {
-        (Precision::F16, _) if gpu.coop_tile.is_some() => {
-            let tile = gpu.coop_tile.unwrap();
+    let (kernel, rows_per_group, cols_per_group) = match (gpu.precision, gpu.barrier_free, gpu.coop_tile) {
+        (Precision::F16, _, Some(tile)) => {
             let side = 4 * tile.side as usize;
             (conv2d_coop(tile), side, side)
         }
-        (Precision::F16, _) => (conv2d_f16(), 64, 64),
-        (Precision::F32, true) => (CONV2D_DIRECT, DIRECT_M, 64 * DIRECT_N),
-        (Precision::F32, false) => (CONV2D, 64, 64),
+        (Precision::F16, _, None) => (conv2d_f16(), 64, 64),
+        (Precision::F32, true, _) => (CONV2D_DIRECT, DIRECT_M, 64 * DIRECT_N),
+        (Precision::F32, false, _) => (CONV2D, 64, 64),
     };
     let (gx, gz) = linear_grid(gpu, to_u32(columns.div_ceil(cols_per_group), "conv columns")?);
     let gy = to_u32(shape.cout.div_ceil(rows_per_group), "conv rows")?;
@@ -338,38 +337,27 @@ pub fn conv2d_backward_params(
     };
     params.splits = to_u32(splits, "weight gradient splits")?;
     let gy = to_u32(co_blocks * splits, "conv weight gradient rows")?;
-    let pipeline = gpu.pipeline(&CONV2D_BACKWARD_PARAMS)?;
-    if splits == 1 {
-        return Ok(vec![Dispatch::new(
-            gpu,
-            pipeline,
-            CONV2D_BACKWARD_PARAMS.entry,
-            &params,
-            &[
-                c.gy.binding(),
-                c.y.binding(),
-                c.x.binding(),
-                grad_weight.binding(),
-                grad_bias.binding(),
-            ],
-            [gx, gy, gz],
-        )?]);
-    }
-    let partials = gpu.zeros("conv weight-gradient partials", &[splits, c.shape.cout, depth + 1])?;
-    let partial_sums = Dispatch::new(
+    // With splits the first dispatch writes partial sums [splits, Cout, depth + 1] in place of grad_w.
+    let partials = (splits > 1)
+        .then(|| gpu.zeros("conv weight-gradient partials", &[splits, c.shape.cout, depth + 1]))
+        .transpose()?;
+    let sums = Dispatch::new(
         gpu,
-        pipeline,
+        gpu.pipeline(&CONV2D_BACKWARD_PARAMS)?,
         CONV2D_BACKWARD_PARAMS.entry,
         &params,
         &[
             c.gy.binding(),
             c.y.binding(),
             c.x.binding(),
-            partials.binding(),
+            partials.as_ref().unwrap_or(grad_weight).binding(),
             grad_bias.binding(),
         ],
         [gx, gy, gz],
     )?;
+    let Some(partials) = partials else {
+        return Ok(vec![sums]);
+    };
     let (rx, rz) = linear_grid(
         gpu,
         to_u32((c.shape.cout * (depth + 1)).div_ceil(256), "conv weight-gradient sum")?,
@@ -383,7 +371,7 @@ pub fn conv2d_backward_params(
         &[partials.binding(), grad_weight.binding(), grad_bias.binding()],
         [rx, 1, rz],
     )?;
-    Ok(vec![partial_sums, reduce])
+    Ok(vec![sums, reduce])
 }
 
 /// Checks that the tensors fit `shape` and fills the parameter block (groups_x and accumulate left 0).
