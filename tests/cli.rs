@@ -177,6 +177,41 @@ fn bench_runs_on_random_weights_without_weight_files() {
     std::fs::remove_dir_all(&empty).unwrap();
 }
 
+/// `--gpu-memory` sizes the chunks a batch runs in, and they come out even. One 64×64 AlexNet triplet's maps
+/// take 1,084,416 bytes as chunks are sized (3 images × (every map + two of the largest, 57,600 bytes): torchvision's
+/// layer shapes), twice that when the network trains; 0.02 GiB therefore holds 19 triplets, or 9 for tune.
+#[test]
+fn gpu_memory_sizes_chunks_evenly() {
+    let chunks = |gib: Option<&str>, what: &str, batch: &str| -> u64 {
+        let mut args = vec![];
+        if let Some(g) = gib {
+            args.extend(["--gpu-memory", g]);
+        }
+        args.extend([
+            "bench",
+            "--net",
+            "alex",
+            "--what",
+            what,
+            "--batch",
+            batch,
+            "--iters",
+            "1",
+            "--json",
+            "--random-weights",
+        ]);
+        let out = dps(&args);
+        assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+        v["chunk"].as_u64().expect("bench reports its chunk")
+    };
+    // 24 triplets in chunks of at most 19: two of 12, not 19 and 5 padded to 19.
+    assert_eq!(chunks(Some("0.02"), "eval", "24"), 12);
+    assert_eq!(chunks(None, "eval", "24"), 24);
+    // Training the network: at most 9 per chunk, so 12 triplets run as two chunks of 6.
+    assert_eq!(chunks(Some("0.02"), "tune", "12"), 6);
+}
+
 #[test]
 fn embedded_default_weights_give_lpips_alex() {
     let (Some(r), Some(p1)) = (example("ex_ref.png"), example("ex_p1.png")) else {
@@ -219,6 +254,8 @@ fn bad_input_gives_one_clear_error_line() {
     assert_clear_error(&dps(&["distance", good, good, "--net", "resnet"]), "resnet");
     assert_clear_error(&dps(&["distance", good, good, "--method", "median"]), "median");
     assert_clear_error(&dps(&["distance", good, good, "--size", "4"]), "size");
+    assert_clear_error(&dps(&["distance", good, good, "--gpu-memory", "0"]), "--gpu-memory");
+    assert_clear_error(&dps(&["distance", good, good, "--gpu-memory", "NaN"]), "--gpu-memory");
     let bapps = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/data/bapps/2afc/val");
     assert_clear_error(
         &dps(&["eval", "--test", bapps.to_str().unwrap(), "--compare-f16"]),

@@ -733,7 +733,7 @@ fn adapted_net_step(name: &str) {
     )
     .unwrap();
     let plan = metric.current_plan().unwrap();
-    let trainer = NetTrainer::new(&gpu, &metric, plan, &state).unwrap();
+    let trainer = NetTrainer::new(&gpu, &metric, &[plan], &state).unwrap();
     let images = &t["step_images"].1;
     let per_member = triplets * 3 * size * size;
     let members: Vec<&[f32]> = images.chunks(per_member).collect();

@@ -1,6 +1,8 @@
 //! `train::Trainer::step` for "Adapted Net": when one chunk holds the whole batch the backward reuses the
-//! forward's activations; otherwise every chunk's forward is replayed before its backward (the path that
-//! tests/net_backward.rs checks against PyTorch). Both must give the same distances and gradients.
+//! forward's activations; when several chunks do and they all fit the chunk budget, each chunk runs on a plan
+//! of its own and keeps its activations; otherwise every chunk's forward is replayed before its backward (the
+//! path that tests/net_backward.rs checks against PyTorch). All three must give the same distances and
+//! gradients.
 
 mod common;
 
@@ -15,10 +17,14 @@ use rand::SeedableRng;
 const SIZE: usize = 64;
 const BATCH: usize = 5;
 
-/// One step with chunks of at most `max_chunk` triplets: the chunk size, the batch's distances and every conv
-/// gradient (weights then biases, layer by layer).
-fn step(max_chunk: Option<usize>) -> (usize, Vec<f32>, Vec<Vec<f32>>) {
-    let gpu = common::gpu();
+/// One step with chunks of at most `max_chunk` triplets under a chunk budget of `budget` bytes: the chunk size,
+/// whether each chunk's forward ran once, the batch's distances and every conv gradient (weights then biases,
+/// layer by layer).
+fn step(max_chunk: Option<usize>, budget: Option<u64>) -> (usize, bool, Vec<f32>, Vec<Vec<f32>>) {
+    let mut gpu = common::gpu();
+    if let Some(b) = budget {
+        gpu.chunk_budget = b;
+    }
     let kind = NetKind::Alex;
     let method = Method::SpatialMean;
     let images = open_dataset(None, None, "test", Some(8), SIZE).unwrap();
@@ -55,19 +61,27 @@ fn step(max_chunk: Option<usize>) -> (usize, Vec<f32>, Vec<Vec<f32>>) {
         .chain(&grads.biases)
         .map(|t| gpu.read(t, t.numel()).unwrap())
         .collect();
-    (trainer.chunk(), d, g)
+    (trainer.chunk(), trainer.forwards_once(BATCH), d, g)
 }
 
 #[test]
 fn a_net_step_in_one_chunk_equals_the_step_in_several() {
-    let (one, d1, g1) = step(None);
-    let (several, d2, g2) = step(Some(2));
-    assert_eq!((one, several), (BATCH, 2), "chunk sizes");
+    let (one, once1, d1, g1) = step(None, None);
+    let (kept, once2, d2, g2) = step(Some(2), None);
+    // One 64×64 AlexNet triplet with gradients takes 2 × 1,084,416 bytes as chunks are sized (see tests/cli.rs):
+    // 8 MiB holds a chunk of 2 but not the 3 chunks of 2 that 5 triplets run in.
+    let (replayed, once3, d3, g3) = step(Some(2), Some(8 << 20));
+    assert_eq!((one, kept, replayed), (BATCH, 2, 2), "chunk sizes");
+    assert_eq!((once1, once2, once3), (true, true, false), "forwards run once");
     // The same forward per triplet whatever the chunk: the distances agree exactly.
-    assert_eq!(d1, d2, "distances");
-    // Gradients are sums over the batch, added chunk by chunk in the second run: equal up to f32 rounding of
+    assert_eq!(d1, d2, "distances, chunks kept");
+    assert_eq!(d1, d3, "distances, chunks replayed");
+    // Gradients are sums over the batch, added chunk by chunk in the chunked runs: equal up to f32 rounding of
     // that order, relative to each tensor's largest gradient.
-    for (k, (a, b)) in g1.iter().zip(&g2).enumerate() {
+    for (k, ((a, b), c)) in g1.iter().zip(&g2).zip(&g3).enumerate() {
+        for (i, (y, z)) in b.iter().zip(c).enumerate() {
+            assert_eq!(y, z, "gradient tensor {k}[{i}]: chunks kept {y}, chunks replayed {z}");
+        }
         let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
         assert!(scale > 0.0, "gradient tensor {k} is all zero");
         for (i, (x, y)) in a.iter().zip(b).enumerate() {

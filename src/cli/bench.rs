@@ -105,12 +105,12 @@ pub fn run(choice: &AdapterChoice, mut args: BenchArgs) -> Result<()> {
     }
     for kind in nets {
         for w in what.iter().filter(|w| **w != "triplets") {
-            let (seconds, chunk) = match *w {
+            let timing = match *w {
                 "eval" => time_eval(&gpu, kind, &args, &members)?,
                 "train" => time_train(&gpu, kind, &args, &bank, Variant::Scalars)?,
                 _ => time_train(&gpu, kind, &args, &bank, Variant::Net)?,
             };
-            report(&gpu, kind, w, &args, seconds, chunk)?;
+            report(&gpu, kind, w, &args, timing)?;
         }
     }
     Ok(())
@@ -139,7 +139,14 @@ impl Drop for RandomWeightsDir {
     }
 }
 
-fn time_eval(gpu: &Gpu, kind: NetKind, args: &BenchArgs, members: &[&[f32]]) -> Result<(f64, usize)> {
+/// Seconds for the timed iterations, triplets per chunk, and whether each chunk's forward ran once per step.
+struct Timing {
+    seconds: f64,
+    chunk: usize,
+    forwards_once: bool,
+}
+
+fn time_eval(gpu: &Gpu, kind: NetKind, args: &BenchArgs, members: &[&[f32]]) -> Result<Timing> {
     let mut metric = Metric::load(
         gpu,
         kind,
@@ -153,14 +160,15 @@ fn time_eval(gpu: &Gpu, kind: NetKind, args: &BenchArgs, members: &[&[f32]]) -> 
     for _ in 0..args.iters {
         metric.group_distances(gpu, members, false)?;
     }
-    Ok((
-        start.elapsed().as_secs_f64(),
-        metric.groups_per_chunk(gpu, 3)?.min(args.batch),
-    ))
+    Ok(Timing {
+        seconds: start.elapsed().as_secs_f64(),
+        chunk: metric.current_plan().map_or(0, |p| p.chunk_shape().0),
+        forwards_once: true,
+    })
 }
 
 /// Seconds for `iters` training steps (after one warm-up step) of `variant`, with the step `train` runs.
-fn time_train(gpu: &Gpu, kind: NetKind, args: &BenchArgs, bank: &ImageBank, variant: Variant) -> Result<(f64, usize)> {
+fn time_train(gpu: &Gpu, kind: NetKind, args: &BenchArgs, bank: &ImageBank, variant: Variant) -> Result<Timing> {
     let channels: Vec<usize> = kind.tap_shapes(args.size)?.iter().map(|t| t.0).collect();
     let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
     let w0 = init_channel_weights(&mut rng, &channels, 1);
@@ -193,7 +201,11 @@ fn time_train(gpu: &Gpu, kind: NetKind, args: &BenchArgs, bank: &ImageBank, vari
     for t in 0..args.iters {
         step(t as u32 + 2)?;
     }
-    Ok((start.elapsed().as_secs_f64(), trainer.chunk()))
+    Ok(Timing {
+        seconds: start.elapsed().as_secs_f64(),
+        chunk: trainer.chunk(),
+        forwards_once: trainer.forwards_once(args.batch),
+    })
 }
 
 /// Seconds for `iters` batches of triplet generation: Table 2 draws on the host, the clean images uploaded
@@ -227,13 +239,19 @@ fn time_triplets(gpu: &Gpu, args: &BenchArgs, bank: &ImageBank) -> Result<f64> {
     Ok(start.elapsed().as_secs_f64())
 }
 
-fn report(gpu: &Gpu, kind: NetKind, what: &str, args: &BenchArgs, seconds: f64, chunk: usize) -> Result<()> {
+fn report(gpu: &Gpu, kind: NetKind, what: &str, args: &BenchArgs, timing: Timing) -> Result<()> {
+    let Timing {
+        seconds,
+        chunk,
+        forwards_once,
+    } = timing;
     let triplets = (args.batch * args.iters) as f64 / seconds;
     // The network work the step performs, in forward passes of the three images: the backward of a tune step
-    // (input and weight gradients) costs about two, and when the batch spans several chunks each chunk's
-    // forward runs twice (the batch's ∂L/∂d is needed before any chunk's backward).
+    // (input and weight gradients) costs about two, and when the batch spans several chunks whose activations
+    // do not all fit the chunk budget each chunk's forward runs twice (the batch's ∂L/∂d is needed before any
+    // chunk's backward).
     let passes = match what {
-        "tune" if chunk < args.batch => 4.0,
+        "tune" if !forwards_once => 4.0,
         "tune" => 3.0,
         _ => 1.0,
     };
@@ -241,6 +259,7 @@ fn report(gpu: &Gpu, kind: NetKind, what: &str, args: &BenchArgs, seconds: f64, 
     if args.json {
         print_json(&json!({
             "bench": what, "net": kind.name(), "method": "spatial", "batch": args.batch, "chunk": chunk,
+            "forward_passes": passes, "chunk_budget_bytes": gpu.chunk_budget,
             "size": args.size, "iters": args.iters, "seconds": seconds, "triplets_per_s": triplets,
             "tflops": flops / 1e12, "adapter": gpu.describe(), "seed": args.seed,
             "weights": if args.random_weights { "random" } else { "files" },

@@ -58,6 +58,12 @@ pub fn run(choice: &AdapterChoice, args: InfoArgs) -> Result<()> {
         ("timestamp_query", wgpu::Features::TIMESTAMP_QUERY),
     ];
     let subgroups = format!("{}..{}", i.subgroup_min_size, i.subgroup_max_size);
+    let gib = |bytes: u64| format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64);
+    let memory = format!(
+        "{} device-local; a chunk of images may take {} (--gpu-memory)",
+        gpu.device_memory.map_or("unknown".to_string(), gib),
+        gib(gpu.chunk_budget)
+    );
     if args.json {
         let lim: serde_json::Map<String, serde_json::Value> =
             limits.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
@@ -69,7 +75,7 @@ pub fn run(choice: &AdapterChoice, args: InfoArgs) -> Result<()> {
             "adapter": i.name, "backend": format!("{:?}", i.backend), "device_type": format!("{:?}", i.device_type),
             "driver": i.driver, "driver_info": i.driver_info, "vendor": i.vendor, "device": i.device, "subgroup_sizes": subgroups,
             "limits": lim, "features": feat, "cooperative_matrix": gpu.cooperative_matrix,
-            "fast_mode": fast_mode,
+            "fast_mode": fast_mode, "device_memory_bytes": gpu.device_memory, "chunk_budget_bytes": gpu.chunk_budget,
         }));
         return Ok(());
     }
@@ -78,6 +84,7 @@ pub fn run(choice: &AdapterChoice, args: InfoArgs) -> Result<()> {
     println!("device type  {:?}", i.device_type);
     println!("driver       {} {}", i.driver, i.driver_info);
     println!("subgroups    {subgroups}");
+    println!("memory       {memory}");
     println!("limits");
     for (k, v) in limits {
         println!("  {k:<40} {v}");

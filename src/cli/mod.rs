@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use dps_gpu::gpu::{AdapterChoice, Gpu, Precision};
+use dps_gpu::gpu::{memory, AdapterChoice, Gpu, Precision};
 use dps_gpu::metric::{Method, WeightsChoice};
 use dps_gpu::nets::NetKind;
 use dps_gpu::{bail, Result};
@@ -34,6 +34,12 @@ pub struct Cli {
     /// average, see BENCHMARKS.md). Falls back to f32, with a note, where the adapter has no f16.
     #[arg(long, global = true, env = "DPS_PRECISION", default_value = "f32", value_parser = ["f32", "f16"])]
     precision: String,
+
+    /// GPU memory, in GiB, that the images of a batch may take at once (activations, and their gradients when
+    /// the network trains); a batch runs in as many chunks as it needs. Default: three quarters of the
+    /// device-local memory of a discrete GPU whose driver reports it (Vulkan), else 1 GiB. `dps-gpu info` shows it.
+    #[arg(long, global = true, env = "DPS_GPU_MEMORY", value_name = "GiB")]
+    gpu_memory: Option<String>,
 
     #[command(subcommand)]
     command: Command,
@@ -127,6 +133,7 @@ impl MetricArgs {
 pub fn run(cli: Cli) -> Result<()> {
     let mut choice = AdapterChoice::from_flag_or_env(cli.adapter);
     choice.precision = Precision::parse(&cli.precision)?;
+    choice.chunk_budget = cli.gpu_memory.as_deref().map(memory::parse_gib).transpose()?;
     match cli.command {
         Command::Distance(a) => distance::run(&choice, a),
         Command::Info(a) => info::run(&choice, a),

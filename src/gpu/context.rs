@@ -5,7 +5,7 @@ use wgpu::util::DeviceExt;
 
 use crate::{bail, Error, Result};
 
-use super::{Dispatch, Tensor};
+use super::{memory, Dispatch, Tensor};
 
 /// Which adapter to open: a case-insensitive substring of its name (`--adapter` or `DPS_ADAPTER`), or the
 /// default high-performance one. The backend set comes from the standard `WGPU_BACKEND` variable.
@@ -14,6 +14,8 @@ pub struct AdapterChoice {
     pub name_contains: Option<String>,
     /// The arithmetic asked for; the context falls back to f32 where the adapter has no f16.
     pub precision: Precision,
+    /// Bytes a chunk's buffers may take (`--gpu-memory`); `None` picks from the adapter ([`memory::chunk_budget`]).
+    pub chunk_budget: Option<u64>,
 }
 
 impl AdapterChoice {
@@ -25,6 +27,7 @@ impl AdapterChoice {
         AdapterChoice {
             name_contains,
             precision: Precision::F32,
+            chunk_budget: None,
         }
     }
 }
@@ -149,6 +152,11 @@ pub struct Gpu {
     /// matrix the conv kernel can use (the device then has EXPERIMENTAL_COOPERATIVE_MATRIX enabled). Tests clear
     /// it to run the plain f16 kernel on the same device.
     pub coop_tile: Option<CoopTile>,
+    /// The largest device-local memory heap the driver reports (Vulkan only).
+    pub device_memory: Option<u64>,
+    /// Bytes the buffers of one chunk of images may take (activations and, when a network trains, their
+    /// gradients): sizes every chunk. Tests lower it to exercise chunking.
+    pub chunk_budget: u64,
     modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<(&'static str, &'static str), Arc<wgpu::ComputePipeline>>>,
     /// Errors that escaped every error scope (wgpu would otherwise panic on them).
@@ -213,6 +221,8 @@ impl Gpu {
             .map(|p| format!("{}x{}x{} {:?}→{:?}", p.m_size, p.n_size, p.k_size, p.ab_type, p.cr_type))
             .collect();
         let barrier_free = info.device_type == wgpu::DeviceType::Cpu;
+        let device_memory = memory::device_local_bytes(&adapter);
+        let chunk_budget = memory::chunk_budget(choice.chunk_budget, info.device_type, device_memory);
         // Only features the kernels may use; requesting everything can fail on some drivers.
         let wanted = wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP | wgpu::Features::TIMESTAMP_QUERY;
         let mut features = adapter.features() & wanted;
@@ -264,6 +274,8 @@ impl Gpu {
             precision,
             cooperative_matrix,
             coop_tile,
+            device_memory,
+            chunk_budget,
             modules: Mutex::new(HashMap::new()),
             pipelines: Mutex::new(HashMap::new()),
             uncaptured,

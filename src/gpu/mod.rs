@@ -5,6 +5,7 @@
 
 mod context;
 mod dispatch;
+pub mod memory;
 mod tensor;
 
 pub use context::{Access, AdapterChoice, CoopTile, Gpu, Kernel, Precision};

@@ -5,9 +5,6 @@ use crate::{bail, Result};
 
 use super::{ChannelWeights, Method, Part};
 
-/// GPU memory a chunk may use in all: a bound that keeps batches well inside laptop GPUs and lavapipe alike.
-const CHUNK_MEMORY_BUDGET: u64 = 1 << 30;
-
 /// A DPS metric: a loss network, a comparison method and its per-channel weights, on the GPU.
 pub struct Metric {
     pub net: Network,
@@ -20,6 +17,7 @@ pub struct Metric {
     pub all_weights: Tensor,
     plan: Option<GroupPlan>,
     max_groups_per_chunk: Option<usize>,
+    keeps_gradients: bool,
 }
 
 /// Distances of every compared image to its group's reference: `d[m][g]` for member m+1 of group g.
@@ -68,6 +66,7 @@ impl Metric {
             all_weights,
             plan: None,
             max_groups_per_chunk: None,
+            keeps_gradients: false,
         })
     }
 
@@ -82,9 +81,26 @@ impl Metric {
         self.max_groups_per_chunk = groups.map(|g| g.max(1));
     }
 
-    /// How many groups of `group_len` images one chunk holds on this adapter.
+    /// Sizes chunks for a network that trains: a gradient is kept beside every activation.
+    pub fn set_keeps_gradients(&mut self, keeps: bool) {
+        self.keeps_gradients = keeps;
+    }
+
+    /// Whether `groups` groups of `group_len` images fit the chunk budget all at once.
+    pub fn fits_budget(&self, gpu: &Gpu, group_len: usize, groups: usize) -> Result<bool> {
+        fits_budget(gpu, &self.net, self.size, group_len, self.keeps_gradients, groups)
+    }
+
+    /// How many groups of `group_len` images one chunk may hold on this adapter.
     pub fn groups_per_chunk(&self, gpu: &Gpu, group_len: usize) -> Result<usize> {
-        groups_per_chunk(gpu, &self.net, self.size, group_len, self.max_groups_per_chunk)
+        groups_per_chunk(
+            gpu,
+            &self.net,
+            self.size,
+            group_len,
+            self.keeps_gradients,
+            self.max_groups_per_chunk,
+        )
     }
 
     /// Distances within groups of images. `members[m]` holds image m of every group, `n_groups` images of
@@ -111,7 +127,7 @@ impl Metric {
                 bail!("image {} of member {m} has a non-finite value", i / image_len);
             }
         }
-        let chunk = self.groups_per_chunk(gpu, group_len)?.min(n_groups.max(1));
+        let chunk = balanced_chunk(self.groups_per_chunk(gpu, group_len)?, n_groups);
         let size = self.size;
         let plan = self.prepare(gpu, chunk, group_len, raw_reference)?;
         let mut out = vec![Vec::with_capacity(n_groups); group_len - 1];
@@ -320,14 +336,20 @@ pub fn check_method(method: Method, taps: &[(usize, usize)]) -> Result<()> {
     Ok(())
 }
 
-/// How many groups of `group_len` images of `size`×`size` one chunk of `net`'s forward pass holds on this
-/// adapter (at most `max`).
-pub fn groups_per_chunk(gpu: &Gpu, net: &Network, size: usize, group_len: usize, max: Option<usize>) -> Result<usize> {
-    let (total, largest) = ForwardPlan::bytes_per_image(net, size)?;
-    let per_group_largest = largest * group_len as u64;
-    let per_group_total = (total + 2 * largest) * group_len as u64;
-    let by_binding = gpu.max_binding_bytes() / per_group_largest.max(1);
-    let by_budget = CHUNK_MEMORY_BUDGET / per_group_total.max(1);
+/// How many groups of `group_len` images of `size`×`size` one chunk of `net` may hold on this adapter (at most
+/// `max`): its largest map must fit one binding, and all its maps [`Gpu::chunk_budget`] — twice over
+/// `with_gradients` (a network that trains keeps a gradient beside every map).
+pub fn groups_per_chunk(
+    gpu: &Gpu,
+    net: &Network,
+    size: usize,
+    group_len: usize,
+    with_gradients: bool,
+    max: Option<usize>,
+) -> Result<usize> {
+    let (largest, total) = group_bytes(net, size, group_len, with_gradients)?;
+    let by_binding = gpu.max_binding_bytes() / largest.max(1);
+    let by_budget = gpu.chunk_budget / total.max(1);
     let groups = (by_binding.min(by_budget) as usize).min(max.unwrap_or(usize::MAX));
     if groups == 0 {
         bail!(
@@ -335,6 +357,37 @@ pub fn groups_per_chunk(gpu: &Gpu, net: &Network, size: usize, group_len: usize,
         );
     }
     Ok(groups)
+}
+
+/// Whether `groups` groups, in as many chunks as it takes, fit [`Gpu::chunk_budget`] all at once (with their
+/// gradients when `with_gradients`).
+pub fn fits_budget(
+    gpu: &Gpu,
+    net: &Network,
+    size: usize,
+    group_len: usize,
+    with_gradients: bool,
+    groups: usize,
+) -> Result<bool> {
+    let (_, total) = group_bytes(net, size, group_len, with_gradients)?;
+    Ok(total.saturating_mul(groups as u64) <= gpu.chunk_budget)
+}
+
+/// Bytes of one group's largest map, and of all its maps and scratch (twice over `with_gradients`).
+fn group_bytes(net: &Network, size: usize, group_len: usize, with_gradients: bool) -> Result<(u64, u64)> {
+    let (total, largest) = ForwardPlan::bytes_per_image(net, size)?;
+    let copies = if with_gradients { 2 } else { 1 };
+    Ok((
+        largest * group_len as u64,
+        copies * (total + 2 * largest) * group_len as u64,
+    ))
+}
+
+/// The chunk for `n` groups when a chunk may hold `max`: as few chunks as `max` allows, all of one size, so
+/// the last chunk is padded by less than one group per chunk (a plan always runs whole chunks).
+pub fn balanced_chunk(max: usize, n: usize) -> usize {
+    let n = n.max(1);
+    n.div_ceil(n.div_ceil(max.max(1)))
 }
 
 /// Runs `plan`'s forward pass and pair profile on groups `start..start + count` of `members` (laid out as in
@@ -371,4 +424,27 @@ pub fn run_chunk(
     gpu.write_pod(&plan.state, &state)?;
     gpu.run(&plan.forward.dispatches)?;
     gpu.run(&plan.dispatches)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::balanced_chunk;
+
+    #[test]
+    fn balanced_chunks_are_as_few_as_the_limit_allows_and_pad_less_than_one_group_each() {
+        for max in 1..40 {
+            for n in 1..200 {
+                let chunk = balanced_chunk(max, n);
+                let chunks = n.div_ceil(chunk);
+                assert!(chunk <= max, "max {max} n {n}: chunk {chunk}");
+                assert_eq!(chunks, n.div_ceil(max), "max {max} n {n}: {chunks} chunks of {chunk}");
+                assert!(
+                    chunks * chunk - n < chunks,
+                    "max {max} n {n}: chunk {chunk} pads too much"
+                );
+            }
+        }
+        assert_eq!(balanced_chunk(990, 1024), 512);
+        assert_eq!(balanced_chunk(8, 0), 1);
+    }
 }

@@ -6,7 +6,7 @@ use crate::kernels::distance;
 use crate::kernels::distort::DistortPlan;
 use crate::{bail, Result};
 
-use super::{GroupPlan, Metric};
+use super::{balanced_chunk, GroupPlan, Metric};
 
 /// Distortion-ranking triplets on the GPU: clean images are uploaded once per chunk, distorted there into p0
 /// and p1 (each image with its own distortion and parameters), and fed with the references through the
@@ -22,7 +22,7 @@ impl TripletRunner {
     /// A runner for batches of up to `batch` triplets, split into chunks that fit the adapter. With
     /// `raw_reference` the references skip ImageNet normalisation (the paper's code path).
     pub fn new(gpu: &Gpu, metric: &mut Metric, batch: usize, raw_reference: bool) -> Result<TripletRunner> {
-        let chunk = metric.groups_per_chunk(gpu, 3)?.min(batch.max(1));
+        let chunk = balanced_chunk(metric.groups_per_chunk(gpu, 3)?, batch);
         metric.prepare(gpu, chunk, 3, raw_reference)?;
         TripletRunner::with_chunk(gpu, chunk, metric.size, raw_reference)
     }
@@ -55,30 +55,33 @@ impl TripletRunner {
         on_chunk: impl FnMut(&GroupPlan, usize, usize, usize) -> Result<()>,
     ) -> Result<()> {
         let plan = metric.prepare(gpu, self.chunk, 3, self.raw_reference)?;
-        self.run_plan(gpu, plan, images, draws, state_for, on_chunk)
+        self.run_plans(gpu, &[plan], images, draws, state_for, on_chunk)
     }
 
-    /// [`TripletRunner::run_batch`] on a plan for chunks of this runner's size and groups of 3.
-    pub fn run_plan(
+    /// [`TripletRunner::run_batch`] on plans for chunks of this runner's size and groups of 3: chunk k runs
+    /// on `plans[k % plans.len()]`, so with one plan per chunk every chunk's activations stay in place.
+    pub fn run_plans(
         &mut self,
         gpu: &Gpu,
-        plan: &GroupPlan,
+        plans: &[&GroupPlan],
         images: &ImageBank,
         draws: &TripletDraws,
         state_for: impl Fn(usize) -> [u32; 4],
         mut on_chunk: impl FnMut(&GroupPlan, usize, usize, usize) -> Result<()>,
     ) -> Result<()> {
-        let size = plan.forward.size;
-        let image_len = 3 * size * size;
         let chunk = self.chunk;
-        if plan.forward.batch != 3 * chunk {
-            bail!(
-                "a plan for {} images cannot run chunks of {chunk} triplets",
-                plan.forward.batch
-            );
+        for plan in plans {
+            if plan.forward.batch != 3 * chunk {
+                bail!(
+                    "a plan for {} images cannot run chunks of {chunk} triplets",
+                    plan.forward.batch
+                );
+            }
         }
         let mut start = 0;
         while start < draws.len() {
+            let plan = plans[(start / chunk) % plans.len()];
+            let image_len = 3 * plan.forward.size * plan.forward.size;
             let count = chunk.min(draws.len() - start);
             self.host.clear();
             self.host.resize(chunk * image_len, 0.0);
@@ -94,9 +97,11 @@ impl TripletRunner {
                 params[g] = Some(p0);
                 params[chunk + g] = Some(p1);
             }
+            // Uploaded once: p0 and p1 are distorted from copies made on the GPU.
+            let clean = chunk * image_len;
             gpu.write(&plan.forward.input, 0, &self.host)?;
-            gpu.write(&self.distort.input, 0, &self.host)?;
-            gpu.write(&self.distort.input, chunk * image_len, &self.host)?;
+            gpu.copy(&plan.forward.input, 0, &self.distort.input, 0, clean)?;
+            gpu.copy(&plan.forward.input, 0, &self.distort.input, clean, clean)?;
             self.distort.set_params(gpu, &params)?;
             gpu.run(&self.distort.dispatches)?;
             gpu.copy(

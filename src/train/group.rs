@@ -13,7 +13,7 @@ use crate::data::ImageBank;
 use crate::gpu::{Dispatch, Gpu, Tensor};
 use crate::kernels::adam::Clamp;
 use crate::kernels::distance;
-use crate::metric::{groups_per_chunk, GroupPlan, Method, TripletRunner};
+use crate::metric::{balanced_chunk, groups_per_chunk, GroupPlan, Method, TripletRunner};
 use crate::nets::Network;
 use crate::progress::Progress;
 use crate::{bail, Result};
@@ -85,7 +85,7 @@ impl CellGroup {
         let taps = c.net.tap_shapes(c.size)?;
         let channels: Vec<usize> = taps.iter().map(|t| t.0).collect();
         let net = Network::load(gpu, c.net, c.weights_dir.as_deref())?;
-        let chunk = groups_per_chunk(gpu, &net, c.size, 3, None)?.min(c.batch);
+        let chunk = balanced_chunk(groups_per_chunk(gpu, &net, c.size, 3, false, None)?, c.batch);
         let plan = GroupPlan::build(gpu, &net, c.size, &heads, (chunk, 3, c.paper_faithful), None)?;
         let runner = TripletRunner::with_chunk(gpu, chunk, c.size, c.paper_faithful)?;
         let columns = |m: Method| m.parts().len() * channels.iter().sum::<usize>();
@@ -279,9 +279,9 @@ impl CellGroup {
         state_for: impl Fn(usize) -> [u32; 4],
     ) -> Result<()> {
         let profiles = &self.profiles;
-        self.runner.run_plan(
+        self.runner.run_plans(
             gpu,
-            &self.plan,
+            &[&self.plan],
             images,
             draws,
             state_for,

@@ -8,27 +8,35 @@ use crate::{bail, Result};
 
 use super::{TrainState, PAPER_ADAM};
 
-/// The network's side of a training step over one recorded [`GroupPlan`] of triplets: per chunk, ∂L/∂d of the
+/// The network's side of a training step over recorded [`GroupPlan`]s of triplets: per chunk, ∂L/∂d of the
 /// chunk's pairs → taps ([`DistanceBackward`]) → conv parameters ([`NetBackward`], accumulated over the
 /// chunks of a batch), then Adam on every conv weight and bias with the step scalars of the [`TrainState`].
 pub struct NetTrainer {
     pub grads: NetGrads,
-    distance: DistanceBackward,
-    backward: NetBackward,
+    /// One backward per plan, bound to its activations: chunk k of a batch runs on plan k % plans (as
+    /// [`crate::metric::TripletRunner::run_plans`] runs them).
+    slots: Vec<(DistanceBackward, NetBackward)>,
     adam: Vec<Dispatch>,
     _moments: Vec<Tensor>,
 }
 
 impl NetTrainer {
-    /// `plan` must be the metric's current plan (the one the forward passes of the batch run through).
-    pub fn new(gpu: &Gpu, metric: &Metric, plan: &GroupPlan, state: &TrainState) -> Result<NetTrainer> {
-        let (_, group_len) = plan.chunk_shape();
-        if group_len != 3 {
-            bail!("training compares triplets; the plan holds groups of {group_len}");
-        }
+    /// `plans` are the plans the forward passes of the batch's chunks run through, in order.
+    pub fn new(gpu: &Gpu, metric: &Metric, plans: &[&GroupPlan], state: &TrainState) -> Result<NetTrainer> {
         let grads = NetGrads::new(gpu, &metric.net)?;
-        let backward = NetBackward::new(gpu, &metric.net, &plan.forward, &grads)?;
-        let distance = DistanceBackward::new(gpu, metric, plan, &backward.tap_grads)?;
+        let mut slots = Vec::new();
+        for plan in plans {
+            let (_, group_len) = plan.chunk_shape();
+            if group_len != 3 {
+                bail!("training compares triplets; the plan holds groups of {group_len}");
+            }
+            let backward = NetBackward::new(gpu, &metric.net, &plan.forward, &grads)?;
+            let distance = DistanceBackward::new(gpu, metric, plan, &backward.tap_grads)?;
+            slots.push((distance, backward));
+        }
+        if slots.is_empty() {
+            bail!("the network's backward needs the plan of at least one chunk");
+        }
         let mut adam = Vec::new();
         let mut moments = Vec::new();
         for (k, (_, p)) in metric.net.convs().into_iter().enumerate() {
@@ -50,16 +58,15 @@ impl NetTrainer {
         }
         Ok(NetTrainer {
             grads,
-            distance,
-            backward,
+            slots,
             adam,
             _moments: moments,
         })
     }
 
     /// Adds the parameter gradients of triplets `start..start + count` of the batch, whose forward pass (and
-    /// dropout state) the plan has just run as a chunk of `chunk` groups; `state.grad_d` must hold the batch's
-    /// ∂L/∂d (from `TrainState::step`).
+    /// dropout state) is in place in its plan (chunk `start / chunk`); `state.grad_d` must hold the batch's ∂L/∂d
+    /// (from `TrainState::step`).
     pub fn backward_chunk(
         &self,
         gpu: &Gpu,
@@ -75,20 +82,15 @@ impl NetTrainer {
                 start + count
             );
         }
+        let (distance, backward) = &self.slots[(start / chunk) % self.slots.len()];
         for m in 0..2 {
             if count < chunk {
-                gpu.write(&self.distance.grad_d, m * chunk + count, &vec![0.0; chunk - count])?;
+                gpu.write(&distance.grad_d, m * chunk + count, &vec![0.0; chunk - count])?;
             }
-            gpu.copy(
-                &state.grad_d,
-                m * triplets + start,
-                &self.distance.grad_d,
-                m * chunk,
-                count,
-            )?;
+            gpu.copy(&state.grad_d, m * triplets + start, &distance.grad_d, m * chunk, count)?;
         }
-        gpu.run(&self.distance.dispatches)?;
-        gpu.run(&self.backward.dispatches)
+        gpu.run(&distance.dispatches)?;
+        gpu.run(&backward.dispatches)
     }
 
     /// Applies Adam to every conv weight and bias (after `TrainState::step` wrote the step scalars).

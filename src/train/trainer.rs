@@ -6,7 +6,7 @@ use crate::data::ImageBank;
 use crate::gpu::Gpu;
 use crate::kernels::adam::Clamp;
 use crate::kernels::distance;
-use crate::metric::{ChannelWeights, Method, Metric, TripletRunner};
+use crate::metric::{ChannelWeights, GroupPlan, Method, Metric, TripletRunner};
 use crate::nets::Network;
 use crate::Result;
 
@@ -18,6 +18,9 @@ pub struct Trainer {
     pub state: TrainState,
     runner: TripletRunner,
     net: Option<NetTrainer>,
+    /// Plans of chunks 1.. of the batch (chunk 0 runs on the metric's), when the network trains on a batch of
+    /// several chunks and all their activations fit the chunk budget: then no forward is run twice.
+    kept: Vec<GroupPlan>,
 }
 
 impl Trainer {
@@ -46,17 +49,21 @@ impl Trainer {
             Clamp::AfterStep
         };
         let state = TrainState::new(gpu, &metric.all_weights, theta0, batch, clamp)?;
-        let by_memory = match variant {
-            // The backward keeps a gradient beside every activation: about twice the forward's memory per group.
-            Variant::Net => Some((metric.groups_per_chunk(gpu, 3)? / 2).max(1)),
-            Variant::Scalars => None,
-        };
-        metric.set_max_groups_per_chunk(by_memory.into_iter().chain(max_chunk).min());
+        metric.set_keeps_gradients(variant == Variant::Net);
+        metric.set_max_groups_per_chunk(max_chunk);
         let runner = TripletRunner::new(gpu, &mut metric, batch, paper_faithful)?;
+        let chunk = runner.chunk();
+        let chunks = batch.div_ceil(chunk);
+        let mut kept = Vec::new();
+        if variant == Variant::Net && chunks > 1 && metric.fits_budget(gpu, 3, chunks * chunk)? {
+            for _ in 1..chunks {
+                kept.push(GroupPlan::new(gpu, &metric, (chunk, 3, paper_faithful))?);
+            }
+        }
         let net = match variant {
             Variant::Net => {
-                let plan = metric.current_plan().expect("TripletRunner::new prepares the plan");
-                Some(NetTrainer::new(gpu, &metric, plan, &state)?)
+                let plans = chunk_plans(&metric, &kept)?;
+                Some(NetTrainer::new(gpu, &metric, &plans, &state)?)
             }
             Variant::Scalars => None,
         };
@@ -65,12 +72,19 @@ impl Trainer {
             state,
             runner,
             net,
+            kept,
         })
     }
 
     /// Triplets per forward chunk.
     pub fn chunk(&self) -> usize {
         self.runner.chunk()
+    }
+
+    /// Whether a step runs each chunk's forward once: always for the scalars, and for the network when one
+    /// chunk holds the batch or every chunk's activations are kept.
+    pub fn forwards_once(&self, batch: usize) -> bool {
+        self.net.is_none() || batch <= self.chunk() || !self.kept.is_empty()
     }
 
     /// One step on `draws` (a whole batch) as Adam step `t` (from 1) with learning rate `lr`; `step_seed` seeds
@@ -86,21 +100,24 @@ impl Trainer {
     ) -> Result<StepStats> {
         let dropout = |start: usize| distance::dropout_state(step_seed, start as u32, DROPOUT);
         let state = &self.state;
-        self.runner.run_batch(
-            gpu,
-            &mut self.metric,
-            images,
-            draws,
-            dropout,
-            |plan, chunk, start, count| state.gather_profile(gpu, &plan.profile, chunk, start, count),
-        )?;
+        let gather =
+            |plan: &GroupPlan, chunk, start, count| state.gather_profile(gpu, &plan.profile, chunk, start, count);
+        if self.kept.is_empty() {
+            self.runner
+                .run_batch(gpu, &mut self.metric, images, draws, dropout, gather)?;
+        } else {
+            let plans = chunk_plans(&self.metric, &self.kept)?;
+            self.runner.run_plans(gpu, &plans, images, draws, dropout, gather)?;
+        }
         let stats = state.step(gpu, &draws.labels, lr, t, self.net.is_none())?;
         if let Some(net) = &self.net {
             net.grads.zero(gpu)?;
             let chunk = self.runner.chunk();
-            if draws.len() <= chunk {
-                // One chunk holds the batch: the plan still has its activations (the step above only read them).
-                net.backward_chunk(gpu, state, chunk, 0, draws.len())?;
+            if draws.len() <= chunk || !self.kept.is_empty() {
+                // Every chunk's activations are still in its plan (the step above only read them).
+                for start in (0..draws.len()).step_by(chunk) {
+                    net.backward_chunk(gpu, state, chunk, start, chunk.min(draws.len() - start))?;
+                }
             } else {
                 // ∂L/∂d needs the whole batch's distances, and only one chunk's activations are kept: every
                 // chunk's forward runs again (same distortions and dropout) before its backward.
@@ -128,4 +145,12 @@ impl Trainer {
     pub fn two_afc(&mut self, gpu: &Gpu, images: &ImageBank, draws: &TripletDraws) -> Result<f64> {
         self.runner.two_afc(gpu, &mut self.metric, images, draws)
     }
+}
+
+/// The metric's plan, then the kept ones: chunk k of a batch runs on the k-th.
+fn chunk_plans<'a>(metric: &'a Metric, kept: &'a [GroupPlan]) -> Result<Vec<&'a GroupPlan>> {
+    let Some(first) = metric.current_plan() else {
+        crate::bail!("the trainer's plan is gone");
+    };
+    Ok(std::iter::once(first).chain(kept).collect())
 }

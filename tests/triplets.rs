@@ -1,0 +1,74 @@
+//! `metric::TripletRunner`, which feeds training and `eval`: per chunk it uploads the clean images once, copies
+//! them on the GPU to the distortion's input for p0 and p1, distorts them and runs the network. Its distances
+//! must be those of the metric on the same images distorted separately (tests/distort.rs checks the
+//! distortions against torchvision), whatever the chunking.
+
+mod common;
+
+use dps_gpu::context::{Ranking, TripletDraws};
+use dps_gpu::data::open_dataset;
+use dps_gpu::kernels::distort::DistortPlan;
+use dps_gpu::metric::Method;
+use dps_gpu::metric::{Metric, TripletRunner, WeightsChoice};
+use dps_gpu::nets::NetKind;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+const SIZE: usize = 64;
+const TRIPLETS: usize = 5;
+
+#[test]
+fn runner_distances_are_the_metrics_on_the_drawn_distorted_images() {
+    let gpu = common::gpu();
+    let images = open_dataset(None, None, "test", Some(8), SIZE).unwrap();
+    let order: Vec<usize> = (0..TRIPLETS).collect();
+    let draws = TripletDraws::draw(
+        &order,
+        &Ranking::parse("5").unwrap(),
+        &mut StdRng::seed_from_u64(11),
+        SIZE,
+    );
+    let mut metric = Metric::load(
+        &gpu,
+        NetKind::Alex,
+        Method::Spatial,
+        &WeightsChoice::Baseline,
+        None,
+        SIZE,
+    )
+    .unwrap();
+
+    // The reference: every image written on the host, both distortions in one separate pass, then the metric.
+    let image_len = 3 * SIZE * SIZE;
+    let mut clean = vec![0f32; TRIPLETS * image_len];
+    for (g, &i) in draws.images.iter().enumerate() {
+        images
+            .write_unit(i, &mut clean[g * image_len..(g + 1) * image_len])
+            .unwrap();
+    }
+    let distort = DistortPlan::new(&gpu, 2 * TRIPLETS, SIZE).unwrap();
+    gpu.write(&distort.input, 0, &clean).unwrap();
+    gpu.write(&distort.input, TRIPLETS * image_len, &clean).unwrap();
+    let mut params: Vec<_> = draws.distortions.iter().map(|d| Some(d.0)).collect();
+    params.extend(draws.distortions.iter().map(|d| Some(d.1)));
+    distort.set_params(&gpu, &params).unwrap();
+    gpu.run(&distort.dispatches).unwrap();
+    let distorted = gpu.read(&distort.output, 2 * TRIPLETS * image_len).unwrap();
+    let (p0, p1) = distorted.split_at(TRIPLETS * image_len);
+    let want = metric.group_distances(&gpu, &[&clean, p0, p1], false).unwrap();
+
+    // Chunks of 5 (one), 2 (three, the last padded) and 1.
+    for max_chunk in [None, Some(2), Some(1)] {
+        metric.set_max_groups_per_chunk(max_chunk);
+        let mut runner = TripletRunner::new(&gpu, &mut metric, TRIPLETS, false).unwrap();
+        let (d0, d1) = runner.distances(&gpu, &mut metric, &images, &draws).unwrap();
+        for (member, (got, want)) in [d0, d1].iter().zip(&want).enumerate() {
+            for (g, (x, y)) in got.iter().zip(want).enumerate() {
+                assert!(
+                    (x - y).abs() <= 1e-5 * y.abs().max(1e-3),
+                    "chunks of {max_chunk:?}: triplet {g} d(ref, p{member}) {x}, separately {y}"
+                );
+            }
+        }
+    }
+}
