@@ -9,6 +9,7 @@ use dps_gpu::gpu::{Dispatch, Gpu, Precision, Tensor};
 use dps_gpu::kernels::channel::{self, SORT_CAPACITY};
 use dps_gpu::kernels::conv::{self, ConvShape};
 use dps_gpu::kernels::distance;
+use dps_gpu::kernels::images::ByteImages;
 use dps_gpu::kernels::pool::{self, PoolShape};
 
 fn run(gpu: &Gpu, dispatches: Vec<Dispatch>) {
@@ -490,6 +491,32 @@ fn imagenet_normalize_touches_only_its_range() {
     }
     let bad = gpu.zeros("y", &[n, 4, h, w]).unwrap();
     assert!(channel::imagenet_normalize(&gpu, &bad, &bad, 0, 1).is_err());
+}
+
+#[test]
+fn bytes_become_unit_values_and_leave_the_rest_of_the_target() {
+    let gpu = common::gpu();
+    let mut rng = Lcg(9);
+    // Every byte value, at every position within a word, and lengths that end mid-word.
+    for len in [1024usize, 1021, 3 * 5 * 5] {
+        let bytes: Vec<u8> = (0..len).map(|i| ((i * 7 + i / 256) % 256) as u8).collect();
+        let target = gpu.upload("target", &[len + 3], &rng.vec(len + 3, 2.0, 3.0)).unwrap();
+        let before = read_all(&gpu, &target);
+        let upload = ByteImages::new(&gpu, &target, len).unwrap();
+        upload.write(&gpu, &bytes).unwrap();
+        let got = read_all(&gpu, &target);
+        for (i, &b) in bytes.iter().enumerate() {
+            // The host's conversion of the same bytes (ImageBank::write_unit, PIL's ToTensor): b / 255 in f32.
+            assert_eq!(got[i], b as f32 / 255.0, "len {len}: value {i} from byte {b}");
+        }
+        assert_eq!(got[len..], before[len..], "len {len}: values past the upload must stay");
+        assert!(
+            upload.write(&gpu, &bytes[1..]).is_err(),
+            "a short write must be refused"
+        );
+    }
+    let small = gpu.zeros("small", &[4]).unwrap();
+    assert!(ByteImages::new(&gpu, &small, 5).is_err());
 }
 
 #[test]

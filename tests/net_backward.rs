@@ -697,7 +697,7 @@ fn adapted_net_step_matches_pytorch_autograd_and_adam_squeezenet_spatial_sort() 
 /// and every parameter's Adam update.
 fn adapted_net_step(name: &str) {
     use dps_gpu::kernels::adam::Clamp;
-    use dps_gpu::metric::{run_chunk, ChannelWeights, Method, Metric};
+    use dps_gpu::metric::{run_chunk, ChannelWeights, GroupImages, Method, Metric};
     use dps_gpu::nets::{NetKind, Network};
     use dps_gpu::train::{NetTrainer, TrainState};
 
@@ -742,7 +742,7 @@ fn adapted_net_step(name: &str) {
         while start < triplets {
             let count = chunk.min(triplets - start);
             let dropout_off = distance::dropout_state(0, start as u32, 0.0);
-            run_chunk(&gpu, plan, size, &members, start, count, dropout_off).unwrap();
+            run_chunk(&gpu, plan, size, GroupImages::Unit(&members), start, count, dropout_off).unwrap();
             if backward {
                 trainer.backward_chunk(&gpu, &state, chunk, start, count).unwrap();
             } else {

@@ -1,7 +1,9 @@
-//! `metric::TripletRunner`, which feeds training and `eval`: per chunk it uploads the clean images once, copies
-//! them on the GPU to the distortion's input for p0 and p1, distorts them and runs the network. Its distances
-//! must be those of the metric on the same images distorted separately (tests/distort.rs checks the
-//! distortions against torchvision), whatever the chunking.
+//! The two ways images reach the network. `metric::TripletRunner`, which feeds training and `eval`: per chunk it
+//! uploads the clean images once, as bytes, copies them on the GPU to the distortion's input for p0 and p1,
+//! distorts them and runs the network; its distances must be those of the metric on the same images distorted
+//! separately (tests/distort.rs checks the distortions against torchvision), whatever the chunking. And
+//! `Metric::group_distances_of_bytes` (BAPPS, `distance`, bench): exactly the distances of the same images given
+//! as [0, 1] floats (metric_cpu.rs and reference.rs check those against a CPU reference and PyTorch).
 
 mod common;
 
@@ -70,5 +72,43 @@ fn runner_distances_are_the_metrics_on_the_drawn_distorted_images() {
                 );
             }
         }
+    }
+}
+
+#[test]
+fn byte_images_give_exactly_the_distances_of_their_unit_values() {
+    let gpu = common::gpu();
+    let mut seed = 5u64;
+    let mut byte = || {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (seed >> 56) as u8
+    };
+    // Side 63 makes odd byte counts (the last upload word is padded); chunks of 2 pad the last of 3 groups.
+    for (size, groups, max_chunk) in [(64, 5, Some(2)), (63, 3, None)] {
+        let mut metric = Metric::load(
+            &gpu,
+            NetKind::Alex,
+            Method::SpatialMean,
+            &WeightsChoice::Baseline,
+            None,
+            size,
+        )
+        .unwrap();
+        metric.set_max_groups_per_chunk(max_chunk);
+        let bytes: Vec<Vec<u8>> = (0..3)
+            .map(|_| (0..groups * 3 * size * size).map(|_| byte()).collect())
+            .collect();
+        let unit: Vec<Vec<f32>> = bytes
+            .iter()
+            .map(|m| m.iter().map(|&b| b as f32 / 255.0).collect())
+            .collect();
+        let b: Vec<&[u8]> = bytes.iter().map(|m| m.as_slice()).collect();
+        let u: Vec<&[f32]> = unit.iter().map(|m| m.as_slice()).collect();
+        let from_bytes = metric.group_distances_of_bytes(&gpu, &b, false).unwrap();
+        let from_unit = metric.group_distances(&gpu, &u, false).unwrap();
+        assert_eq!(
+            from_bytes, from_unit,
+            "size {size}, {groups} groups in chunks of {max_chunk:?}"
+        );
     }
 }

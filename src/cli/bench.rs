@@ -8,6 +8,7 @@ use dps_gpu::context::{Ranking, TripletDraws};
 use dps_gpu::data::{ImageBank, RgbImage8};
 use dps_gpu::gpu::{AdapterChoice, Gpu};
 use dps_gpu::kernels::distort::DistortPlan;
+use dps_gpu::kernels::images::ByteImages;
 use dps_gpu::metric::{Method, Metric, WeightsChoice};
 use dps_gpu::nets::{random_weights, NetKind, Network};
 use dps_gpu::train::{init_channel_weights, init_rank_net, Trainer, Variant};
@@ -65,10 +66,11 @@ pub fn run(choice: &AdapterChoice, mut args: BenchArgs) -> Result<()> {
     let gpu = Gpu::new(choice)?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
     let image_len = 3 * args.size * args.size;
-    let images: Vec<Vec<f32>> = (0..3)
-        .map(|_| (0..args.batch * image_len).map(|_| rng.random::<f32>()).collect())
+    // 8-bit, as decoded images are: eval uploads them as bytes.
+    let images: Vec<Vec<u8>> = (0..3)
+        .map(|_| (0..args.batch * image_len).map(|_| rng.random::<u8>()).collect())
         .collect();
-    let members: Vec<&[f32]> = images.iter().map(|v| v.as_slice()).collect();
+    let members: Vec<&[u8]> = images.iter().map(|v| v.as_slice()).collect();
     let what: Vec<&str> = args.what.split(',').map(|w| w.trim()).collect();
     if let Some(bad) = what
         .iter()
@@ -146,7 +148,7 @@ struct Timing {
     forwards_once: bool,
 }
 
-fn time_eval(gpu: &Gpu, kind: NetKind, args: &BenchArgs, members: &[&[f32]]) -> Result<Timing> {
+fn time_eval(gpu: &Gpu, kind: NetKind, args: &BenchArgs, members: &[&[u8]]) -> Result<Timing> {
     let mut metric = Metric::load(
         gpu,
         kind,
@@ -155,10 +157,10 @@ fn time_eval(gpu: &Gpu, kind: NetKind, args: &BenchArgs, members: &[&[f32]]) -> 
         args.weights_dir.as_deref(),
         args.size,
     )?;
-    metric.group_distances(gpu, members, false)?; // warm-up: pipelines, plan, first touch of buffers
+    metric.group_distances_of_bytes(gpu, members, false)?; // warm-up: pipelines, plan, first touch of buffers
     let start = Instant::now();
     for _ in 0..args.iters {
-        metric.group_distances(gpu, members, false)?;
+        metric.group_distances_of_bytes(gpu, members, false)?;
     }
     Ok(Timing {
         seconds: start.elapsed().as_secs_f64(),
@@ -208,25 +210,28 @@ fn time_train(gpu: &Gpu, kind: NetKind, args: &BenchArgs, bank: &ImageBank, vari
     })
 }
 
-/// Seconds for `iters` batches of triplet generation: Table 2 draws on the host, the clean images uploaded
-/// (twice: p0 and p1 are distorted from them), both distortions in one dispatch set, waited for.
+/// Seconds for `iters` batches of triplet generation: Table 2 draws on the host, the clean images uploaded as
+/// bytes (twice: p0 and p1 are distorted from them), both distortions in one dispatch set, waited for.
 fn time_triplets(gpu: &Gpu, args: &BenchArgs, bank: &ImageBank) -> Result<f64> {
     let image_len = 3 * args.size * args.size;
     let plan = DistortPlan::new(gpu, 2 * args.batch, args.size)?;
+    let upload = ByteImages::new(gpu, &plan.input, 2 * args.batch * image_len)?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
     let ranking = Ranking::parse("0")?;
     let order: Vec<usize> = (0..args.batch).collect();
-    let mut host = vec![0.0f32; args.batch * image_len];
+    let mut host = Vec::with_capacity(2 * args.batch * image_len);
     let mut batch = || -> Result<()> {
         let draws = TripletDraws::draw(&order, &ranking, &mut rng, args.size);
-        for (g, &i) in draws.images.iter().enumerate() {
-            bank.write_unit(i, &mut host[g * image_len..(g + 1) * image_len])?;
+        host.clear();
+        for _ in 0..2 {
+            for &i in &draws.images {
+                host.extend_from_slice(bank.bytes(i)?);
+            }
         }
         let mut params = Vec::with_capacity(2 * args.batch);
         params.extend(draws.distortions.iter().map(|d| Some(d.0)));
         params.extend(draws.distortions.iter().map(|d| Some(d.1)));
-        gpu.write(&plan.input, 0, &host)?;
-        gpu.write(&plan.input, args.batch * image_len, &host)?;
+        upload.write(gpu, &host)?;
         plan.set_params(gpu, &params)?;
         gpu.run(&plan.dispatches)?;
         gpu.read(&plan.output, 1).map(|_| ())

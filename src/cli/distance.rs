@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use clap::Args;
 use serde_json::json;
 
-use dps_gpu::data::{load_rgb8, resize_bilinear_pil, to_unit_chw};
+use dps_gpu::data::{load_rgb8, resize_bilinear_pil, to_chw_bytes};
 use dps_gpu::gpu::{AdapterChoice, Gpu};
 use dps_gpu::Result;
 
@@ -26,11 +26,11 @@ pub fn run(choice: &AdapterChoice, args: DistanceArgs) -> Result<()> {
     // Everything that can fail without a GPU is checked before opening one.
     let (net, method, weights) = args.metric.parsed()?;
     let size = args.metric.size;
-    let load = |p: &PathBuf| -> Result<Vec<f32>> { Ok(to_unit_chw(&resize_bilinear_pil(&load_rgb8(p)?, size, size))) };
+    let load = |p: &PathBuf| -> Result<Vec<u8>> { Ok(to_chw_bytes(&resize_bilinear_pil(&load_rgb8(p)?, size, size))) };
     let (a, b) = (load(&args.a)?, load(&args.b)?);
     let gpu = Gpu::new(choice)?;
     let mut metric = args.metric.load(&gpu)?;
-    let d = metric.distance(&gpu, &a, &b)?;
+    let d = metric.group_distances_of_bytes(&gpu, &[&a, &b], false)?[0][0];
     if args.json {
         print_json(&json!({
             "distance": d,

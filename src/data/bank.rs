@@ -59,6 +59,15 @@ impl ImageBank {
         self.data.is_empty()
     }
 
+    /// Image `i`'s 8-bit values, [3, size, size].
+    pub fn bytes(&self, i: usize) -> Result<&[u8]> {
+        let n = 3 * self.size * self.size;
+        if i >= self.len() {
+            bail!("image {i} of {}", self.len());
+        }
+        Ok(&self.data[i * n..(i + 1) * n])
+    }
+
     /// Writes image `i` as CHW floats in [0, 1] into `out` (3·size² values).
     pub fn write_unit(&self, i: usize, out: &mut [f32]) -> Result<()> {
         let n = 3 * self.size * self.size;

@@ -24,7 +24,7 @@ pub use image_file::{load_rgb8, RgbImage8};
 pub use mat::{read_mat, MatArray, MatData, MatFile, MatWant};
 pub use npy::{read_npy_f64, read_npy_scalar};
 pub use open::open_dataset;
-pub use resize::{resize_bilinear_pil, to_unit_chw};
+pub use resize::{resize_bilinear_pil, to_chw_bytes, to_unit_chw};
 pub use samples::{sample_patches, samples_dir};
 pub use stl10::{open_stl10, Stl10};
 pub use svhn::{open_svhn, Svhn};

@@ -118,14 +118,19 @@ fn resize_columns(img: &RgbImage8, out_h: usize) -> RgbImage8 {
     }
 }
 
-/// CHW floats in [0, 1] (value / 255), as torchvision's `to_tensor`.
-pub fn to_unit_chw(img: &RgbImage8) -> Vec<f32> {
+/// CHW bytes, the layout every image tensor of this crate has.
+pub fn to_chw_bytes(img: &RgbImage8) -> Vec<u8> {
     let plane = img.width * img.height;
-    let mut out = vec![0.0f32; 3 * plane];
+    let mut out = vec![0u8; 3 * plane];
     for (i, px) in img.data.chunks_exact(3).enumerate() {
         for c in 0..3 {
-            out[c * plane + i] = px[c] as f32 / 255.0;
+            out[c * plane + i] = px[c];
         }
     }
     out
+}
+
+/// CHW floats in [0, 1] (value / 255), as torchvision's `to_tensor`.
+pub fn to_unit_chw(img: &RgbImage8) -> Vec<f32> {
+    to_chw_bytes(img).into_iter().map(|v| v as f32 / 255.0).collect()
 }

@@ -1,7 +1,7 @@
 //! Scoring a metric on BAPPS (PROTOCOL.md §7): 2AFC per subset and their unweighted mean, and JND mAP per
 //! subset and pooled over the subsets given.
 
-use crate::data::{load_rgb8, resize_bilinear_pil, to_unit_chw, Bapps};
+use crate::data::{load_rgb8, resize_bilinear_pil, to_chw_bytes, Bapps};
 use crate::gpu::Gpu;
 use crate::metric::Metric;
 use crate::progress::Progress;
@@ -28,8 +28,8 @@ pub struct BappsScore {
     pub summary: f64,
 }
 
-fn load(path: &std::path::Path, size: usize) -> Result<Vec<f32>> {
-    Ok(to_unit_chw(&resize_bilinear_pil(&load_rgb8(path)?, size, size)))
+fn load(path: &std::path::Path, size: usize) -> Result<Vec<u8>> {
+    Ok(to_chw_bytes(&resize_bilinear_pil(&load_rgb8(path)?, size, size)))
 }
 
 pub fn score_bapps(gpu: &Gpu, metric: &mut Metric, bapps: &Bapps, progress: &mut dyn Progress) -> Result<BappsScore> {
@@ -48,8 +48,8 @@ pub fn score_bapps(gpu: &Gpu, metric: &mut Metric, bapps: &Bapps, progress: &mut
                         members[2].extend(load(&t.p1, size)?);
                         h.push(t.judge);
                     }
-                    let refs: Vec<&[f32]> = members.iter().map(|m| m.as_slice()).collect();
-                    let d = metric.group_distances(gpu, &refs, false)?;
+                    let refs: Vec<&[u8]> = members.iter().map(|m| m.as_slice()).collect();
+                    let d = metric.group_distances_of_bytes(gpu, &refs, false)?;
                     d0.extend_from_slice(&d[0]);
                     d1.extend_from_slice(&d[1]);
                     progress.advance(batch.len() as u64, name);
@@ -80,8 +80,8 @@ pub fn score_bapps(gpu: &Gpu, metric: &mut Metric, bapps: &Bapps, progress: &mut
                         members[1].extend(load(&p.p1, size)?);
                         same.push(p.same);
                     }
-                    let refs: Vec<&[f32]> = members.iter().map(|m| m.as_slice()).collect();
-                    d.extend_from_slice(&metric.group_distances(gpu, &refs, false)?[0]);
+                    let refs: Vec<&[u8]> = members.iter().map(|m| m.as_slice()).collect();
+                    d.extend_from_slice(&metric.group_distances_of_bytes(gpu, &refs, false)?[0]);
                     progress.advance(batch.len() as u64, name);
                 }
                 out.push(SubsetScore {

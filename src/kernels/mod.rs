@@ -6,6 +6,7 @@ pub mod channel;
 pub mod conv;
 pub mod distance;
 pub mod distort;
+pub mod images;
 pub mod pool;
 pub mod rank;
 
@@ -17,6 +18,7 @@ pub(crate) const RANK_WGSL: &str = include_str!("../../shaders/rank.wgsl");
 pub(crate) const ADAM_WGSL: &str = include_str!("../../shaders/adam.wgsl");
 pub(crate) const DISTORT_WGSL: &str = include_str!("../../shaders/distort.wgsl");
 pub(crate) const DISTANCE_WGSL: &str = include_str!("../../shaders/distance.wgsl");
+pub(crate) const IMAGES_WGSL: &str = include_str!("../../shaders/images.wgsl");
 
 /// Threads per workgroup of the one-dimensional kernels.
 pub(crate) const LINEAR_WORKGROUP: u32 = 256;

@@ -9,7 +9,9 @@ mod weights;
 
 pub use backward::DistanceBackward;
 pub use method::{Method, Part};
-pub use plan::{balanced_chunk, check_method, groups_per_chunk, run_chunk, GroupDistances, GroupPlan, Metric};
+pub use plan::{
+    balanced_chunk, check_method, groups_per_chunk, run_chunk, GroupDistances, GroupImages, GroupPlan, Metric,
+};
 pub use triplets::TripletRunner;
 pub use weights::ChannelWeights;
 

@@ -1,4 +1,5 @@
 use crate::gpu::{Dispatch, Gpu, Tensor};
+use crate::kernels::images::ByteImages;
 use crate::kernels::{channel, distance};
 use crate::nets::{ForwardPlan, Network};
 use crate::{bail, Result};
@@ -22,6 +23,39 @@ pub struct Metric {
 
 /// Distances of every compared image to its group's reference: `d[m][g]` for member m+1 of group g.
 pub type GroupDistances = Vec<Vec<f32>>;
+
+/// The images of groups, member by member (`[m]` holds image m of every group, [3, size, size] each,
+/// concatenated): [0, 1] floats, or the 8-bit values images are decoded as, which upload a quarter of the bytes.
+#[derive(Clone, Copy)]
+pub enum GroupImages<'a> {
+    Unit(&'a [&'a [f32]]),
+    Bytes(&'a [&'a [u8]]),
+}
+
+impl GroupImages<'_> {
+    fn members(&self) -> usize {
+        match self {
+            GroupImages::Unit(m) => m.len(),
+            GroupImages::Bytes(m) => m.len(),
+        }
+    }
+
+    /// Values member `m` holds.
+    fn len(&self, m: usize) -> usize {
+        match self {
+            GroupImages::Unit(members) => members[m].len(),
+            GroupImages::Bytes(members) => members[m].len(),
+        }
+    }
+
+    /// The first non-finite value of member `m` (bytes have none).
+    fn non_finite(&self, m: usize) -> Option<usize> {
+        match self {
+            GroupImages::Unit(members) => members[m].iter().position(|v| !v.is_finite()),
+            GroupImages::Bytes(_) => None,
+        }
+    }
+}
 
 impl Metric {
     pub fn new(gpu: &Gpu, net: Network, method: Method, weights: ChannelWeights, size: usize) -> Result<Metric> {
@@ -108,22 +142,36 @@ impl Metric {
     /// images skip ImageNet normalisation (the paper's code path). Work is split into chunks that fit the
     /// adapter's binding limit.
     pub fn group_distances(&mut self, gpu: &Gpu, members: &[&[f32]], raw_reference: bool) -> Result<GroupDistances> {
-        let group_len = members.len();
+        self.distances_of(gpu, GroupImages::Unit(members), raw_reference)
+    }
+
+    /// [`Metric::group_distances`] of 8-bit images (value v stands for v / 255), as they are decoded.
+    pub fn group_distances_of_bytes(
+        &mut self,
+        gpu: &Gpu,
+        members: &[&[u8]],
+        raw_reference: bool,
+    ) -> Result<GroupDistances> {
+        self.distances_of(gpu, GroupImages::Bytes(members), raw_reference)
+    }
+
+    fn distances_of(&mut self, gpu: &Gpu, members: GroupImages, raw_reference: bool) -> Result<GroupDistances> {
+        let group_len = members.members();
         if group_len < 2 {
             bail!("a group needs a reference and at least one image to compare");
         }
         let image_len = 3 * self.size * self.size;
-        let n_groups = members[0].len() / image_len;
-        for (m, images) in members.iter().enumerate() {
-            if images.len() != n_groups * image_len {
+        let n_groups = members.len(0) / image_len;
+        for m in 0..group_len {
+            if members.len(m) != n_groups * image_len {
                 bail!(
                     "member {m} holds {} values; expected {n_groups} images of 3×{}×{}",
-                    images.len(),
+                    members.len(m),
                     self.size,
                     self.size
                 );
             }
-            if let Some(i) = images.iter().position(|v| !v.is_finite()) {
+            if let Some(i) = members.non_finite(m) {
                 bail!("image {} of member {m} has a non-finite value", i / image_len);
             }
         }
@@ -212,6 +260,8 @@ pub struct GroupPlan {
     pub(crate) normalized: Tensor,
     /// The chunk's pairs, member-major (pair m·chunk + g compares image g with image (m+1)·chunk + g).
     pub(crate) pairs: wgpu::Buffer,
+    /// Uploads 8-bit images into the whole of `forward.input`.
+    bytes: ByteImages,
 }
 
 impl GroupPlan {
@@ -247,6 +297,7 @@ impl GroupPlan {
         let n = chunk * group_len;
         let normalize = if raw_reference { chunk..n } else { 0..n };
         let forward = ForwardPlan::new(gpu, net, n, size, normalize)?;
+        let bytes = ByteImages::new(gpu, &forward.input, forward.input.numel())?;
         let largest = taps.iter().map(|&(c, s)| c * s * s).max().unwrap_or(1);
         let transformed = gpu.zeros("transformed taps", &[n * largest])?;
         let normalized = gpu.zeros("normalised taps", &[n * largest])?;
@@ -307,6 +358,7 @@ impl GroupPlan {
             transformed,
             normalized,
             pairs,
+            bytes,
         })
     }
 
@@ -390,35 +442,46 @@ pub fn balanced_chunk(max: usize, n: usize) -> usize {
     n.div_ceil(n.div_ceil(max.max(1)))
 }
 
-/// Runs `plan`'s forward pass and pair profile on groups `start..start + count` of `members` (laid out as in
-/// [`Metric::group_distances`]) with the dropout `state`; a short last chunk is padded with black images.
+/// Runs `plan`'s forward pass and pair profile on groups `start..start + count` of `members` with the dropout
+/// `state`; a short last chunk is padded with black images.
 pub fn run_chunk(
     gpu: &Gpu,
     plan: &GroupPlan,
     size: usize,
-    members: &[&[f32]],
+    members: GroupImages,
     start: usize,
     count: usize,
     state: [u32; 4],
 ) -> Result<()> {
     let (chunk, group_len, _) = plan.key;
     let image_len = 3 * size * size;
-    if members.len() != group_len || count > chunk {
+    if members.members() != group_len || count > chunk {
         bail!(
             "{count} groups of {} images do not fit a plan for {chunk} groups of {group_len}",
-            members.len()
+            members.members()
         );
     }
-    for (m, images) in members.iter().enumerate() {
-        let src = &images[start * image_len..(start + count) * image_len];
-        gpu.write(&plan.forward.input, m * chunk * image_len, src)?;
-        if count < chunk {
-            // Stale images of an earlier chunk would only cost time, but zeros keep runs reproducible.
-            gpu.write(
-                &plan.forward.input,
-                (m * chunk + count) * image_len,
-                &vec![0.0; (chunk - count) * image_len],
-            )?;
+    let (range, pad) = (
+        start * image_len..(start + count) * image_len,
+        (chunk - count) * image_len,
+    );
+    // Stale images of an earlier chunk in the padding would only cost time, but zeros keep runs reproducible.
+    match members {
+        GroupImages::Unit(members) => {
+            for (m, images) in members.iter().enumerate() {
+                gpu.write(&plan.forward.input, m * chunk * image_len, &images[range.clone()])?;
+                if pad > 0 {
+                    gpu.write(&plan.forward.input, (m * chunk + count) * image_len, &vec![0.0; pad])?;
+                }
+            }
+        }
+        GroupImages::Bytes(members) => {
+            let mut host = Vec::with_capacity(group_len * chunk * image_len);
+            for images in members {
+                host.extend_from_slice(&images[range.clone()]);
+                host.resize(host.len() + pad, 0);
+            }
+            plan.bytes.write(gpu, &host)?;
         }
     }
     gpu.write_pod(&plan.state, &state)?;

@@ -4,18 +4,21 @@ use crate::distort::DistortionParams;
 use crate::gpu::Gpu;
 use crate::kernels::distance;
 use crate::kernels::distort::DistortPlan;
+use crate::kernels::images::ByteImages;
 use crate::{bail, Result};
 
 use super::{balanced_chunk, GroupPlan, Metric};
 
-/// Distortion-ranking triplets on the GPU: clean images are uploaded once per chunk, distorted there into p0
+/// Distortion-ranking triplets on the GPU: clean images are uploaded once per chunk (as bytes), distorted there into p0
 /// and p1 (each image with its own distortion and parameters), and fed with the references through the
 /// metric's recorded plan. Training gathers the pair profiles; evaluation reads the distances.
 pub struct TripletRunner {
     chunk: usize,
     raw_reference: bool,
     distort: DistortPlan,
-    host: Vec<f32>,
+    /// Uploads a chunk's clean images into the first half of the distortion's input.
+    clean: ByteImages,
+    host: Vec<u8>,
 }
 
 impl TripletRunner {
@@ -30,10 +33,12 @@ impl TripletRunner {
     /// A runner for chunks of exactly `chunk` triplets of `size`×`size` images, for plans built elsewhere.
     pub fn with_chunk(gpu: &Gpu, chunk: usize, size: usize, raw_reference: bool) -> Result<TripletRunner> {
         let distort = DistortPlan::new(gpu, 2 * chunk, size)?;
+        let clean = ByteImages::new(gpu, &distort.input, chunk * 3 * size * size)?;
         Ok(TripletRunner {
             chunk,
             raw_reference,
             distort,
+            clean,
             host: Vec::new(),
         })
     }
@@ -84,23 +89,21 @@ impl TripletRunner {
             let image_len = 3 * plan.forward.size * plan.forward.size;
             let count = chunk.min(draws.len() - start);
             self.host.clear();
-            self.host.resize(chunk * image_len, 0.0);
             for g in 0..count {
-                images.write_unit(
-                    draws.images[start + g],
-                    &mut self.host[g * image_len..(g + 1) * image_len],
-                )?;
+                self.host.extend_from_slice(images.bytes(draws.images[start + g])?);
             }
+            // Stale images of an earlier chunk would only cost time, but zeros keep runs reproducible.
+            self.host.resize(chunk * image_len, 0);
             let mut params: Vec<Option<DistortionParams>> = vec![None; 2 * chunk];
             for g in 0..count {
                 let (p0, p1) = draws.distortions[start + g];
                 params[g] = Some(p0);
                 params[chunk + g] = Some(p1);
             }
-            // Uploaded once: p0 and p1 are distorted from copies made on the GPU.
+            // Uploaded once, as bytes: the references and the sources of p0 and p1 are copies made on the GPU.
             let clean = chunk * image_len;
-            gpu.write(&plan.forward.input, 0, &self.host)?;
-            gpu.copy(&plan.forward.input, 0, &self.distort.input, 0, clean)?;
+            self.clean.write(gpu, &self.host)?;
+            gpu.copy(&self.distort.input, 0, &plan.forward.input, 0, clean)?;
             gpu.copy(&plan.forward.input, 0, &self.distort.input, clean, clean)?;
             self.distort.set_params(gpu, &params)?;
             gpu.run(&self.distort.dispatches)?;
