@@ -503,13 +503,18 @@ fn bytes_become_unit_values_and_leave_the_rest_of_the_target() {
         let target = gpu.upload("target", &[len + 3], &rng.vec(len + 3, 2.0, 3.0)).unwrap();
         let before = read_all(&gpu, &target);
         let upload = ByteImages::new(&gpu, &target, len).unwrap();
-        upload.write(&gpu, &bytes).unwrap();
-        let got = read_all(&gpu, &target);
-        for (i, &b) in bytes.iter().enumerate() {
-            // The host's conversion of the same bytes (ImageBank::write_unit, PIL's ToTensor): b / 255 in f32.
-            assert_eq!(got[i], b as f32 / 255.0, "len {len}: value {i} from byte {b}");
+        // Whole, then in two parts (split on a word boundary for len 1024, inside a word for 1021 and 75).
+        let (head, tail) = bytes.split_at(len / 2);
+        for (how, parts) in [("whole", vec![&bytes[..]]), ("in parts", vec![head, tail])] {
+            gpu.write(&target, 0, &vec![-1.0; len]).unwrap();
+            upload.write_parts(&gpu, &parts).unwrap();
+            let got = read_all(&gpu, &target);
+            for (i, &b) in bytes.iter().enumerate() {
+                // The host's conversion of the same bytes (ImageBank::write_unit, PIL's ToTensor): b / 255 in f32.
+                assert_eq!(got[i], b as f32 / 255.0, "len {len} {how}: value {i} from byte {b}");
+            }
+            assert_eq!(got[len..], before[len..], "len {len}: values past the upload must stay");
         }
-        assert_eq!(got[len..], before[len..], "len {len}: values past the upload must stay");
         assert!(
             upload.write(&gpu, &bytes[1..]).is_err(),
             "a short write must be refused"

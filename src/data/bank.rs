@@ -70,11 +70,11 @@ impl ImageBank {
 
     /// Writes image `i` as CHW floats in [0, 1] into `out` (3·size² values).
     pub fn write_unit(&self, i: usize, out: &mut [f32]) -> Result<()> {
-        let n = 3 * self.size * self.size;
-        if i >= self.len() || out.len() != n {
-            bail!("image {i} of {} (buffer of {} values for {n})", self.len(), out.len());
+        let bytes = self.bytes(i)?;
+        if out.len() != bytes.len() {
+            bail!("image {i}: a buffer of {} values for {}", out.len(), bytes.len());
         }
-        for (o, &v) in out.iter_mut().zip(&self.data[i * n..(i + 1) * n]) {
+        for (o, &v) in out.iter_mut().zip(bytes) {
             *o = v as f32 / 255.0;
         }
         Ok(())

@@ -465,11 +465,20 @@ impl Gpu {
 
     /// Overwrites the start of a record buffer made by [`Gpu::upload_pod`].
     pub fn write_pod<T: bytemuck::Pod>(&self, buffer: &wgpu::Buffer, data: &[T]) -> Result<()> {
+        self.write_pod_at(buffer, 0, data)
+    }
+
+    /// Overwrites a record buffer from byte `offset` (offset and length in whole 4-byte words, as wgpu writes).
+    pub fn write_pod_at<T: bytemuck::Pod>(&self, buffer: &wgpu::Buffer, offset: u64, data: &[T]) -> Result<()> {
         let bytes: &[u8] = bytemuck::cast_slice(data);
-        if bytes.len() as u64 > buffer.size() {
-            bail!("writing {} bytes into a buffer of {}", bytes.len(), buffer.size());
+        if offset + bytes.len() as u64 > buffer.size() || offset % 4 != 0 || bytes.len() % 4 != 0 {
+            bail!(
+                "writing {} bytes at {offset} into a buffer of {} (whole words only)",
+                bytes.len(),
+                buffer.size()
+            );
         }
-        self.checked("writing a buffer", || self.queue.write_buffer(buffer, 0, bytes))
+        self.checked("writing a buffer", || self.queue.write_buffer(buffer, offset, bytes))
     }
 
     /// Copies `count` values from `src` at `src_offset` to `dst` at `dst_offset` (offsets in values).

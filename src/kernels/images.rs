@@ -64,16 +64,26 @@ impl ByteImages {
 
     /// Uploads `bytes` (exactly `len` values) and converts them into the target.
     pub fn write(&self, gpu: &Gpu, bytes: &[u8]) -> Result<()> {
-        if bytes.len() != self.len {
-            bail!("{} image bytes given for an upload of {}", bytes.len(), self.len);
+        self.write_parts(gpu, &[bytes])
+    }
+
+    /// [`ByteImages::write`] of the concatenation of `parts`, without making it on the host when every part
+    /// is whole words (even image sides); otherwise the parts are joined and the last word padded with zeros.
+    pub fn write_parts(&self, gpu: &Gpu, parts: &[&[u8]]) -> Result<()> {
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        if total != self.len {
+            bail!("{total} image bytes given for an upload of {}", self.len);
         }
-        if bytes.len() % 4 == 0 {
-            gpu.write_pod(&self.words, bytes)?;
+        if parts.iter().all(|p| p.len() % 4 == 0) {
+            let mut offset = 0;
+            for part in parts {
+                gpu.write_pod_at(&self.words, offset, part)?;
+                offset += part.len() as u64;
+            }
         } else {
-            // Buffer writes go in whole words (odd image sides only): the last one padded with zeros.
-            let mut padded = bytes.to_vec();
-            padded.resize(bytes.len().div_ceil(4) * 4, 0);
-            gpu.write_pod(&self.words, &padded)?;
+            let mut joined = parts.concat();
+            joined.resize(total.div_ceil(4) * 4, 0);
+            gpu.write_pod(&self.words, &joined)?;
         }
         gpu.run(std::slice::from_ref(&self.unpack))
     }

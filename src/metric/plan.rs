@@ -476,12 +476,12 @@ pub fn run_chunk(
             }
         }
         GroupImages::Bytes(members) => {
-            let mut host = Vec::with_capacity(group_len * chunk * image_len);
-            for images in members {
-                host.extend_from_slice(&images[range.clone()]);
-                host.resize(host.len() + pad, 0);
-            }
-            plan.bytes.write(gpu, &host)?;
+            let zeros = vec![0u8; pad];
+            let parts: Vec<&[u8]> = members
+                .iter()
+                .flat_map(|images| [&images[range.clone()], &zeros[..]])
+                .collect();
+            plan.bytes.write_parts(gpu, &parts)?;
         }
     }
     gpu.write_pod(&plan.state, &state)?;
