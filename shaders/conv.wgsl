@@ -1,11 +1,14 @@
 // conv.wgsl: 2-D convolution (cross-correlation, as torch.nn.Conv2d) with bias and optional fused ReLU,
-// computed as an implicit GEMM (no im2col buffer), and its backward (conv2d_backward_input, conv2d_backward_params;
-// see the section at the end of this file).
+// computed as an implicit GEMM (no im2col buffer), and its backward (relu_backward, conv2d_backward_params; the
+// input gradient is these same forward kernels run as a transposed convolution, see the section at the end).
 //
-// Layout: x [B, Cin, H, W], weight [Cout, Cin, KH, KW] (OIHW), bias [Cout], all f32, row-major; window [Cin·KH·KW]
-//         (vec2<u32>, see its declaration) for the tiled kernels.
+// Layout: x [B, Xtot, H, W] of which channels x_coff .. x_coff+Cin are read, weight [Cout, Cin, KH, KW] (OIHW),
+//         bias [Cout], all f32, row-major; window [Cin·KH·KW] (vec2<u32>, see its declaration) for the tiled
+//         kernels.
 //         y [B, Ctot, Ho, Wo]; this kernel writes channels c_off .. c_off+Cout, so the fire module's two expand
 //         convolutions write straight into their concatenation.
+// Options (ConvParams): relu, has_bias, accumulate (add to what y holds), and flip: read the weights as those
+//         of the transposed convolution, [Cin, Cout, KH, KW] flipped in space (the input gradient's).
 // GEMM view: rows m = output channel (M = Cout), columns n = (b, oy, ox) (N = B*Ho*Wo), depth k = (ci, ky, kx).
 // Dispatch: workgroup (16,16); grid x*z covers ceil(N/64) column tiles (z only when x would exceed the device's
 //           per-dimension limit), y covers ceil(M/64) row tiles. Each thread accumulates a 4x4 block of the 64x64
@@ -23,7 +26,8 @@ struct ConvParams {
     cout: u32, kh: u32, kw: u32, stride: u32,
     pad: u32, ho: u32, wo: u32, c_off: u32,
     ctot: u32, relu: u32, groups_x: u32, accumulate: u32,
-    splits: u32, _pad0: u32, _pad1: u32, _pad2: u32,
+    splits: u32, x_ctot: u32, x_coff: u32, flip: u32,
+    has_bias: u32, _pad0: u32, _pad1: u32, _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: ConvParams;
@@ -55,7 +59,8 @@ fn column(n: u32) -> Column {
     let pix = nn % hw_out;
     let iy0 = i32((pix / p.wo) * p.stride) - i32(p.pad);
     let ix0 = i32((pix % p.wo) * p.stride) - i32(p.pad);
-    return Column(n < columns, img, pix, iy0, ix0, i32(img * p.cin * p.h * p.w) + iy0 * i32(p.w) + ix0);
+    let plane0 = (img * p.x_ctot + p.x_coff) * p.h * p.w;
+    return Column(n < columns, img, pix, iy0, ix0, i32(plane0) + iy0 * i32(p.w) + ix0);
 }
 
 // B[k, column]: the input under weight k = (ci, ky, kx) of the column's window; 0 in the padding, past the
@@ -73,22 +78,35 @@ fn patch_value(c: Column, k: u32) -> f32 {
     return x[u32(c.base + i32(t.x))];
 }
 
-// A[m, k]: weight k of output channel m (OIHW rows are contiguous in k); 0 outside the matrix.
+// A[m, k]: weight k = (ci, ky, kx) of output channel m; 0 outside the matrix. OIHW rows are contiguous in k;
+// with p.flip the stored weights are the forward's [Cin = p.cin, Cout = p.cout, KH, KW] of which this is the
+// transposed convolution: row m is the forward's input channel, k its output channel and the flipped tap.
 fn weight_value(m: u32, k: u32) -> f32 {
-    let depth = p.cin * p.kh * p.kw;
+    let khw = p.kh * p.kw;
+    let depth = p.cin * khw;
     if (m >= p.cout || k >= depth) {
         return 0.0;
     }
-    return weight[m * depth + k];
+    if (p.flip == 0u) {
+        return weight[m * depth + k];
+    }
+    return weight[(k / khw) * p.cout * khw + m * khw + (khw - 1u - k % khw)];
 }
 
-// y[:, c_off + m] at the column's pixel = acc + bias, then ReLU: the epilogue of every forward variant.
+// y[:, c_off + m] at the column's pixel (+)= acc + bias, then ReLU: the epilogue of every forward variant.
 fn store_output(c: Column, m: u32, acc: f32) {
-    var v = acc + bias[m];
+    let o = (c.img * p.ctot + p.c_off + m) * p.ho * p.wo + c.pix;
+    var v = acc;
+    if (p.has_bias != 0u) {
+        v += bias[m];
+    }
     if (p.relu != 0u) {
         v = max(v, 0.0);
     }
-    y[(c.img * p.ctot + p.c_off + m) * p.ho * p.wo + c.pix] = v;
+    if (p.accumulate != 0u) {
+        v += y[o];
+    }
+    y[o] = v;
 }
 // ---- end of the part shared with conv_coop.wgsl ----
 
@@ -191,14 +209,18 @@ fn conv2d_forward_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_i
     for (var j = 0u; j < DIRECT_N; j++) {
         let nn = min(colg * DIRECT_N + j, columns - 1u);
         let pix = nn % hw_out;
-        x_img[j] = (nn / hw_out) * p.cin * p.h * p.w;
+        x_img[j] = ((nn / hw_out) * p.x_ctot + p.x_coff) * p.h * p.w;
         iy0[j] = i32((pix / p.wo) * p.stride) - i32(p.pad);
         ix0[j] = i32((pix % p.wo) * p.stride) - i32(p.pad);
     }
+    // Weight (m, ci, tap) is at m·m_stride + ci·ci_stride + tap, the tap flipped with p.flip (see weight_value).
+    let flip = p.flip != 0u;
+    let m_stride = select(depth, khw, flip);
+    let ci_stride = select(khw, p.cout * khw, flip);
     var acc: array<array<f32, DIRECT_N>, DIRECT_M>;
     var mrow: array<u32, DIRECT_M>;
     for (var i = 0u; i < DIRECT_M; i++) {
-        mrow[i] = min(m0 + i, p.cout - 1u) * depth;
+        mrow[i] = min(m0 + i, p.cout - 1u) * m_stride;
         for (var j = 0u; j < DIRECT_N; j++) {
             acc[i][j] = 0.0;
         }
@@ -207,7 +229,8 @@ fn conv2d_forward_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_i
         let plane = ci * p.h * p.w;
         for (var ky = 0u; ky < p.kh; ky++) {
             for (var kx = 0u; kx < p.kw; kx++) {
-                let k = ci * khw + ky * p.kw + kx;
+                let tap = ky * p.kw + kx;
+                let k = ci * ci_stride + select(tap, khw - 1u - tap, flip);
                 var b: array<f32, DIRECT_N>;
                 for (var j = 0u; j < DIRECT_N; j++) {
                     let iy = iy0[j] + i32(ky);
@@ -242,96 +265,38 @@ fn conv2d_forward_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_i
 
 // ---- Backward ----------------------------------------------------------------------------------------------
 // The gradients of y[:, c_off..c_off+Cout] = relu(conv(x, weight) + bias) given gy, the gradient of the whole
-// [B, Ctot, Ho, Wo] output; only the conv's channel slice is read (the fire module's concat backward). With
-// p.relu the ReLU's mask is fused: gy counts only where the forward output y > 0 (PyTorch's threshold_backward).
-// p.accumulate (ignored by the forward): add to the gradient buffer instead of overwriting it (a tap feeds both the
-// distance and the next layer; the squeeze map feeds both expands; micro-batches sum their weight gradients).
-// Both kernels gather, so no two invocations write the same value and no atomics or barriers are needed.
+// [B, Ctot, Ho, Wo] output; only the conv's channel slice is read (the fire module's concat backward).
+// relu_backward first masks gy in place by the forward's output (PyTorch's threshold_backward), once for every
+// convolution that reads it (both expands of a fire module share one map). Then:
+// - the input gradient is the transposed convolution of the masked gy: for stride 1, conv2d_forward (or _direct)
+//   with x = gy's channel slice (x_ctot = Ctot, x_coff = c_off), p.flip, padding KH-1-pad, no bias, output
+//   grad_x [B, Cin, H, W] (kernels::conv::conv2d_backward_input), so it is tiled on GPUs as the forward is;
+// - the weight and bias gradients are conv2d_backward_params below.
+// p.accumulate: add to the gradient buffer instead of overwriting it (a tap feeds both the distance and the next
+// layer; the squeeze map feeds both expands; micro-batches sum their weight gradients).
+
+// relu_backward: gy[i] = 0 where y[i] ≤ 0, over the whole [B, Ctot, Ho, Wo] map (p.batch, p.ctot, p.ho, p.wo).
+// Dispatch: workgroup 256; linear index x + z*groups_x.
+@group(0) @binding(1) var<storage, read> relu_y: array<f32>;
+@group(0) @binding(2) var<storage, read_write> relu_gy: array<f32>;
+
+@compute @workgroup_size(256, 1, 1)
+fn relu_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let i = (wid.x + wid.z * p.groups_x) * 256u + li;
+    if (i < p.batch * p.ctot * p.ho * p.wo && !(relu_y[i] > 0.0)) {
+        relu_gy[i] = 0.0;
+    }
+}
 
 @group(0) @binding(1) var<storage, read> gy: array<f32>;
-@group(0) @binding(2) var<storage, read> y_fwd: array<f32>;
-@group(0) @binding(3) var<storage, read> w_fwd: array<f32>;
-@group(0) @binding(4) var<storage, read_write> grad_x: array<f32>;
+@group(0) @binding(2) var<storage, read> x_fwd: array<f32>;
+@group(0) @binding(3) var<storage, read_write> grad_w: array<f32>;
+@group(0) @binding(4) var<storage, read_write> grad_b: array<f32>;
 
-@group(0) @binding(3) var<storage, read> x_fwd: array<f32>;
-@group(0) @binding(4) var<storage, read_write> grad_w: array<f32>;
-@group(0) @binding(5) var<storage, read_write> grad_b: array<f32>;
-
-// gy masked by the ReLU, at flat output index i of the [B, Ctot, Ho, Wo] map.
-fn masked_gy(i: u32) -> f32 {
-    let g = gy[i];
-    if (p.relu != 0u) {
-        return select(0.0, g, y_fwd[i] > 0.0);
-    }
-    return g;
-}
-
-// conv2d_backward_input: grad_x[b, ci, iy, ix] = sum over (co, ky, kx) with iy = oy*stride - pad + ky (and the
-// same for x) of gy_masked[b, c_off+co, oy, ox] * weight[co, ci, ky, kx]: a transposed convolution, gathered
-// per input position for BACK_CI consecutive input channels (which share every gy load).
-// Dispatch: workgroup 64; linear index x + z*groups_x over B * ceil(Cin/BACK_CI) * H * W threads, position fastest.
-const BACK_CI: u32 = 16u;
-
-@compute @workgroup_size(64, 1, 1)
-fn conv2d_backward_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-    let idx = (wid.x + wid.z * p.groups_x) * 64u + li;
-    let hw = p.h * p.w;
-    let blocks = (p.cin + BACK_CI - 1u) / BACK_CI;
-    if (idx >= p.batch * blocks * hw) {
-        return;
-    }
-    let pix = idx % hw;
-    let ci0 = ((idx / hw) % blocks) * BACK_CI;
-    let b = idx / (hw * blocks);
-    let iy = i32(pix / p.w) + i32(p.pad);
-    let ix = i32(pix % p.w) + i32(p.pad);
-    let khw = p.kh * p.kw;
-    let hw_out = p.ho * p.wo;
-    var acc: array<f32, BACK_CI>;
-    var wrow: array<u32, BACK_CI>;
-    for (var i = 0u; i < BACK_CI; i++) {
-        acc[i] = 0.0;
-        wrow[i] = min(ci0 + i, p.cin - 1u) * khw;
-    }
-    for (var ky = 0u; ky < p.kh; ky++) {
-        let ty = iy - i32(ky);
-        if (ty < 0 || ty % i32(p.stride) != 0 || u32(ty) / p.stride >= p.ho) {
-            continue;
-        }
-        let oy = u32(ty) / p.stride;
-        for (var kx = 0u; kx < p.kw; kx++) {
-            let tx = ix - i32(kx);
-            if (tx < 0 || tx % i32(p.stride) != 0 || u32(tx) / p.stride >= p.wo) {
-                continue;
-            }
-            let out_pix = oy * p.wo + u32(tx) / p.stride;
-            let r = ky * p.kw + kx;
-            for (var co = 0u; co < p.cout; co++) {
-                let g = masked_gy((b * p.ctot + p.c_off + co) * hw_out + out_pix);
-                let wbase = co * p.cin * khw + r;
-                for (var i = 0u; i < BACK_CI; i++) {
-                    acc[i] = fma(g, w_fwd[wbase + wrow[i]], acc[i]);
-                }
-            }
-        }
-    }
-    for (var i = 0u; i < BACK_CI; i++) {
-        let ci = ci0 + i;
-        if (ci < p.cin) {
-            let o = (b * p.cin + ci) * hw + pix;
-            var v = acc[i];
-            if (p.accumulate != 0u) {
-                v += grad_x[o];
-            }
-            grad_x[o] = v;
-        }
-    }
-}
-
-// conv2d_backward_params: grad_w[co, ci, ky, kx] = sum over (b, oy, ox) of gy_masked[b, c_off+co, oy, ox] *
-// x[b, ci, oy*stride - pad + ky, ox*stride - pad + kx], and grad_b[co] = sum of gy_masked (the column k = depth,
+// conv2d_backward_params: grad_w[co, ci, ky, kx] = sum over (b, oy, ox) of gy[b, c_off+co, oy, ox] *
+// x[b, ci, oy*stride - pad + ky, ox*stride - pad + kx], and grad_b[co] = sum of gy (the column k = depth,
 // whose "input" is 1). Each invocation reduces over the output plane and a slice of the batch for a block of
-// BACK_CO output channels x BACK_K consecutive k = (ci, ky, kx), so every masked gy load serves BACK_K products and
+// BACK_CO output channels x BACK_K consecutive k = (ci, ky, kx), so every gy load serves BACK_K products and
 // every x load BACK_CO; the lanes of a workgroup share the gy loads and gather different x.
 // Split reduction (p.splits > 1, for GPUs, where one invocation per block leaves most of the chip idle): split s
 // reduces images s·per .. (s+1)·per (per = ceil(B / splits)) and writes its sums to partials [splits, Cout,
@@ -383,7 +348,7 @@ fn conv2d_backward_params(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_
                 let out_pix = g_img + oy * p.wo + ox;
                 var g: array<f32, BACK_CO>;
                 for (var i = 0u; i < BACK_CO; i++) {
-                    g[i] = masked_gy(gbase[i] + out_pix);
+                    g[i] = gy[gbase[i] + out_pix];
                 }
                 for (var j = 0u; j < BACK_K; j++) {
                     let iy = i32(oy * p.stride) + dy[j];

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use common::Lcg;
-use dps_gpu::gpu::{Dispatch, Gpu, Tensor};
+use dps_gpu::gpu::{Dispatch, Gpu, Precision, Tensor};
 use dps_gpu::kernels::channel;
 use dps_gpu::kernels::conv::{self, ConvBackward, ConvShape};
 use dps_gpu::kernels::distance;
@@ -65,13 +65,19 @@ fn conv_shape(c: &Value) -> ConvShape {
 
 // ---------------------------------------------------------------- convolution
 
-/// Both weight-gradient paths: one reduction per block (CPU adapters, barrier_free) and the batch split into
-/// partial sums added up by a second dispatch (GPUs).
+/// Both paths of each gradient: for the weights one reduction per block (CPU adapters, barrier_free) and the
+/// batch split into partial sums added up by a second dispatch (GPUs); for the input the forward's barrier-free
+/// and tiled kernels. Opened in the fast mode too, whose f16 products the gradients must not take.
 #[test]
 fn conv_backward_matches_pytorch_autograd() {
     let (t, meta) = fixtures();
-    for barrier_free in [true, false] {
-        let mut gpu = common::gpu();
+    for (precision, barrier_free) in [
+        (Precision::F32, true),
+        (Precision::F32, false),
+        (Precision::F16, true),
+        (Precision::F16, false),
+    ] {
+        let mut gpu = common::gpu_for(precision);
         gpu.barrier_free = barrier_free;
         conv_backward_cases(&gpu, &t, &meta);
     }
@@ -88,6 +94,14 @@ fn conv_backward_cases(gpu: &Gpu, t: &Tensors, meta: &Value) {
         // Start from non-zero buffers: the first write must overwrite, later ones (accumulate) add.
         let grad_x = gpu.upload("grad_x", &x.shape, &vec![7.0; x.numel()]).unwrap();
         let convs = m["convs"].as_array().unwrap();
+        // The convolutions of a case share one output map (a fire module's concat): it is masked once.
+        let relu = convs[0]["relu"].as_bool().unwrap();
+        assert!(convs.iter().all(|c| c["relu"].as_bool() == Some(relu)));
+        if relu {
+            run(&gpu, &[conv::relu_backward(&gpu, &y, &gy).unwrap()]);
+        }
+        // The images' gradient is never taken, so the strided (first-layer) convolutions have none.
+        let strided = convs.iter().any(|c| u(c, "stride") != 1);
         for (j, c) in convs.iter().enumerate() {
             let weight = upload(&gpu, &t, &key(&format!("{j}.weight")));
             let bias = upload(&gpu, &t, &key(&format!("{j}.bias")));
@@ -96,17 +110,17 @@ fn conv_backward_cases(gpu: &Gpu, t: &Tensors, meta: &Value) {
                 x: &x,
                 weight: &weight,
                 bias: &bias,
-                y: &y,
                 gy: &gy,
                 c_off: u(c, "c_off"),
-                relu: c["relu"].as_bool().unwrap(),
             };
             let grad_w = gpu.upload("grad_w", &weight.shape, &vec![3.0; weight.numel()]).unwrap();
             let grad_b = gpu.upload("grad_b", &bias.shape, &vec![3.0; bias.numel()]).unwrap();
+            let input = conv::conv2d_backward_input(&gpu, &back, &grad_x, j > 0);
+            assert_eq!(input.is_err(), strided, "{name}: input gradient of a strided convolution");
             run(
                 &gpu,
                 &[
-                    vec![conv::conv2d_backward_input(&gpu, &back, &grad_x, j > 0).unwrap()],
+                    input.into_iter().collect(),
                     conv::conv2d_backward_params(&gpu, &back, &grad_w, &grad_b, false).unwrap(),
                 ]
                 .into_iter()
@@ -150,6 +164,9 @@ fn conv_backward_cases(gpu: &Gpu, t: &Tensors, meta: &Value) {
                 &format!("{name} conv {j} accumulated grad_bias"),
             );
         }
+        if strided {
+            continue;
+        }
         // Several convolutions reading x (the fire module's expands) sum their input gradients.
         close(
             &read_all(&gpu, &grad_x),
@@ -176,15 +193,15 @@ fn conv_backward_rejects_tensors_that_do_not_fit() {
     let b = gpu.zeros("b", &[4]).unwrap();
     let y = gpu.zeros("y", &[2, 6, 5, 5]).unwrap();
     let gy = gpu.zeros("gy", &[2, 6, 5, 5]).unwrap();
+    assert!(conv::relu_backward(&gpu, &y, &gy).is_ok());
+    assert!(conv::relu_backward(&gpu, &y, &x).is_err());
     let back = ConvBackward {
         shape,
         x: &x,
         weight: &w,
         bias: &b,
-        y: &y,
         gy: &gy,
         c_off: 2,
-        relu: true,
     };
     assert!(conv::conv2d_backward_input(&gpu, &back, &x, false).is_ok());
     assert!(conv::conv2d_backward_params(&gpu, &back, &w, &b, false).is_ok());
@@ -194,6 +211,35 @@ fn conv_backward_rejects_tensors_that_do_not_fit() {
     let small_gy = gpu.zeros("gy", &[2, 5, 5, 5]).unwrap();
     assert!(conv::conv2d_backward_input(&gpu, &ConvBackward { gy: &small_gy, ..back }, &x, false).is_err());
     assert!(conv::conv2d_backward_input(&gpu, &ConvBackward { c_off: 3, ..back }, &x, false).is_err());
+    // Strided, the weight gradient is there and the input's (which the nets never need) is refused.
+    let strided = ConvShape { stride: 2, ..shape };
+    let gy3 = gpu.zeros("gy", &[2, 6, 3, 3]).unwrap();
+    let back = ConvBackward {
+        shape: strided,
+        gy: &gy3,
+        ..back
+    };
+    assert!(conv::conv2d_backward_params(&gpu, &back, &w, &b, false).is_ok());
+    assert!(conv::conv2d_backward_input(&gpu, &back, &x, false).is_err());
+}
+
+/// The ReLU's mask against the rule written out: the gradient survives only where the output is positive.
+#[test]
+fn relu_backward_zeroes_the_gradient_where_the_output_is_not_positive() {
+    let gpu = common::gpu();
+    let mut rng = Lcg(33);
+    let dims = [3, 5, 7, 6];
+    let n: usize = dims.iter().product();
+    // A third of the outputs exactly zero (ReLU's clipped values), the rest either sign.
+    let yv: Vec<f32> = (0..n)
+        .map(|i| if i % 3 == 0 { 0.0 } else { rng.uniform() - 0.5 })
+        .collect();
+    let gyv = rng.vec(n, -1.0, 1.0);
+    let y = gpu.upload("y", &dims, &yv).unwrap();
+    let gy = gpu.upload("gy", &dims, &gyv).unwrap();
+    run(&gpu, &[conv::relu_backward(&gpu, &y, &gy).unwrap()]);
+    let want: Vec<f32> = yv.iter().zip(&gyv).map(|(&y, &g)| if y > 0.0 { g } else { 0.0 }).collect();
+    assert_eq!(read_all(&gpu, &gy), want);
 }
 
 /// L = Σ gy ⊙ y[:, c_off..c_off+cout] with y the GPU forward, in f64.
@@ -213,16 +259,28 @@ fn conv_loss(gpu: &Gpu, fwd: &Dispatch, y: &Tensor, gy: &[f32], c_off: usize, co
     l
 }
 
+/// On both input-gradient kernels (barrier-free and tiled).
 #[test]
 fn conv_backward_matches_finite_differences_of_the_forward() {
-    let gpu = common::gpu();
+    for barrier_free in [true, false] {
+        let mut gpu = common::gpu();
+        gpu.barrier_free = barrier_free;
+        conv_finite_difference_cases(&gpu);
+    }
+}
+
+fn conv_finite_difference_cases(gpu: &Gpu) {
     let mut rng = Lcg(31);
-    // (batch, cin, h, w, cout, kernel, stride, pad, ctot, c_off): AlexNet's first conv, SqueezeNet's, a 3×3
-    // writing a middle channel slice.
+    // (batch, cin, h, w, cout, kernel, stride, pad, ctot, c_off): AlexNet's first conv and SqueezeNet's (weight
+    // gradients only: the images get none), a 3×3 writing a middle channel slice, AlexNet's 5×5 with padding 2,
+    // an unpadded 3×3 on a non-square map, a 1×1 expand writing the last channels of its concatenation.
     let cases = [
         (2, 3, 17, 15, 5, 11, 4, 2, 5, 0),
         (2, 3, 9, 8, 6, 3, 2, 0, 6, 0),
         (1, 5, 6, 6, 3, 3, 1, 1, 7, 2),
+        (2, 4, 7, 6, 5, 5, 1, 2, 5, 0),
+        (2, 6, 5, 4, 3, 3, 1, 0, 4, 1),
+        (1, 7, 4, 5, 4, 1, 1, 0, 9, 5),
     ];
     for (b, cin, h, w, cout, k, s, pad, ctot, c_off) in cases {
         let shape = ConvShape {
@@ -250,29 +308,23 @@ fn conv_backward_matches_finite_differences_of_the_forward() {
             x: &x,
             weight: &weight,
             bias: &bias,
-            y: &y,
             gy: &gy,
             c_off,
-            relu: false,
         };
         let grad_x = gpu.zeros("grad_x", &x.shape).unwrap();
         let grad_w = gpu.zeros("grad_w", &weight.shape).unwrap();
         let grad_b = gpu.zeros("grad_b", &bias.shape).unwrap();
-        run(
-            &gpu,
-            &[
-                vec![conv::conv2d_backward_input(&gpu, &back, &grad_x, false).unwrap()],
-                conv::conv2d_backward_params(&gpu, &back, &grad_w, &grad_b, false).unwrap(),
-            ]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>(),
-        );
-        for (tensor, values, grad, what) in [
-            (&x, &xv, &grad_x, "x"),
+        let mut dispatches = conv::conv2d_backward_params(&gpu, &back, &grad_w, &grad_b, false).unwrap();
+        let mut checked = vec![
             (&weight, &wv, &grad_w, "weight"),
             (&bias, &bv, &grad_b, "bias"),
-        ] {
+        ];
+        if s == 1 {
+            dispatches.push(conv::conv2d_backward_input(&gpu, &back, &grad_x, false).unwrap());
+            checked.push((&x, &xv, &grad_x, "x"));
+        }
+        run(&gpu, &dispatches);
+        for (tensor, values, grad, what) in checked {
             let analytic = read_all(&gpu, grad);
             let n = values.len();
             let picks: Vec<usize> = (0..12).map(|_| (rng.uniform() * n as f32) as usize % n).collect();

@@ -137,6 +137,10 @@ struct ConvParams {
     groups_x: u32,
     accumulate: u32,
     splits: u32,
+    x_ctot: u32,
+    x_coff: u32,
+    flip: u32,
+    has_bias: u32,
     _pad: [u32; 3],
 }
 
@@ -153,12 +157,19 @@ pub fn conv2d(
     c_off: usize,
     relu: bool,
 ) -> Result<Dispatch> {
-    let mut params = check(shape, x, weight, bias, y, c_off, relu)?;
+    let params = check(shape, x, weight, bias, y, c_off, relu)?;
+    implicit_gemm(gpu, gpu.precision, params, [x, weight, bias, y])
+}
+
+/// Records one implicit-GEMM convolution described by `params` over `[x, weight, bias, y]` (conv.wgsl's
+/// bindings 1–4; `bias` is not read without `has_bias`) in `precision`: the forward, and the input gradient as a
+/// transposed convolution.
+fn implicit_gemm(gpu: &Gpu, precision: Precision, mut params: ConvParams, tensors: [&Tensor; 4]) -> Result<Dispatch> {
     let columns = (params.batch * params.ho * params.wo) as usize;
     // CPU adapters get the barrier-free variant (workgroup: 64 invocations × DIRECT_N columns, DIRECT_M channels)
     // in f32; the fast mode runs on cooperative matrices (4S × 4S output tiles) where the adapter has them, else
     // the tiled kernel, whose f16 tiles are what a GPU speeds up.
-    let (kernel, rows_per_group, cols_per_group) = match (gpu.precision, gpu.barrier_free, gpu.coop_tile) {
+    let (kernel, rows_per_group, cols_per_group) = match (precision, gpu.barrier_free, gpu.coop_tile) {
         (Precision::F16, _, Some(tile)) => {
             let side = 4 * tile.side as usize;
             (conv2d_coop(tile), side, side)
@@ -168,32 +179,21 @@ pub fn conv2d(
         (Precision::F32, false, _) => (CONV2D, 64, 64),
     };
     let (gx, gz) = linear_grid(gpu, to_u32(columns.div_ceil(cols_per_group), "conv columns")?);
-    let gy = to_u32(shape.cout.div_ceil(rows_per_group), "conv rows")?;
+    let gy = to_u32((params.cout as usize).div_ceil(rows_per_group), "conv rows")?;
     params.groups_x = gx;
-    let window = gpu.upload_pod("conv window", &window_table(shape, params.h, params.w))?;
+    let window = gpu.upload_pod("conv window", &window_table(&params))?;
     let pipeline = gpu.pipeline(&kernel)?;
-    Dispatch::new(
-        gpu,
-        pipeline,
-        kernel.entry,
-        &params,
-        &[
-            x.binding(),
-            weight.binding(),
-            bias.binding(),
-            y.binding(),
-            window.as_entire_binding(),
-        ],
-        [gx, gy, gz],
-    )
+    let mut bindings: Vec<_> = tensors.iter().map(|t| t.binding()).collect();
+    bindings.push(window.as_entire_binding());
+    Dispatch::new(gpu, pipeline, kernel.entry, &params, &bindings, [gx, gy, gz])
 }
 
 /// conv.wgsl's `window`: for each depth index k = (ci, ky, kx), the offset of its input within an image's
 /// window (ci·H·W + ky·W + kx) and (ky << 16 | kx). `check` has bounded C·H·W to u32.
-fn window_table(shape: ConvShape, h: u32, w: u32) -> Vec<[u32; 2]> {
-    let k = shape.kernel as u32;
-    let mut table = Vec::with_capacity(shape.cin * shape.kernel * shape.kernel);
-    for ci in 0..shape.cin as u32 {
+fn window_table(p: &ConvParams) -> Vec<[u32; 2]> {
+    let (h, w, k) = (p.h, p.w, p.kh);
+    let mut table = Vec::with_capacity((p.cin * p.kh * p.kw) as usize);
+    for ci in 0..p.cin {
         for ky in 0..k {
             for kx in 0..k {
                 table.push([ci * h * w + ky * w + kx, (ky << 16) | kx]);
@@ -203,16 +203,14 @@ fn window_table(shape: ConvShape, h: u32, w: u32) -> Vec<[u32; 2]> {
     table
 }
 
-/// Blocks per invocation of the backward kernels: input channels (BACK_CI), output channels × depth
-/// (BACK_CO × BACK_K) in conv.wgsl.
-const BACK_CI: usize = 16;
+/// Block per invocation of the weight gradient: output channels × depth (BACK_CO × BACK_K in conv.wgsl).
 const BACK_CO: usize = 4;
 const BACK_K: usize = 4;
-const CONV2D_BACKWARD_INPUT: Kernel = Kernel {
+const RELU_BACKWARD: Kernel = Kernel {
     family: "conv",
     source: CONV_WGSL,
-    entry: "conv2d_backward_input",
-    bindings: &[Access::Read, Access::Read, Access::Read, Access::ReadWrite],
+    entry: "relu_backward",
+    bindings: &[Access::Read, Access::ReadWrite],
 };
 const CONV2D_BACKWARD_PARAMS_REDUCE: Kernel = Kernel {
     family: "conv",
@@ -228,57 +226,59 @@ const CONV2D_BACKWARD_PARAMS: Kernel = Kernel {
     family: "conv",
     source: CONV_WGSL,
     entry: "conv2d_backward_params",
-    bindings: &[
-        Access::Read,
-        Access::Read,
-        Access::Read,
-        Access::ReadWrite,
-        Access::ReadWrite,
-    ],
+    bindings: &[Access::Read, Access::Read, Access::ReadWrite, Access::ReadWrite],
 };
 
-/// The tensors of one convolution's backward pass: the forward's input, weights and output (`y`, read for the
-/// ReLU mask and for its shape), and the gradient `gy` of the whole output `y` (same shape; the conv's channel
-/// slice `c_off..c_off+cout` is the part that is read).
+/// ReLU's backward in place: `gy = 0` wherever the forward's output `y` is not positive (PyTorch's
+/// threshold_backward). A convolution's backward reads the masked gradient; run this once per map, before the
+/// backward of every convolution that wrote it (a fire module's two expands share one).
+pub fn relu_backward(gpu: &Gpu, y: &Tensor, gy: &Tensor) -> Result<Dispatch> {
+    let [b, c, h, w] = dims4(y, "relu output")?;
+    if gy.shape != y.shape {
+        bail!("relu backward: gradient {:?} does not match the output {:?}", gy.shape, y.shape);
+    }
+    let n = to_u32(y.numel(), "relu map")?;
+    let (gx, gz) = linear_grid(gpu, n.div_ceil(256));
+    let params = ConvParams {
+        batch: b as u32,
+        ctot: c as u32,
+        ho: h as u32,
+        wo: w as u32,
+        groups_x: gx,
+        ..ConvParams::zeroed()
+    };
+    let pipeline = gpu.pipeline(&RELU_BACKWARD)?;
+    Dispatch::new(gpu, pipeline, RELU_BACKWARD.entry, &params, &[y.binding(), gy.binding()], [gx, 1, gz])
+}
+
+/// The tensors of one convolution's backward pass: the forward's input, weights and bias, and the gradient `gy`
+/// of the whole output it wrote its channels `c_off..c_off+cout` into (that slice is the part read), already
+/// masked by the ReLU when the forward had one ([`relu_backward`]).
 #[derive(Clone, Copy)]
 pub struct ConvBackward<'a> {
     pub shape: ConvShape,
     pub x: &'a Tensor,
     pub weight: &'a Tensor,
     pub bias: &'a Tensor,
-    pub y: &'a Tensor,
     pub gy: &'a Tensor,
     pub c_off: usize,
-    pub relu: bool,
 }
 
 impl ConvBackward<'_> {
     fn params(&self, accumulate: bool) -> Result<ConvParams> {
-        if self.gy.shape != self.y.shape {
-            bail!(
-                "conv backward: gradient {:?} does not match the output {:?}",
-                self.gy.shape,
-                self.y.shape
-            );
-        }
-        let mut p = check(
-            self.shape,
-            self.x,
-            self.weight,
-            self.bias,
-            self.y,
-            self.c_off,
-            self.relu,
-        )?;
+        let mut p = check(self.shape, self.x, self.weight, self.bias, self.gy, self.c_off, false)?;
         p.accumulate = accumulate as u32;
         Ok(p)
     }
 }
 
-/// `grad_x (+)= ∂L/∂x` of the convolution described by `c` (a transposed convolution of the masked gradient);
-/// `grad_x` has the shape of `c.x`. With `accumulate` the gradient is added to what `grad_x` holds.
+/// `grad_x (+)= ∂L/∂x` of the convolution described by `c`; `grad_x` has the shape of `c.x`. With `accumulate`
+/// the gradient is added to what `grad_x` holds. It is the transposed convolution of `gy`, run on the forward's
+/// implicit-GEMM kernels (tiled on GPUs) in f32: gy's channel slice is the input, the weights are read
+/// transposed and flipped, the padding is kernel − 1 − pad. Stride 1 only: the three nets' strided convolutions
+/// are their first layers, whose input (the images) gets no gradient.
 pub fn conv2d_backward_input(gpu: &Gpu, c: &ConvBackward, grad_x: &Tensor, accumulate: bool) -> Result<Dispatch> {
-    let mut params = c.params(accumulate)?;
+    let forward = c.params(accumulate)?;
     if grad_x.shape != c.x.shape {
         bail!(
             "conv backward: input gradient {:?} does not match the input {:?}",
@@ -286,18 +286,29 @@ pub fn conv2d_backward_input(gpu: &Gpu, c: &ConvBackward, grad_x: &Tensor, accum
             c.x.shape
         );
     }
-    let threads = c.x.shape[0] * c.shape.cin.div_ceil(BACK_CI) * c.x.shape[2] * c.x.shape[3];
-    let (gx, gz) = linear_grid(gpu, to_u32(threads.div_ceil(64), "conv input gradient")?);
-    params.groups_x = gx;
-    let pipeline = gpu.pipeline(&CONV2D_BACKWARD_INPUT)?;
-    Dispatch::new(
-        gpu,
-        pipeline,
-        CONV2D_BACKWARD_INPUT.entry,
-        &params,
-        &[c.gy.binding(), c.y.binding(), c.weight.binding(), grad_x.binding()],
-        [gx, 1, gz],
-    )
+    if c.shape.stride != 1 || c.shape.pad >= c.shape.kernel {
+        bail!(
+            "conv backward: the input gradient needs stride 1 and padding below the kernel size, not {:?}",
+            c.shape
+        );
+    }
+    let params = ConvParams {
+        cin: forward.cout,
+        h: forward.ho,
+        w: forward.wo,
+        cout: forward.cin,
+        pad: forward.kh - 1 - forward.pad,
+        ho: forward.h,
+        wo: forward.w,
+        c_off: 0,
+        ctot: forward.cin,
+        x_ctot: forward.ctot,
+        x_coff: forward.c_off,
+        flip: 1,
+        has_bias: 0,
+        ..forward
+    };
+    implicit_gemm(gpu, Precision::F32, params, [c.gy, c.weight, c.weight, grad_x])
 }
 
 /// `grad_weight (+)= ∂L/∂weight` and `grad_bias (+)= ∂L/∂bias` of the convolution described by `c`, summed over
@@ -348,7 +359,6 @@ pub fn conv2d_backward_params(
         &params,
         &[
             c.gy.binding(),
-            c.y.binding(),
             c.x.binding(),
             partials.as_ref().unwrap_or(grad_weight).binding(),
             grad_bias.binding(),
@@ -424,6 +434,10 @@ fn check(
         groups_x: 0,
         accumulate: 0,
         splits: 1,
+        x_ctot: cin as u32,
+        x_coff: 0,
+        flip: 0,
+        has_bias: 1,
         _pad: [0; 3],
     })
 }

@@ -93,15 +93,14 @@ impl NetBackward {
             let gx_ref = (i > 0).then(|| (&stage_grads[i - 1], forward.stages[i - 1].is_tap));
             match (&net.layers[i], &net.params[i]) {
                 (Layer::Conv { shape, .. }, StageParams::Conv(p)) => {
+                    dispatches.push(conv::relu_backward(gpu, &stage.output, gy)?);
                     let c = ConvBackward {
                         shape: *shape,
                         x: &stage.input,
                         weight: &p.weight,
                         bias: &p.bias,
-                        y: &stage.output,
                         gy,
                         c_off: 0,
-                        relu: true,
                     };
                     conv_back(&mut dispatches, slots[i], c, gx_ref)?;
                 }
@@ -117,28 +116,26 @@ impl NetBackward {
                         .expect("the forward keeps every fire's squeeze map");
                     let gs = gpu.zeros("fire squeeze gradient", &s.shape)?;
                     // The concat's backward is each expand reading its channel slice; both feed the squeeze map.
+                    dispatches.push(conv::relu_backward(gpu, &stage.output, gy)?);
                     for (j, (p, c_off)) in [(e1, 0), (e3, *expand1)].into_iter().enumerate() {
                         let c = ConvBackward {
                             shape: p.shape,
                             x: s,
                             weight: &p.weight,
                             bias: &p.bias,
-                            y: &stage.output,
                             gy,
                             c_off,
-                            relu: true,
                         };
                         conv_back(&mut dispatches, slots[i] + 1 + j, c, Some((&gs, j > 0)))?;
                     }
+                    dispatches.push(conv::relu_backward(gpu, s, &gs)?);
                     let c = ConvBackward {
                         shape: sq.shape,
                         x: &stage.input,
                         weight: &sq.weight,
                         bias: &sq.bias,
-                        y: s,
                         gy: &gs,
                         c_off: 0,
-                        relu: true,
                     };
                     conv_back(&mut dispatches, slots[i], c, gx_ref)?;
                     scratch.push(gs);
