@@ -119,6 +119,25 @@ alias mul = f32;
 var<workgroup> a_tile: array<mul, 1024>; // [TILE_K][TILE_M]
 var<workgroup> b_tile: array<mul, 1024>; // [TILE_K][TILE_N]
 
+// acc += the product of the staged slices a_tile · b_tile for this thread's 4×4 block: rows lid.y + 16i, columns
+// lid.x + 16j. The slice's TILE_K products are summed in `mul` and then added to the f32 accumulators.
+fn multiply_slice(lid: vec3<u32>, acc: ptr<function, array<vec4<f32>, 4>>) {
+    var part: array<vec4<mul>, 4>;
+    for (var i = 0u; i < 4u; i++) {
+        part[i] = vec4<mul>(0.0);
+    }
+    for (var kk = 0u; kk < TILE_K; kk++) {
+        let bt = kk * TILE_N + lid.x;
+        let b = vec4<mul>(b_tile[bt], b_tile[bt + 16u], b_tile[bt + 32u], b_tile[bt + 48u]);
+        for (var i = 0u; i < 4u; i++) {
+            part[i] = fma(vec4<mul>(a_tile[kk * TILE_M + lid.y + 16u * i]), b, part[i]);
+        }
+    }
+    for (var i = 0u; i < 4u; i++) {
+        (*acc)[i] += vec4<f32>(part[i]);
+    }
+}
+
 @compute @workgroup_size(16, 16, 1)
 fn conv2d_forward(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -152,20 +171,7 @@ fn conv2d_forward(
             b_tile[kk * TILE_N + b_col] = mul(patch_value(col, k0 + kk));
         }
         workgroupBarrier();
-        var part: array<vec4<mul>, 4>;
-        for (var i = 0u; i < 4u; i++) {
-            part[i] = vec4<mul>(0.0);
-        }
-        for (var kk = 0u; kk < TILE_K; kk++) {
-            let bt = kk * TILE_N + lid.x;
-            let b = vec4<mul>(b_tile[bt], b_tile[bt + 16u], b_tile[bt + 32u], b_tile[bt + 48u]);
-            for (var i = 0u; i < 4u; i++) {
-                part[i] = fma(vec4<mul>(a_tile[kk * TILE_M + lid.y + 16u * i]), b, part[i]);
-            }
-        }
-        for (var i = 0u; i < 4u; i++) {
-            acc[i] += vec4<f32>(part[i]);
-        }
+        multiply_slice(lid, &acc);
         workgroupBarrier();
     }
 
@@ -297,11 +303,9 @@ fn relu_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
 // x[b, ci, oy*stride - pad + ky, ox*stride - pad + kx], and grad_b[co] = sum of gy (the column k = depth,
 // whose "input" is 1). Each invocation reduces over the output plane and a slice of the batch for a block of
 // BACK_CO output channels x BACK_K consecutive k = (ci, ky, kx), so every gy load serves BACK_K products and
-// every x load BACK_CO; the lanes of a workgroup share the gy loads and gather different x.
-// Split reduction (p.splits > 1, for GPUs, where one invocation per block leaves most of the chip idle): split s
-// reduces images s·per .. (s+1)·per (per = ceil(B / splits)) and writes its sums to partials [splits, Cout,
-// depth + 1] (bound as grad_w), which conv2d_backward_params_reduce adds up into grad_w and grad_b.
-// Dispatch: workgroup 64; grid x*z covers ceil((depth + 1) / (64 * BACK_K)), y covers splits * ceil(Cout / BACK_CO).
+// every x load BACK_CO; the lanes of a workgroup share the gy loads and gather different x. Barrier-free, for CPU
+// adapters, whose few cores one invocation per block already keeps busy; GPUs run conv2d_backward_params_tiled.
+// Dispatch: workgroup 64; grid x*z covers ceil((depth + 1) / (64 * BACK_K)), y covers ceil(Cout / BACK_CO).
 const BACK_CO: u32 = 4u;
 const BACK_K: u32 = 4u;
 
@@ -313,10 +317,7 @@ fn conv2d_backward_params(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_
     if (k0 > depth) {
         return;
     }
-    let co_blocks = (p.cout + BACK_CO - 1u) / BACK_CO;
-    let co0 = (wid.y % co_blocks) * BACK_CO;
-    let split = wid.y / co_blocks;
-    let per = (p.batch + p.splits - 1u) / p.splits;
+    let co0 = wid.y * BACK_CO;
     let hw_out = p.ho * p.wo;
     // Per k of the block: its input plane and kernel offset, and whether it is a weight, the bias or past the end.
     var plane: array<u32, BACK_K>;
@@ -340,7 +341,7 @@ fn conv2d_backward_params(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_
             acc[i][j] = 0.0;
         }
     }
-    for (var b = split * per; b < min(p.batch, (split + 1u) * per); b++) {
+    for (var b = 0u; b < p.batch; b++) {
         let x_img = b * p.cin * p.h * p.w;
         let g_img = b * p.ctot * hw_out;
         for (var oy = 0u; oy < p.ho; oy++) {
@@ -371,11 +372,7 @@ fn conv2d_backward_params(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_
         }
         for (var j = 0u; j < BACK_K; j++) {
             var v = acc[i][j];
-            if (p.splits > 1u) {
-                if (is_weight[j] || is_bias[j]) {
-                    grad_w[(split * p.cout + co) * (depth + 1u) + k0 + j] = v;
-                }
-            } else if (is_weight[j]) {
+            if (is_weight[j]) {
                 let o = co * depth + k0 + j;
                 if (p.accumulate != 0u) {
                     v += grad_w[o];
@@ -386,6 +383,125 @@ fn conv2d_backward_params(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_
                     v += grad_b[co];
                 }
                 grad_b[co] = v;
+            }
+        }
+    }
+}
+
+// conv2d_backward_params_tiled: the same sums on GPUs, as a tiled GEMM like conv2d_forward's: rows m = output
+// channel, columns k = (ci, ky, kx) and the bias column k = depth (whose "input" is 1), and the product's depth
+// n = (b, oy, ox), the output columns of the batch. n is split into p.splits ranges of ceil(N / splits) (one
+// invocation per block would leave most of a GPU idle): workgroups of split s reduce its range TILE_K columns at
+// a time — the gy slice (A) and the patches (B) staged in workgroup memory, multiplied by multiply_slice — and
+// write their sums to partials [splits, Cout, depth + 1] (bound as grad_w), which
+// conv2d_backward_params_reduce adds up into grad_w and grad_b.
+// Dispatch: workgroup (16,16); grid x*z covers ceil((depth + 1) / 64) column tiles, y covers
+// splits * ceil(Cout / 64) row tiles.
+// Per output pixel: (oy·stride) << 16 | ox·stride, made by the host (no division per staged value).
+@group(0) @binding(6) var<storage, read> pixel_origin: array<u32>;
+
+// A column n = (img, pix) of the product's depth, moved along without division.
+struct Cursor {
+    n: u32,
+    img: u32,
+    pix: u32,
+}
+
+fn cursor_at(n: u32, hw_out: u32) -> Cursor {
+    return Cursor(n, n / hw_out, n % hw_out);
+}
+
+fn advance(c: Cursor, step: u32, hw_out: u32) -> Cursor {
+    var r = Cursor(c.n + step, c.img, c.pix + step);
+    while (r.pix >= hw_out) {
+        r.pix -= hw_out;
+        r.img += 1u;
+    }
+    return r;
+}
+
+@compute @workgroup_size(16, 16, 1)
+fn conv2d_backward_params_tiled(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(local_invocation_index) li: u32,
+) {
+    let k_tile = (wid.x + wid.z * p.groups_x) * TILE_N;
+    let m_tiles = (p.cout + TILE_M - 1u) / TILE_M;
+    let m0 = (wid.y % m_tiles) * TILE_M;
+    let split = wid.y / m_tiles;
+    let depth = p.cin * p.kh * p.kw;
+    let hw_out = p.ho * p.wo;
+    let columns = p.batch * hw_out;
+    let per = (columns + p.splits - 1u) / p.splits;
+    let n_begin = min(split * per, columns);
+    let n_end = min(n_begin + per, columns);
+
+    // The B column (weight k) this thread stages never changes: its window entry, once. A is staged with
+    // neighbouring threads on neighbouring output pixels, contiguous in gy.
+    let b_col = li % TILE_N;
+    let k = k_tile + b_col;
+    var t = vec2<u32>(0u, 0u);
+    if (k < depth) {
+        t = window[k];
+    }
+    let b_row0 = li / TILE_N; // rows b_row0 + 4*j
+    let a_kk = li % TILE_K;
+    let a_row0 = li / TILE_K; // rows a_row0 + 16*j
+    var a_at = cursor_at(n_begin + a_kk, hw_out);
+    var b_at: array<Cursor, 4>;
+    for (var j = 0u; j < 4u; j++) {
+        b_at[j] = cursor_at(n_begin + b_row0 + 4u * j, hw_out);
+    }
+
+    var acc: array<vec4<f32>, 4>;
+    for (var i = 0u; i < 4u; i++) {
+        acc[i] = vec4<f32>(0.0);
+    }
+    for (var n0 = n_begin; n0 < n_end; n0 += TILE_K) {
+        for (var j = 0u; j < 4u; j++) {
+            let m = m0 + a_row0 + 16u * j;
+            var g = 0.0;
+            if (m < p.cout && a_at.n < n_end) {
+                g = gy[((a_at.img * p.ctot + p.c_off + m) * hw_out) + a_at.pix];
+            }
+            a_tile[a_kk * TILE_M + a_row0 + 16u * j] = mul(g);
+        }
+        for (var j = 0u; j < 4u; j++) {
+            let c = b_at[j];
+            var v = 0.0;
+            if (c.n < n_end) {
+                if (k == depth) {
+                    v = 1.0;
+                } else if (k < depth) {
+                    let o = pixel_origin[c.pix];
+                    let iy0 = i32(o >> 16u) - i32(p.pad);
+                    let ix0 = i32(o & 0xffffu) - i32(p.pad);
+                    let iy = iy0 + i32(t.y >> 16u);
+                    let ix = ix0 + i32(t.y & 0xffffu);
+                    if (iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w)) {
+                        v = x_fwd[u32(i32(c.img * p.cin * p.h * p.w + t.x) + iy0 * i32(p.w) + ix0)];
+                    }
+                }
+            }
+            b_tile[(b_row0 + 4u * j) * TILE_N + b_col] = mul(v);
+            b_at[j] = advance(c, TILE_K, hw_out);
+        }
+        a_at = advance(a_at, TILE_K, hw_out);
+        workgroupBarrier();
+        multiply_slice(lid, &acc);
+        workgroupBarrier();
+    }
+
+    for (var j = 0u; j < 4u; j++) {
+        let kc = k_tile + lid.x + 16u * j;
+        if (kc > depth) {
+            continue;
+        }
+        for (var i = 0u; i < 4u; i++) {
+            let m = m0 + lid.y + 16u * i;
+            if (m < p.cout) {
+                grad_w[(split * p.cout + m) * (depth + 1u) + kc] = acc[i][j];
             }
         }
     }

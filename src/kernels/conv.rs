@@ -218,15 +218,32 @@ const CONV2D_BACKWARD_PARAMS_REDUCE: Kernel = Kernel {
     entry: "conv2d_backward_params_reduce",
     bindings: &[Access::Read, Access::ReadWrite, Access::ReadWrite],
 };
-/// Invocations the weight gradient aims for on a GPU (an H100 keeps ~270,000 resident), and the most memory its
-/// split reduction's partial sums may take.
+/// Invocations the tiled weight gradient aims for on a GPU (an H100 keeps ~270,000 resident), the fewest output
+/// columns a split reduces (four 16-deep slices before its 64×64 partial tile is written), and the most memory
+/// the partial sums may take.
 const PARAMS_TARGET_INVOCATIONS: usize = 1 << 18;
+const MIN_SPLIT_COLUMNS: usize = 64;
 const PARAMS_PARTIALS_BYTES: u64 = 256 << 20;
 const CONV2D_BACKWARD_PARAMS: Kernel = Kernel {
     family: "conv",
     source: CONV_WGSL,
     entry: "conv2d_backward_params",
     bindings: &[Access::Read, Access::Read, Access::ReadWrite, Access::ReadWrite],
+};
+/// gy, x, the partial sums, grad_bias (not read: bound for a layout shared with the untiled kernel's order),
+/// the depth table and the pixel origins.
+const CONV2D_BACKWARD_PARAMS_TILED: Kernel = Kernel {
+    family: "conv",
+    source: CONV_WGSL,
+    entry: "conv2d_backward_params_tiled",
+    bindings: &[
+        Access::Read,
+        Access::Read,
+        Access::ReadWrite,
+        Access::ReadWrite,
+        Access::Read,
+        Access::Read,
+    ],
 };
 
 /// ReLU's backward in place: `gy = 0` wherever the forward's output `y` is not positive (PyTorch's
@@ -235,7 +252,11 @@ const CONV2D_BACKWARD_PARAMS: Kernel = Kernel {
 pub fn relu_backward(gpu: &Gpu, y: &Tensor, gy: &Tensor) -> Result<Dispatch> {
     let [b, c, h, w] = dims4(y, "relu output")?;
     if gy.shape != y.shape {
-        bail!("relu backward: gradient {:?} does not match the output {:?}", gy.shape, y.shape);
+        bail!(
+            "relu backward: gradient {:?} does not match the output {:?}",
+            gy.shape,
+            y.shape
+        );
     }
     let n = to_u32(y.numel(), "relu map")?;
     let (gx, gz) = linear_grid(gpu, n.div_ceil(256));
@@ -248,7 +269,14 @@ pub fn relu_backward(gpu: &Gpu, y: &Tensor, gy: &Tensor) -> Result<Dispatch> {
         ..ConvParams::zeroed()
     };
     let pipeline = gpu.pipeline(&RELU_BACKWARD)?;
-    Dispatch::new(gpu, pipeline, RELU_BACKWARD.entry, &params, &[y.binding(), gy.binding()], [gx, 1, gz])
+    Dispatch::new(
+        gpu,
+        pipeline,
+        RELU_BACKWARD.entry,
+        &params,
+        &[y.binding(), gy.binding()],
+        [gx, 1, gz],
+    )
 }
 
 /// The tensors of one convolution's backward pass: the forward's input, weights and bias, and the gradient `gy`
@@ -312,9 +340,9 @@ pub fn conv2d_backward_input(gpu: &Gpu, c: &ConvBackward, grad_x: &Tensor, accum
 }
 
 /// `grad_weight (+)= ∂L/∂weight` and `grad_bias (+)= ∂L/∂bias` of the convolution described by `c`, summed over
-/// the batch. With `accumulate` the gradients are added to what the buffers hold (micro-batches). On GPUs the
-/// batch is split when one invocation per block of gradients would leave the chip idle: each split writes
-/// partial sums and a second dispatch adds them up (see conv.wgsl).
+/// the batch. With `accumulate` the gradients are added to what the buffers hold (micro-batches). CPU adapters
+/// reduce each block of gradients in one invocation; GPUs run a tiled GEMM whose depth (the batch's output
+/// pixels) is split so the chip is busy, each split writing partial sums that a second dispatch adds up.
 pub fn conv2d_backward_params(
     gpu: &Gpu,
     c: &ConvBackward,
@@ -333,41 +361,55 @@ pub fn conv2d_backward_params(
         );
     }
     let depth = c.shape.cin * c.shape.kernel * c.shape.kernel;
-    let (gx, gz) = linear_grid(gpu, to_u32((depth + 1).div_ceil(64 * BACK_K), "conv weight gradient")?);
+    if gpu.barrier_free {
+        let (gx, gz) = linear_grid(gpu, to_u32((depth + 1).div_ceil(64 * BACK_K), "conv weight gradient")?);
+        params.groups_x = gx;
+        let rows = to_u32(c.shape.cout.div_ceil(BACK_CO), "conv weight gradient rows")?;
+        let sums = Dispatch::new(
+            gpu,
+            gpu.pipeline(&CONV2D_BACKWARD_PARAMS)?,
+            CONV2D_BACKWARD_PARAMS.entry,
+            &params,
+            &[
+                c.gy.binding(),
+                c.x.binding(),
+                grad_weight.binding(),
+                grad_bias.binding(),
+            ],
+            [gx, rows, gz],
+        )?;
+        return Ok(vec![sums]);
+    }
+    let row_tiles = c.shape.cout.div_ceil(64);
+    let column_tiles = (depth + 1).div_ceil(64);
+    let (gx, gz) = linear_grid(gpu, to_u32(column_tiles, "conv weight gradient")?);
     params.groups_x = gx;
-    let co_blocks = c.shape.cout.div_ceil(BACK_CO);
-    let invocations = 64 * (gx * gz.max(1)) as usize * co_blocks;
+    let columns = (params.batch * params.ho * params.wo) as usize;
     let partial_bytes = (c.shape.cout * (depth + 1) * 4) as u64;
-    let splits = if gpu.barrier_free {
-        1 // CPU adapters run a few invocations at a time: one per block already keeps every core busy
-    } else {
-        PARAMS_TARGET_INVOCATIONS
-            .div_ceil(invocations)
-            .min(params.batch as usize)
-            .min((PARAMS_PARTIALS_BYTES.min(gpu.max_binding_bytes()) / partial_bytes).max(1) as usize)
-    };
+    let splits = PARAMS_TARGET_INVOCATIONS
+        .div_ceil(256 * row_tiles * column_tiles)
+        .min(columns.div_ceil(MIN_SPLIT_COLUMNS))
+        .min((PARAMS_PARTIALS_BYTES.min(gpu.max_binding_bytes()) / partial_bytes).max(1) as usize)
+        .max(1);
     params.splits = to_u32(splits, "weight gradient splits")?;
-    let gy = to_u32(co_blocks * splits, "conv weight gradient rows")?;
-    // With splits the first dispatch writes partial sums [splits, Cout, depth + 1] in place of grad_w.
-    let partials = (splits > 1)
-        .then(|| gpu.zeros("conv weight-gradient partials", &[splits, c.shape.cout, depth + 1]))
-        .transpose()?;
+    let partials = gpu.zeros("conv weight-gradient partials", &[splits, c.shape.cout, depth + 1])?;
+    let window = gpu.upload_pod("conv window", &window_table(&params))?;
+    let pixels = gpu.upload_pod("conv pixel origins", &pixel_origins(&params)?)?;
     let sums = Dispatch::new(
         gpu,
-        gpu.pipeline(&CONV2D_BACKWARD_PARAMS)?,
-        CONV2D_BACKWARD_PARAMS.entry,
+        gpu.pipeline(&CONV2D_BACKWARD_PARAMS_TILED)?,
+        CONV2D_BACKWARD_PARAMS_TILED.entry,
         &params,
         &[
             c.gy.binding(),
             c.x.binding(),
-            partials.as_ref().unwrap_or(grad_weight).binding(),
+            partials.binding(),
             grad_bias.binding(),
+            window.as_entire_binding(),
+            pixels.as_entire_binding(),
         ],
-        [gx, gy, gz],
+        [gx, to_u32(row_tiles * splits, "conv weight gradient rows")?, gz],
     )?;
-    let Some(partials) = partials else {
-        return Ok(vec![sums]);
-    };
     let (rx, rz) = linear_grid(
         gpu,
         to_u32((c.shape.cout * (depth + 1)).div_ceil(256), "conv weight-gradient sum")?,
@@ -382,6 +424,21 @@ pub fn conv2d_backward_params(
         [rx, 1, rz],
     )?;
     Ok(vec![sums, reduce])
+}
+
+/// conv.wgsl's `pixel_origin`: for each output pixel, (oy·stride) << 16 | ox·stride.
+fn pixel_origins(p: &ConvParams) -> Result<Vec<u32>> {
+    if (p.ho.max(p.wo) - 1) * p.stride > 0xffff {
+        bail!(
+            "conv: output {}×{} at stride {} does not fit the 16-bit pixel origins",
+            p.ho,
+            p.wo,
+            p.stride
+        );
+    }
+    Ok((0..p.ho * p.wo)
+        .map(|pix| ((pix / p.wo * p.stride) << 16) | (pix % p.wo * p.stride))
+        .collect())
 }
 
 /// Checks that the tensors fit `shape` and fills the parameter block (groups_x and accumulate left 0).
