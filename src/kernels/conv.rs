@@ -230,8 +230,8 @@ const CONV2D_BACKWARD_PARAMS: Kernel = Kernel {
     entry: "conv2d_backward_params",
     bindings: &[Access::Read, Access::Read, Access::ReadWrite, Access::ReadWrite],
 };
-/// gy, x, the partial sums, grad_bias (not read: bound for a layout shared with the untiled kernel's order),
-/// the depth table and the pixel origins.
+/// gy, x, the partial sums, grad_bias (unused here: bound so that both weight-gradient kernels have bindings 1–4
+/// in one order), the depth table and the pixel origins.
 const CONV2D_BACKWARD_PARAMS_TILED: Kernel = Kernel {
     family: "conv",
     source: CONV_WGSL,

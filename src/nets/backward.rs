@@ -33,7 +33,8 @@ impl NetGrads {
 
 /// The recorded backward pass of a [`ForwardPlan`]: the layers in reverse over the activations the forward
 /// kept, from the gradients of the taps (`tap_grads`, filled by the distance's backward before `dispatches`
-/// run: the layers add to them) to the parameter gradients in a [`NetGrads`]. The images get no gradient.
+/// run: the layers add to them, and ReLU's mask is then applied to them in place) to the parameter gradients in
+/// a [`NetGrads`]. The images get no gradient.
 pub struct NetBackward {
     /// One gradient per tap, shaped as the forward's taps.
     pub tap_grads: Vec<Tensor>,
