@@ -78,9 +78,10 @@ fn patch_value(c: Column, k: u32) -> f32 {
     return x[u32(c.base + i32(t.x))];
 }
 
-// A[m, k]: weight k = (ci, ky, kx) of output channel m; 0 outside the matrix. OIHW rows are contiguous in k;
-// with p.flip the stored weights are the forward's [Cin = p.cin, Cout = p.cout, KH, KW] of which this is the
-// transposed convolution: row m is the forward's input channel, k its output channel and the flipped tap.
+// A[m, k]: weight k = (ci, ky, kx) of output channel m; 0 outside the matrix. OIHW rows are contiguous in k.
+// With p.flip the stored weights are [p.cin, p.cout, KH, KW]: the OIHW weights of the forward convolution whose
+// input gradient this is (its output channels are this GEMM's depth channels, its input channels the rows m),
+// read flipped in space.
 fn weight_value(m: u32, k: u32) -> f32 {
     let khw = p.kh * p.kw;
     let depth = p.cin * khw;
