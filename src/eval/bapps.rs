@@ -41,7 +41,7 @@ pub fn score_bapps(gpu: &Gpu, metric: &mut Metric, bapps: &Bapps, progress: &mut
             for (name, triplets) in subsets {
                 let (mut d0, mut d1, mut h) = (Vec::new(), Vec::new(), Vec::new());
                 for batch in triplets.chunks(BATCH) {
-                    let mut members = vec![Vec::new(), Vec::new(), Vec::new()];
+                    let mut members = [Vec::new(), Vec::new(), Vec::new()];
                     for t in batch {
                         members[0].extend(load(&t.reference, size)?);
                         members[1].extend(load(&t.p0, size)?);
@@ -74,7 +74,7 @@ pub fn score_bapps(gpu: &Gpu, metric: &mut Metric, bapps: &Bapps, progress: &mut
             for (name, pairs) in subsets {
                 let (mut d, mut same) = (Vec::new(), Vec::new());
                 for batch in pairs.chunks(BATCH) {
-                    let mut members = vec![Vec::new(), Vec::new()];
+                    let mut members = [Vec::new(), Vec::new()];
                     for p in batch {
                         members[0].extend(load(&p.p0, size)?);
                         members[1].extend(load(&p.p1, size)?);

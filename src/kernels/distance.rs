@@ -56,7 +56,7 @@ pub fn pair_profile(
     let c = g.shape[1];
     let positions: usize = g.shape[2..].iter().product();
     let columns = s.shape[1];
-    if chunk == 0 || n_pairs % chunk != 0 || state.size() < 12 {
+    if chunk == 0 || !n_pairs.is_multiple_of(chunk) || state.size() < 12 {
         bail!("pair profile: {n_pairs} pairs are not whole members of {chunk} groups");
     }
     if s.shape[0] < n_pairs || offset + c > columns || (pairs.size() as usize) < n_pairs * 8 {
@@ -138,7 +138,7 @@ pub fn pair_profile_backward(
     }
     let c = g.shape[1];
     let positions: usize = g.shape[2..].iter().product();
-    if chunk == 0 || n_pairs % chunk != 0 || state.size() < 12 || (pairs.size() as usize) < n_pairs * 8 {
+    if chunk == 0 || !n_pairs.is_multiple_of(chunk) || state.size() < 12 || (pairs.size() as usize) < n_pairs * 8 {
         bail!("pair profile backward: {n_pairs} pairs are not whole members of {chunk} groups");
     }
     if g.shape[0] != n_pairs + chunk || grad_d.numel() < n_pairs || offset + c > w.numel() {

@@ -67,7 +67,7 @@ impl TrainState {
             bail!("the rank net has {RANK_PARAMS} parameters, {} were given", theta0.len());
         }
         let columns = w.numel();
-        if profile.shape.len() != 2 || profile.shape[1] != columns || profile.shape[0] % 2 != 0 {
+        if profile.shape.len() != 2 || profile.shape[1] != columns || !profile.shape[0].is_multiple_of(2) {
             bail!(
                 "a batch profile of shape {:?} does not match {columns} channel weights",
                 profile.shape
