@@ -10,13 +10,14 @@
 // Options (ConvParams): relu, has_bias, accumulate (add to what y holds), and flip: read the weights as those
 //         of the transposed convolution, [Cin, Cout, KH, KW] flipped in space (the input gradient's).
 // GEMM view: rows m = output channel (M = Cout), columns n = (b, oy, ox) (N = B*Ho*Wo), depth k = (ci, ky, kx).
-// Dispatch: workgroup (16,16); grid x*z covers ceil(N/64) column tiles (z only when x would exceed the device's
-//           per-dimension limit), y covers ceil(M/64) row tiles. Each thread accumulates a 4x4 block of the 64x64
-//           tile, with 16-deep slices of A and B staged in workgroup memory.
+// Dispatch: workgroup (16,16); grid x*z covers ceil(N/TILE_N) column tiles (z only when x would exceed the
+//           device's per-dimension limit), y covers ceil(M/TILE_M) row tiles. Each thread accumulates a
+//           BLOCK_M x BLOCK_N block (4 or 8 each) of the TILE_M x TILE_N = 16·BLOCK_M x 16·BLOCK_N tile, with
+//           16-deep slices of A and B staged in workgroup memory.
 // Precision: `mul` is the type of the staged tiles and of the products. It is f32 here; the fast mode
-//            (`--precision f16`) compiles this file with `alias mul = f16;` (kernels::conv), so the tiles take
-//            half the workgroup memory and the products run in f16. Either way each 16-deep slice's partial sums
-//            are added into f32 accumulators, which keeps the error of a 4,608-deep VGG dot product near f16's
+//            (`--precision f16`) compiles this file with `alias mul = f16;` and SLICE_SUMS (kernels::conv), so the
+//            tiles take half the workgroup memory and the products run in f16, each 16-deep slice's partial sums
+//            then added into f32 accumulators, which keeps the error of a 4,608-deep VGG dot product near f16's
 //            rounding of the operands rather than growing with the depth. Where the adapter has cooperative
 //            matrices the fast mode runs conv_coop.wgsl instead.
 
@@ -111,31 +112,74 @@ fn store_output(c: Column, m: u32, acc: f32) {
 }
 // ---- end of the part shared with conv_coop.wgsl ----
 
-const TILE_M: u32 = 64u;
-const TILE_N: u32 = 64u;
+// Per-thread block of the tiled kernels: BLOCK_M rows × BLOCK_N columns, each 4 or 8 (groups of 4 consecutive
+// rows or columns, read from workgroup memory as one vec4). kernels::conv compiles a copy of this file per block
+// it uses (these two lines replaced) and picks one per convolution: larger blocks load less workgroup memory per
+// product, smaller tiles leave less of a tile idle on small layers and spread small batches over more workgroups.
+const BLOCK_M: u32 = 4u;
+const BLOCK_N: u32 = 4u;
+const TILE_M: u32 = 16u * BLOCK_M;
+const TILE_N: u32 = 16u * BLOCK_N;
 const TILE_K: u32 = 16u;
+const GROUPS_M: u32 = BLOCK_M / 4u;
+const GROUPS_N: u32 = BLOCK_N / 4u;
 
 alias mul = f32;
+// Whether each slice's products are summed in `mul` and then added to the f32 accumulators (the fast mode, see
+// the header); in f32 the accumulators take the products directly.
+const SLICE_SUMS: bool = false;
 
-var<workgroup> a_tile: array<mul, 1024>; // [TILE_K][TILE_M]
-var<workgroup> b_tile: array<mul, 1024>; // [TILE_K][TILE_N]
+// Staged slices, [TILE_K][TILE_M / 4] and [TILE_K][TILE_N / 4]: row m of slice row kk is a_tile[kk·TILE_M/4 +
+// m/4][m % 4].
+var<workgroup> a_tile: array<vec4<mul>, TILE_K * TILE_M / 4u>;
+var<workgroup> b_tile: array<vec4<mul>, TILE_K * TILE_N / 4u>;
 
-// acc += the product of the staged slices a_tile · b_tile for this thread's 4×4 block: rows lid.y + 16i, columns
-// lid.x + 16j. The slice's TILE_K products are summed in `mul` and then added to the f32 accumulators.
-fn multiply_slice(lid: vec3<u32>, acc: ptr<function, array<vec4<f32>, 4>>) {
-    var part: array<vec4<mul>, 4>;
-    for (var i = 0u; i < 4u; i++) {
-        part[i] = vec4<mul>(0.0);
-    }
+// A thread's block: rows 4·(16g + lid.y) + r as block[4g + r], its columns 4·(16h + lid.x) + c as [h][c].
+alias Block = array<array<vec4<f32>, GROUPS_N>, BLOCK_M>;
+alias SliceBlock = array<array<vec4<mul>, GROUPS_N>, BLOCK_M>;
+
+fn tile_row(lid: vec3<u32>, i: u32) -> u32 {
+    return 4u * (16u * (i / 4u) + lid.y) + i % 4u;
+}
+
+fn tile_column(lid: vec3<u32>, h: u32, c: u32) -> u32 {
+    return 4u * (16u * h + lid.x) + c;
+}
+
+fn stage_a(m: u32, kk: u32, v: f32) {
+    a_tile[kk * (TILE_M / 4u) + m / 4u][m % 4u] = mul(v);
+}
+
+fn stage_b(kk: u32, n: u32, v: f32) {
+    b_tile[kk * (TILE_N / 4u) + n / 4u][n % 4u] = mul(v);
+}
+
+// part += the product of the staged slices a_tile · b_tile for this thread's block.
+fn multiply_slice(lid: vec3<u32>, part: ptr<function, SliceBlock>) {
     for (var kk = 0u; kk < TILE_K; kk++) {
-        let bt = kk * TILE_N + lid.x;
-        let b = vec4<mul>(b_tile[bt], b_tile[bt + 16u], b_tile[bt + 32u], b_tile[bt + 48u]);
-        for (var i = 0u; i < 4u; i++) {
-            part[i] = fma(vec4<mul>(a_tile[kk * TILE_M + lid.y + 16u * i]), b, part[i]);
+        var b: array<vec4<mul>, GROUPS_N>;
+        for (var h = 0u; h < GROUPS_N; h++) {
+            b[h] = b_tile[kk * (TILE_N / 4u) + 16u * h + lid.x];
+        }
+        for (var g = 0u; g < GROUPS_M; g++) {
+            let a = a_tile[kk * (TILE_M / 4u) + 16u * g + lid.y];
+            for (var r = 0u; r < 4u; r++) {
+                for (var h = 0u; h < GROUPS_N; h++) {
+                    (*part)[4u * g + r][h] = fma(vec4<mul>(a[r]), b[h], (*part)[4u * g + r][h]);
+                }
+            }
         }
     }
-    for (var i = 0u; i < 4u; i++) {
-        (*acc)[i] += vec4<f32>(part[i]);
+}
+
+// acc += part; part = 0. With SLICE_SUMS after every slice, else once after the last (acc stays 0 until then, so
+// in f32 the products go straight into `part`, which then is the accumulator).
+fn flush_slices(acc: ptr<function, Block>, part: ptr<function, SliceBlock>) {
+    for (var i = 0u; i < BLOCK_M; i++) {
+        for (var h = 0u; h < GROUPS_N; h++) {
+            (*acc)[i][h] += vec4<f32>((*part)[i][h]);
+            (*part)[i][h] = vec4<mul>(0.0);
+        }
     }
 }
 
@@ -149,42 +193,46 @@ fn conv2d_forward(
     let m0 = wid.y * TILE_M;
     let depth = p.cin * p.kh * p.kw;
 
-    // The B column this thread stages never changes across the k loop: decode it once.
+    // Each thread stages BLOCK_N values of one B column, which never changes across the k loop: decode it once.
     let b_col = li % TILE_N;
     let col = column(n0 + b_col);
-    let b_row0 = li / TILE_N; // rows b_row0 + 4*j
+    let b_row0 = li / TILE_N; // rows b_row0 + (256 / TILE_N)·j
 
-    // A (weights) is staged so neighbouring threads read neighbouring k: contiguous in OIHW.
-    let a_row = li / 4u;          // m within the tile
-    let a_k0 = (li % 4u) * 4u;    // 4 consecutive k
+    // ... and BLOCK_M consecutive k of one A row (weights), so neighbouring threads read neighbouring k,
+    // contiguous in OIHW.
+    let a_row = li / (TILE_K / BLOCK_M);
+    let a_k0 = (li % (TILE_K / BLOCK_M)) * BLOCK_M;
 
-    var acc: array<vec4<f32>, 4>; // acc[i][j]: row lid.y + 16i, column lid.x + 16j
-    for (var i = 0u; i < 4u; i++) {
-        acc[i] = vec4<f32>(0.0);
-    }
-
+    var acc: Block;
+    var part: SliceBlock;
     for (var k0 = 0u; k0 < depth; k0 += TILE_K) {
-        for (var j = 0u; j < 4u; j++) {
-            a_tile[(a_k0 + j) * TILE_M + a_row] = mul(weight_value(m0 + a_row, k0 + a_k0 + j));
+        for (var j = 0u; j < BLOCK_M; j++) {
+            stage_a(a_row, a_k0 + j, weight_value(m0 + a_row, k0 + a_k0 + j));
         }
-        for (var j = 0u; j < 4u; j++) {
-            let kk = b_row0 + 4u * j;
-            b_tile[kk * TILE_N + b_col] = mul(patch_value(col, k0 + kk));
+        for (var j = 0u; j < BLOCK_N; j++) {
+            let kk = b_row0 + (256u / TILE_N) * j;
+            stage_b(kk, b_col, patch_value(col, k0 + kk));
         }
         workgroupBarrier();
-        multiply_slice(lid, &acc);
+        multiply_slice(lid, &part);
         workgroupBarrier();
+        if (SLICE_SUMS) {
+            flush_slices(&acc, &part);
+        }
     }
+    flush_slices(&acc, &part);
 
-    for (var j = 0u; j < 4u; j++) {
-        let c = column(n0 + lid.x + 16u * j);
-        if (!c.ok) {
-            continue;
-        }
-        for (var i = 0u; i < 4u; i++) {
-            let m = m0 + lid.y + 16u * i;
-            if (m < p.cout) {
-                store_output(c, m, acc[i][j]);
+    for (var h = 0u; h < GROUPS_N; h++) {
+        for (var c4 = 0u; c4 < 4u; c4++) {
+            let c = column(n0 + tile_column(lid, h, c4));
+            if (!c.ok) {
+                continue;
+            }
+            for (var i = 0u; i < BLOCK_M; i++) {
+                let m = m0 + tile_row(lid, i);
+                if (m < p.cout) {
+                    store_output(c, m, acc[i][h][c4]);
+                }
             }
         }
     }
@@ -396,8 +444,8 @@ fn conv2d_backward_params(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_
 // a time — the gy slice (A) and the patches (B) staged in workgroup memory, multiplied by multiply_slice — and
 // write their sums to partials [splits, Cout, depth + 1] (bound as grad_w), which
 // conv2d_backward_params_reduce adds up into grad_w and grad_b.
-// Dispatch: workgroup (16,16); grid x*z covers ceil((depth + 1) / 64) column tiles, y covers
-// splits * ceil(Cout / 64) row tiles.
+// Dispatch: workgroup (16,16); grid x*z covers ceil((depth + 1) / TILE_N) column tiles, y covers
+// splits * ceil(Cout / TILE_M) row tiles.
 // Per output pixel: (oy·stride) << 16 | ox·stride, made by the host (no division per staged value).
 @group(0) @binding(6) var<storage, read> pixel_origin: array<u32>;
 
@@ -446,29 +494,27 @@ fn conv2d_backward_params_tiled(
     if (k < depth) {
         t = window[k];
     }
-    let b_row0 = li / TILE_N; // rows b_row0 + 4*j
+    let b_row0 = li / TILE_N; // rows b_row0 + (256 / TILE_N)·j
     let a_kk = li % TILE_K;
-    let a_row0 = li / TILE_K; // rows a_row0 + 16*j
+    let a_row0 = li / TILE_K; // rows a_row0 + 16·j
     var a_at = cursor_at(n_begin + a_kk, hw_out);
-    var b_at: array<Cursor, 4>;
-    for (var j = 0u; j < 4u; j++) {
-        b_at[j] = cursor_at(n_begin + b_row0 + 4u * j, hw_out);
+    var b_at: array<Cursor, BLOCK_N>;
+    for (var j = 0u; j < BLOCK_N; j++) {
+        b_at[j] = cursor_at(n_begin + b_row0 + (256u / TILE_N) * j, hw_out);
     }
 
-    var acc: array<vec4<f32>, 4>;
-    for (var i = 0u; i < 4u; i++) {
-        acc[i] = vec4<f32>(0.0);
-    }
+    var acc: Block;
+    var part: SliceBlock;
     for (var n0 = n_begin; n0 < n_end; n0 += TILE_K) {
-        for (var j = 0u; j < 4u; j++) {
+        for (var j = 0u; j < BLOCK_M; j++) {
             let m = m0 + a_row0 + 16u * j;
             var g = 0.0;
             if (m < p.cout && a_at.n < n_end) {
                 g = gy[((a_at.img * p.ctot + p.c_off + m) * hw_out) + a_at.pix];
             }
-            a_tile[a_kk * TILE_M + a_row0 + 16u * j] = mul(g);
+            stage_a(a_row0 + 16u * j, a_kk, g);
         }
-        for (var j = 0u; j < 4u; j++) {
+        for (var j = 0u; j < BLOCK_N; j++) {
             let c = b_at[j];
             var v = 0.0;
             if (c.n < n_end) {
@@ -485,24 +531,30 @@ fn conv2d_backward_params_tiled(
                     }
                 }
             }
-            b_tile[(b_row0 + 4u * j) * TILE_N + b_col] = mul(v);
+            stage_b(b_row0 + (256u / TILE_N) * j, b_col, v);
             b_at[j] = advance(c, TILE_K, hw_out);
         }
         a_at = advance(a_at, TILE_K, hw_out);
         workgroupBarrier();
-        multiply_slice(lid, &acc);
+        multiply_slice(lid, &part);
         workgroupBarrier();
-    }
-
-    for (var j = 0u; j < 4u; j++) {
-        let kc = k_tile + lid.x + 16u * j;
-        if (kc > depth) {
-            continue;
+        if (SLICE_SUMS) {
+            flush_slices(&acc, &part);
         }
-        for (var i = 0u; i < 4u; i++) {
-            let m = m0 + lid.y + 16u * i;
-            if (m < p.cout) {
-                grad_w[(split * p.cout + m) * (depth + 1u) + kc] = acc[i][j];
+    }
+    flush_slices(&acc, &part);
+
+    for (var h = 0u; h < GROUPS_N; h++) {
+        for (var c4 = 0u; c4 < 4u; c4++) {
+            let kc = k_tile + tile_column(lid, h, c4);
+            if (kc > depth) {
+                continue;
+            }
+            for (var i = 0u; i < BLOCK_M; i++) {
+                let m = m0 + tile_row(lid, i);
+                if (m < p.cout) {
+                    grad_w[(split * p.cout + m) * (depth + 1u) + kc] = acc[i][h][c4];
+                }
             }
         }
     }

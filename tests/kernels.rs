@@ -5,7 +5,7 @@ mod common;
 
 use common::cpu::{self, Maps};
 use common::Lcg;
-use dps_gpu::gpu::{Dispatch, Gpu, Precision, Tensor};
+use dps_gpu::gpu::{ConvBlock, Dispatch, Gpu, Precision, Tensor};
 use dps_gpu::kernels::channel::{self, SORT_CAPACITY};
 use dps_gpu::kernels::conv::{self, ConvShape};
 use dps_gpu::kernels::distance;
@@ -191,19 +191,26 @@ fn case(batch: usize, cin: usize, hw: (usize, usize), cout: usize, ksp: (usize, 
     }
 }
 
-/// The GPU once per conv variant: the tiled one with workgroup memory, the barrier-free one that CPU
-/// adapters pick by default, the fast mode's tiled one (f16 tiles and products) and, where the adapter offers
-/// cooperative matrices, the fast mode's tensor-core one.
+/// The GPU once per conv variant: the tiled one with workgroup memory in each of its blocks, the barrier-free
+/// one that CPU adapters pick by default, the fast mode's tiled one (f16 tiles and products) in its smallest and
+/// largest block and, where the adapter offers cooperative matrices, the fast mode's tensor-core one.
 fn conv_variants() -> Vec<Gpu> {
     let mut gpus = Vec::new();
-    for barrier_free in [false, true] {
+    for block in ConvBlock::ALL {
         let mut gpu = common::gpu();
-        gpu.barrier_free = barrier_free;
+        gpu.barrier_free = false;
+        gpu.conv_block = Some(block);
         gpus.push(gpu);
     }
-    let mut tiled_f16 = common::gpu_for(Precision::F16);
-    tiled_f16.coop_tile = None;
-    gpus.push(tiled_f16);
+    let mut gpu = common::gpu();
+    gpu.barrier_free = true;
+    gpus.push(gpu);
+    for rows in [4, 8] {
+        let mut tiled_f16 = common::gpu_for(Precision::F16);
+        tiled_f16.coop_tile = None;
+        tiled_f16.conv_block = Some(ConvBlock { rows, columns: rows });
+        gpus.push(tiled_f16);
+    }
     let fast = common::gpu_for(Precision::F16);
     if fast.coop_tile.is_some() {
         gpus.push(fast);
@@ -278,7 +285,7 @@ fn conv2d_matches_cpu_on_awkward_shapes() {
     let cases = [
         // AlexNet's stem on a non-square input: kernel 11, stride 4, padding 2, cout 67.
         case(2, 3, (31, 27), 67, (11, 4, 2), true),
-        // Batch 3 of 13×13, kernel 5, cout 130 (three row tiles, 507 columns), no ReLU.
+        // Batch 3 of 13×13, kernel 5, cout 130 (a partial last row tile of 64 or 128, 507 columns), no ReLU.
         case(3, 5, (13, 13), 130, (5, 1, 2), false),
         // 3×3, stride 2, padding 1, cin 67, non-square 9×7.
         case(1, 67, (9, 7), 16, (3, 2, 1), true),

@@ -8,9 +8,9 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use common::Lcg;
-use dps_gpu::gpu::{Dispatch, Gpu, Precision, Tensor};
+use dps_gpu::gpu::{ConvBlock, Dispatch, Gpu, Precision, Tensor};
 use dps_gpu::kernels::channel;
-use dps_gpu::kernels::conv::{self, ConvBackward, ConvShape};
+use dps_gpu::kernels::conv::{self, ConvBackward, ConvShape, PartialSums};
 use dps_gpu::kernels::distance;
 use dps_gpu::kernels::pool::{self, PoolShape};
 use serde_json::Value;
@@ -66,20 +66,26 @@ fn conv_shape(c: &Value) -> ConvShape {
 // ---------------------------------------------------------------- convolution
 
 /// Both paths of each gradient: for the weights one reduction per block (CPU adapters, barrier_free) and the
-/// batch split into partial sums added up by a second dispatch (GPUs); for the input the forward's barrier-free
-/// and tiled kernels. Opened in the fast mode too, whose f16 products the gradients must not take.
+/// batch split into partial sums added up by a second dispatch (GPUs, in each tiled block); for the input the
+/// forward's barrier-free and tiled kernels. Opened in the fast mode too, whose f16 products the gradients must
+/// not take.
 #[test]
 fn conv_backward_matches_pytorch_autograd() {
     let (t, meta) = fixtures();
-    for (precision, barrier_free) in [
-        (Precision::F32, true),
-        (Precision::F32, false),
-        (Precision::F16, true),
-        (Precision::F16, false),
+    let tiled = ConvBlock::ALL.map(Some);
+    for (precision, barrier_free, blocks) in [
+        (Precision::F32, true, &[None][..]),
+        (Precision::F32, false, &tiled[..]),
+        (Precision::F16, true, &[None][..]),
+        (Precision::F16, false, &[None][..]),
     ] {
-        let mut gpu = common::gpu_for(precision);
-        gpu.barrier_free = barrier_free;
-        conv_backward_cases(&gpu, &t, &meta);
+        for &block in blocks {
+            let mut gpu = common::gpu_for(precision);
+            gpu.barrier_free = barrier_free;
+            gpu.conv_block = block;
+            println!("conv backward on {}", common::conv_variant(&gpu));
+            conv_backward_cases(&gpu, &t, &meta);
+        }
     }
 }
 
@@ -88,9 +94,9 @@ fn conv_backward_cases(gpu: &Gpu, t: &Tensors, meta: &Value) {
     assert_eq!(cases.len(), 5);
     for (name, m) in cases {
         let key = |k: &str| format!("conv.{name}.{k}");
-        let x = upload(&gpu, &t, &key("x"));
-        let y = upload(&gpu, &t, &key("y"));
-        let gy = upload(&gpu, &t, &key("gy"));
+        let x = upload(gpu, t, &key("x"));
+        let y = upload(gpu, t, &key("y"));
+        let gy = upload(gpu, t, &key("gy"));
         // Start from non-zero buffers: the first write must overwrite, later ones (accumulate) add.
         let grad_x = gpu.upload("grad_x", &x.shape, &vec![7.0; x.numel()]).unwrap();
         let convs = m["convs"].as_array().unwrap();
@@ -98,82 +104,77 @@ fn conv_backward_cases(gpu: &Gpu, t: &Tensors, meta: &Value) {
         let relu = convs[0]["relu"].as_bool().unwrap();
         assert!(convs.iter().all(|c| c["relu"].as_bool() == Some(relu)));
         if relu {
-            run(&gpu, &[conv::relu_backward(&gpu, &y, &gy).unwrap()]);
+            run(gpu, &[conv::relu_backward(gpu, &y, &gy).unwrap()]);
         }
         // The images' gradient is never taken, so the strided (first-layer) convolutions have none.
         let strided = convs.iter().any(|c| u(c, "stride") != 1);
-        for (j, c) in convs.iter().enumerate() {
-            let weight = upload(&gpu, &t, &key(&format!("{j}.weight")));
-            let bias = upload(&gpu, &t, &key(&format!("{j}.bias")));
-            let back = ConvBackward {
+        // Every convolution's gradients in one submission, their weight gradients sharing one partial-sum scratch
+        // (as in a network's backward pass), then again accumulating (a second micro-batch of the same data).
+        let tensors: Vec<_> = (0..convs.len())
+            .map(|j| {
+                let weight = upload(gpu, t, &key(&format!("{j}.weight")));
+                let bias = upload(gpu, t, &key(&format!("{j}.bias")));
+                let grad_w = gpu.upload("grad_w", &weight.shape, &vec![3.0; weight.numel()]).unwrap();
+                let grad_b = gpu.upload("grad_b", &bias.shape, &vec![3.0; bias.numel()]).unwrap();
+                (weight, bias, grad_w, grad_b)
+            })
+            .collect();
+        let backs: Vec<_> = convs
+            .iter()
+            .zip(&tensors)
+            .map(|(c, (weight, bias, _, _))| ConvBackward {
                 shape: conv_shape(c),
                 x: &x,
-                weight: &weight,
-                bias: &bias,
+                weight,
+                bias,
                 gy: &gy,
                 c_off: u(c, "c_off"),
-            };
-            let grad_w = gpu.upload("grad_w", &weight.shape, &vec![3.0; weight.numel()]).unwrap();
-            let grad_b = gpu.upload("grad_b", &bias.shape, &vec![3.0; bias.numel()]).unwrap();
-            let input = conv::conv2d_backward_input(&gpu, &back, &grad_x, j > 0);
-            assert_eq!(
-                input.is_err(),
-                strided,
-                "{name}: input gradient of a strided convolution"
-            );
-            run(
-                &gpu,
-                &[
-                    input.into_iter().collect(),
-                    conv::conv2d_backward_params(&gpu, &back, &grad_w, &grad_b, false).unwrap(),
-                ]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>(),
-            );
-            let want_w = &t[&key(&format!("{j}.grad_weight"))].1;
-            let want_b = &t[&key(&format!("{j}.grad_bias"))].1;
-            close(
-                &read_all(&gpu, &grad_w),
-                want_w,
-                1e-4,
-                1e-4,
-                &format!("{name} conv {j} grad_weight"),
-            );
-            close(
-                &read_all(&gpu, &grad_b),
-                want_b,
-                1e-4,
-                1e-4,
-                &format!("{name} conv {j} grad_bias"),
-            );
-            // A second micro-batch with the same data doubles the accumulated parameter gradients.
-            run(
-                &gpu,
-                &conv::conv2d_backward_params(&gpu, &back, &grad_w, &grad_b, true).unwrap(),
-            );
-            let twice = |v: &[f32]| v.iter().map(|x| 2.0 * x).collect::<Vec<_>>();
-            close(
-                &read_all(&gpu, &grad_w),
-                &twice(want_w),
-                1e-4,
-                2e-4,
-                &format!("{name} conv {j} accumulated grad_weight"),
-            );
-            close(
-                &read_all(&gpu, &grad_b),
-                &twice(want_b),
-                1e-4,
-                2e-4,
-                &format!("{name} conv {j} accumulated grad_bias"),
-            );
+            })
+            .collect();
+        let mut partials = PartialSums::default();
+        for accumulate in [false, true] {
+            let mut dispatches = Vec::new();
+            for (j, (back, (_, _, grad_w, grad_b))) in backs.iter().zip(&tensors).enumerate() {
+                if !accumulate {
+                    let input = conv::conv2d_backward_input(gpu, back, &grad_x, j > 0);
+                    assert_eq!(
+                        input.is_err(),
+                        strided,
+                        "{name}: input gradient of a strided convolution"
+                    );
+                    dispatches.extend(input);
+                }
+                dispatches.extend(
+                    conv::conv2d_backward_params(gpu, back, grad_w, grad_b, accumulate, &mut partials).unwrap(),
+                );
+            }
+            run(gpu, &dispatches);
+            let times = if accumulate { 2.0 } else { 1.0 };
+            for (j, (_, _, grad_w, grad_b)) in tensors.iter().enumerate() {
+                let scaled = |k: String| t[&key(&k)].1.iter().map(|x| times * x).collect::<Vec<_>>();
+                let what = if accumulate { "accumulated " } else { "" };
+                close(
+                    &read_all(gpu, grad_w),
+                    &scaled(format!("{j}.grad_weight")),
+                    1e-4,
+                    times * 1e-4,
+                    &format!("{name} conv {j} {what}grad_weight"),
+                );
+                close(
+                    &read_all(gpu, grad_b),
+                    &scaled(format!("{j}.grad_bias")),
+                    1e-4,
+                    times * 1e-4,
+                    &format!("{name} conv {j} {what}grad_bias"),
+                );
+            }
         }
         if strided {
             continue;
         }
         // Several convolutions reading x (the fire module's expands) sum their input gradients.
         close(
-            &read_all(&gpu, &grad_x),
+            &read_all(gpu, &grad_x),
             &t[&key("grad_x")].1,
             1e-4,
             1e-4,
@@ -208,10 +209,10 @@ fn conv_backward_rejects_tensors_that_do_not_fit() {
         c_off: 2,
     };
     assert!(conv::conv2d_backward_input(&gpu, &back, &x, false).is_ok());
-    assert!(conv::conv2d_backward_params(&gpu, &back, &w, &b, false).is_ok());
+    assert!(conv::conv2d_backward_params(&gpu, &back, &w, &b, false, &mut PartialSums::default()).is_ok());
     let wrong = gpu.zeros("wrong", &[2, 3, 5, 4]).unwrap();
     assert!(conv::conv2d_backward_input(&gpu, &back, &wrong, false).is_err());
-    assert!(conv::conv2d_backward_params(&gpu, &back, &b, &b, false).is_err());
+    assert!(conv::conv2d_backward_params(&gpu, &back, &b, &b, false, &mut PartialSums::default()).is_err());
     let small_gy = gpu.zeros("gy", &[2, 5, 5, 5]).unwrap();
     assert!(conv::conv2d_backward_input(&gpu, &ConvBackward { gy: &small_gy, ..back }, &x, false).is_err());
     assert!(conv::conv2d_backward_input(&gpu, &ConvBackward { c_off: 3, ..back }, &x, false).is_err());
@@ -223,7 +224,7 @@ fn conv_backward_rejects_tensors_that_do_not_fit() {
         gy: &gy3,
         ..back
     };
-    assert!(conv::conv2d_backward_params(&gpu, &back, &w, &b, false).is_ok());
+    assert!(conv::conv2d_backward_params(&gpu, &back, &w, &b, false, &mut PartialSums::default()).is_ok());
     assert!(conv::conv2d_backward_input(&gpu, &back, &x, false).is_err());
 }
 
@@ -267,17 +268,23 @@ fn conv_loss(gpu: &Gpu, fwd: &Dispatch, y: &Tensor, gy: &[f32], c_off: usize, co
     l
 }
 
-/// On both paths (barrier-free and tiled) of each gradient.
+/// On both paths (barrier-free, and tiled in each block) of each gradient.
 #[test]
 fn conv_backward_matches_finite_differences_of_the_forward() {
-    for barrier_free in [true, false] {
+    let mut gpu = common::gpu();
+    gpu.barrier_free = true;
+    conv_finite_difference_cases(&gpu);
+    for block in ConvBlock::ALL {
         let mut gpu = common::gpu();
-        gpu.barrier_free = barrier_free;
+        gpu.barrier_free = false;
+        gpu.conv_block = Some(block);
+        println!("conv backward on {}", common::conv_variant(&gpu));
         conv_finite_difference_cases(&gpu);
     }
 }
 
 fn conv_finite_difference_cases(gpu: &Gpu) {
+    let mut partials = PartialSums::default();
     let mut rng = Lcg(31);
     // (batch, cin, h, w, cout, kernel, stride, pad, ctot, c_off): AlexNet's first conv and SqueezeNet's (weight
     // gradients only: the images get none), a 3×3 writing a middle channel slice, AlexNet's 5×5 with padding 2,
@@ -312,7 +319,7 @@ fn conv_finite_difference_cases(gpu: &Gpu) {
         let gy = gpu.upload("gy", &y.shape, &gyv).unwrap();
         // Without the ReLU the loss is linear in each tensor, so a wide central difference is exact up to f32
         // rounding of the forward.
-        let fwd = conv::conv2d(&gpu, shape, &x, &weight, &bias, &y, c_off, false).unwrap();
+        let fwd = conv::conv2d(gpu, shape, &x, &weight, &bias, &y, c_off, false).unwrap();
         let back = ConvBackward {
             shape,
             x: &x,
@@ -324,22 +331,22 @@ fn conv_finite_difference_cases(gpu: &Gpu) {
         let grad_x = gpu.zeros("grad_x", &x.shape).unwrap();
         let grad_w = gpu.zeros("grad_w", &weight.shape).unwrap();
         let grad_b = gpu.zeros("grad_b", &bias.shape).unwrap();
-        let mut dispatches = conv::conv2d_backward_params(&gpu, &back, &grad_w, &grad_b, false).unwrap();
+        let mut dispatches = conv::conv2d_backward_params(gpu, &back, &grad_w, &grad_b, false, &mut partials).unwrap();
         let mut checked = vec![(&weight, &wv, &grad_w, "weight"), (&bias, &bv, &grad_b, "bias")];
         if s == 1 {
-            dispatches.push(conv::conv2d_backward_input(&gpu, &back, &grad_x, false).unwrap());
+            dispatches.push(conv::conv2d_backward_input(gpu, &back, &grad_x, false).unwrap());
             checked.push((&x, &xv, &grad_x, "x"));
         }
-        run(&gpu, &dispatches);
+        run(gpu, &dispatches);
         for (tensor, values, grad, what) in checked {
-            let analytic = read_all(&gpu, grad);
+            let analytic = read_all(gpu, grad);
             let n = values.len();
             let picks: Vec<usize> = (0..12).map(|_| (rng.uniform() * n as f32) as usize % n).collect();
             for i in picks.into_iter().chain([0, n - 1]) {
                 let h = 0.5f32;
                 let at = |v: f32| {
                     gpu.write(tensor, i, &[v]).unwrap();
-                    conv_loss(&gpu, &fwd, &y, &gyv, c_off, cout)
+                    conv_loss(gpu, &fwd, &y, &gyv, c_off, cout)
                 };
                 let fd = (at(values[i] + h) - at(values[i] - h)) / (2.0 * h as f64);
                 at(values[i]);

@@ -1,8 +1,9 @@
 #!/bin/sh
 # Every figure issue 7 asks of a GPU, in one run (for a lent GPU machine, where ../shared does not travel):
-# adapter info, dps-gpu eval/train/tune in f32 and eval/train in the fast mode on random weights, the fast mode's
-# accuracy against f32 (AlexNet on the bundled samples), the cold start of `distance`, and
-# tools/torch_bench.py in FP32 and TF32 beside them. Results go to $OUT (or /tmp/gpu-bench) as JSON lines.
+# adapter info, dps-gpu eval/train/tune in f32 (and eval/tune with the tiled kernels' 4x4 block forced) and
+# eval/train in the fast mode on random weights, the fast mode's accuracy against f32 (AlexNet on the bundled
+# samples), the cold start of `distance`, and tools/torch_bench.py in FP32 and TF32 beside them. Results go to
+# $OUT (or /tmp/gpu-bench) as JSON lines.
 #
 # Here, once:  cargo build --release; echo /.gl/ >> .git/info/exclude; mkdir -p .gl /tmp/amd64/partial;
 #              o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64';
@@ -39,6 +40,9 @@ step info.json "$bin" info --json
 cat "$out/info.json"
 step dps-f32.jsonl "$bin" bench --random-weights --net "$nets" --what eval,train,tune --batch "$batch" \
     --iters "$iters" --json
+# The tiled kernels' smallest block on every convolution, against the per-convolution choice above.
+step dps-f32-block4x4.jsonl "$bin" bench --random-weights --net "$nets" --what eval,tune --batch "$batch" \
+    --iters "$iters" --conv-block 4x4 --json
 step dps-f16.jsonl "$bin" --precision f16 bench --random-weights --net "$nets" --what eval,train \
     --batch "$batch" --iters "$iters" --json
 # The fast mode's accuracy on the bundled samples with the embedded AlexNet (the only weights that travel).

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use dps_gpu::context::{Ranking, TripletDraws};
 use dps_gpu::data::{ImageBank, RgbImage8};
-use dps_gpu::gpu::{AdapterChoice, Gpu};
+use dps_gpu::gpu::{AdapterChoice, ConvBlock, Gpu};
 use dps_gpu::kernels::distort::DistortPlan;
 use dps_gpu::kernels::images::ByteImages;
 use dps_gpu::metric::{Method, Metric, WeightsChoice};
@@ -46,6 +46,11 @@ pub struct BenchArgs {
     /// the clean images and distorting them into p0 and p1 on the GPU; no network).
     #[arg(long, default_value = "eval,train")]
     what: String,
+    /// Force one block (outputs per invocation, rows x columns) on every tiled convolution, to compare them on
+    /// one GPU: 8x8, 4x8, 8x4 or 4x4 (default: chosen per convolution). The tiled kernels run GPUs'
+    /// convolutions and weight gradients, and the fast mode's where the adapter has no cooperative matrices.
+    #[arg(long, value_name = "RxC", value_parser = ConvBlock::parse)]
+    conv_block: Option<ConvBlock>,
     /// Print one JSON object per net.
     #[arg(long)]
     json: bool,
@@ -63,7 +68,8 @@ pub fn run(choice: &AdapterChoice, mut args: BenchArgs) -> Result<()> {
     } else {
         None
     };
-    let gpu = Gpu::new(choice)?;
+    let mut gpu = Gpu::new(choice)?;
+    gpu.conv_block = args.conv_block;
     let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
     let image_len = 3 * args.size * args.size;
     // 8-bit, as decoded images are: eval uploads them as bytes.
@@ -267,6 +273,7 @@ fn report(gpu: &Gpu, kind: NetKind, what: &str, args: &BenchArgs, timing: Timing
             "size": args.size, "iters": args.iters, "seconds": seconds, "triplets_per_s": triplets,
             "tflops": flops / 1e12, "adapter": gpu.describe(), "seed": args.seed,
             "weights": if args.random_weights { "random" } else { "files" },
+            "conv_block": args.conv_block.map_or("auto".into(), |b| b.name()),
         }));
     } else {
         println!(

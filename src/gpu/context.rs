@@ -36,7 +36,7 @@ impl AdapterChoice {
 /// the implicit GEMM's operands to f16: on cooperative matrices with f32 accumulators where the adapter has
 /// them ([`CoopTile`]), else in f16 tiles whose 16-deep partial sums are added into f32 accumulators; inputs,
 /// outputs, weights and every other kernel stay f32. Backward passes are always f32.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Precision {
     #[default]
     F32,
@@ -57,6 +57,35 @@ impl Precision {
             Precision::F32 => "f32",
             Precision::F16 => "f16",
         }
+    }
+}
+
+/// The block of outputs one invocation of conv.wgsl's tiled kernels computes: `rows` output channels ×
+/// `columns` GEMM columns, 4 or 8 each; a workgroup of 16×16 invocations computes a 16·rows × 16·columns tile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConvBlock {
+    pub rows: u32,
+    pub columns: u32,
+}
+
+impl ConvBlock {
+    pub const ALL: [ConvBlock; 4] = [
+        ConvBlock { rows: 8, columns: 8 },
+        ConvBlock { rows: 4, columns: 8 },
+        ConvBlock { rows: 8, columns: 4 },
+        ConvBlock { rows: 4, columns: 4 },
+    ];
+
+    /// "RxC", as `bench --conv-block` takes it.
+    pub fn parse(s: &str) -> Result<ConvBlock> {
+        Self::ALL
+            .into_iter()
+            .find(|b| b.name() == s)
+            .ok_or_else(|| crate::Error::msg(format!("unknown conv block {s:?}; choose from 8x8, 4x8, 8x4, 4x4")))
+    }
+
+    pub fn name(&self) -> String {
+        format!("{}x{}", self.rows, self.columns)
     }
 }
 
@@ -152,6 +181,9 @@ pub struct Gpu {
     /// matrix the conv kernel can use (the device then has EXPERIMENTAL_COOPERATIVE_MATRIX enabled). Tests clear
     /// it to run the plain f16 kernel on the same device.
     pub coop_tile: Option<CoopTile>,
+    /// The block every tiled convolution uses, when forced (tests; `bench --conv-block`); None: kernels::conv
+    /// picks one per convolution.
+    pub conv_block: Option<ConvBlock>,
     /// The largest device-local memory heap the driver reports (Vulkan only).
     pub device_memory: Option<u64>,
     /// Bytes the buffers of one chunk of images may take (activations and, when a network trains, their
@@ -274,6 +306,7 @@ impl Gpu {
             precision,
             cooperative_matrix,
             coop_tile,
+            conv_block: None,
             device_memory,
             chunk_budget,
             modules: Mutex::new(HashMap::new()),
@@ -374,7 +407,9 @@ impl Gpu {
 
     /// Largest number of bytes one storage binding may cover on this adapter.
     pub fn max_binding_bytes(&self) -> u64 {
-        (self.limits.max_storage_buffer_binding_size as u64).min(self.limits.max_buffer_size)
+        self.limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size)
     }
 
     fn check_size(&self, bytes: u64, label: &str) -> Result<()> {
@@ -482,7 +517,7 @@ impl Gpu {
     /// Overwrites a record buffer from byte `offset` (offset and length in whole 4-byte words, as wgpu writes).
     pub fn write_pod_at<T: bytemuck::Pod>(&self, buffer: &wgpu::Buffer, offset: u64, data: &[T]) -> Result<()> {
         let bytes: &[u8] = bytemuck::cast_slice(data);
-        if offset + bytes.len() as u64 > buffer.size() || offset % 4 != 0 || bytes.len() % 4 != 0 {
+        if offset + bytes.len() as u64 > buffer.size() || !offset.is_multiple_of(4) || !bytes.len().is_multiple_of(4) {
             bail!(
                 "writing {} bytes at {offset} into a buffer of {} (whole words only)",
                 bytes.len(),

@@ -8,6 +8,6 @@ mod dispatch;
 pub mod memory;
 mod tensor;
 
-pub use context::{Access, AdapterChoice, CoopTile, Gpu, Kernel, Precision};
+pub use context::{Access, AdapterChoice, ConvBlock, CoopTile, Gpu, Kernel, Precision};
 pub use dispatch::{linear_grid, Dispatch};
 pub use tensor::Tensor;

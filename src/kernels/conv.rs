@@ -3,7 +3,7 @@ use bytemuck::{Pod, Zeroable};
 use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
 
-use crate::gpu::{linear_grid, Access, CoopTile, Dispatch, Gpu, Kernel, Precision, Tensor};
+use crate::gpu::{linear_grid, Access, ConvBlock, CoopTile, Dispatch, Gpu, Kernel, Precision, Tensor};
 use crate::{bail, Result};
 
 use super::{to_u32, CONV_COOP_WGSL, CONV_WGSL};
@@ -50,22 +50,82 @@ const CONV2D: Kernel = Kernel {
     bindings: FORWARD_BINDINGS,
 };
 
-/// The line of conv.wgsl that sets the type of the tiles and products, and what the fast mode puts there.
-const MUL_F32: &str = "alias mul = f32;";
-const MUL_F16: &str = "alias mul = f16;";
+/// The lines of conv.wgsl that set the tiled kernels' block, the type of their tiles and products, and whether
+/// each slice's products are summed apart (see its header); the variants replace them.
+const TILED_LINES: [&str; 4] = [
+    "const BLOCK_M: u32 = 4u;",
+    "const BLOCK_N: u32 = 4u;",
+    "alias mul = f32;",
+    "const SLICE_SUMS: bool = false;",
+];
 
-/// conv.wgsl compiled for the fast mode: the same kernels with f16 tiles and products.
-static CONV_F16_WGSL: LazyLock<String> = LazyLock::new(|| {
-    assert!(CONV_WGSL.contains(MUL_F32), "conv.wgsl must declare `{MUL_F32}`");
-    format!("enable f16;\n{}", CONV_WGSL.replacen(MUL_F32, MUL_F16, 1))
-});
-
-fn conv2d_f16() -> Kernel {
-    Kernel {
-        family: "conv_f16",
-        source: CONV_F16_WGSL.as_str(),
-        ..CONV2D
+/// conv.wgsl compiled for `block` and `precision` (the fast mode: f16 tiles and products, each slice summed
+/// apart): its family name and source, made once per variant in a process. The file as it stands is f32 4×4.
+fn tiled_variant(precision: Precision, block: ConvBlock) -> (&'static str, &'static str) {
+    type Variants = HashMap<(Precision, ConvBlock), (&'static str, &'static str)>;
+    static VARIANTS: LazyLock<Mutex<Variants>> = LazyLock::new(Default::default);
+    let plain = ConvBlock { rows: 4, columns: 4 };
+    if (precision, block) == (Precision::F32, plain) {
+        return ("conv", CONV_WGSL);
     }
+    *VARIANTS.lock().unwrap().entry((precision, block)).or_insert_with(|| {
+        let f16 = precision == Precision::F16;
+        let wanted = [
+            format!("const BLOCK_M: u32 = {}u;", block.rows),
+            format!("const BLOCK_N: u32 = {}u;", block.columns),
+            format!("alias mul = {};", if f16 { "f16" } else { "f32" }),
+            format!("const SLICE_SUMS: bool = {f16};"),
+        ];
+        let mut source = CONV_WGSL.to_string();
+        for (line, value) in TILED_LINES.iter().zip(&wanted) {
+            assert!(source.contains(line), "conv.wgsl must declare `{line}`");
+            source = source.replacen(line, value, 1);
+        }
+        if f16 {
+            source = format!("enable f16;\n{source}");
+        }
+        let family = format!("conv_{}_{}", precision.name(), block.name());
+        // Eight variants at most per process, so leaking them is bounded.
+        (Box::leak(family.into_boxed_str()), Box::leak(source.into_boxed_str()))
+    })
+}
+
+/// `kernel` (an entry point of conv.wgsl) in the variant for `precision` and `block`.
+fn tiled(kernel: Kernel, precision: Precision, block: ConvBlock) -> Kernel {
+    let (family, source) = tiled_variant(precision, block);
+    Kernel {
+        family,
+        source,
+        ..kernel
+    }
+}
+
+/// Fewest workgroups a tiled convolution keeps when its block grows: a few per multiprocessor of a large GPU (an
+/// H100 has 132), so that larger tiles do not leave it idle on small layers or batches.
+const MIN_TILED_WORKGROUPS: usize = 512;
+
+/// The block of a tiled GEMM of `rows` × `columns` (unless the GPU forces one): the first of 8×8, 4×8, 8×4 whose
+/// tiles pad neither side by more than an eighth beyond 64-wide tiles, leave at least `min_workgroups`
+/// workgroups and fit the adapter's workgroup memory; else 4×4. Larger blocks read workgroup memory less often
+/// per product (twice the products per load at 8×8).
+fn choose_block(gpu: &Gpu, precision: Precision, rows: usize, columns: usize, min_workgroups: usize) -> ConvBlock {
+    if let Some(block) = gpu.conv_block {
+        return block;
+    }
+    let padded = |n: usize, tile: usize| n.div_ceil(tile) * tile;
+    let side_fits = |block: u32, n: usize| padded(n, 16 * block as usize) * 8 <= padded(n, 64) * 9;
+    let value_bytes = if precision == Precision::F16 { 2 } else { 4 };
+    ConvBlock::ALL
+        .into_iter()
+        .find(|b| {
+            let workgroups = rows.div_ceil(16 * b.rows as usize) * columns.div_ceil(16 * b.columns as usize);
+            let staged = 16 * 16 * (b.rows + b.columns) * value_bytes;
+            side_fits(b.rows, rows)
+                && side_fits(b.columns, columns)
+                && workgroups >= min_workgroups
+                && staged <= gpu.limits.max_compute_workgroup_storage_size
+        })
+        .unwrap_or(ConvBlock { rows: 4, columns: 4 })
 }
 
 /// The lines of conv_coop.wgsl that fix its matrix side and subgroup size (set there for 16 and 32).
@@ -167,16 +227,19 @@ pub fn conv2d(
 fn implicit_gemm(gpu: &Gpu, precision: Precision, mut params: ConvParams, tensors: [&Tensor; 4]) -> Result<Dispatch> {
     let columns = (params.batch * params.ho * params.wo) as usize;
     // CPU adapters get the barrier-free variant (workgroup: 64 invocations × DIRECT_N columns, DIRECT_M channels)
-    // in f32; the fast mode runs on cooperative matrices (4S × 4S output tiles) where the adapter has them, else
-    // the tiled kernel, whose f16 tiles are what a GPU speeds up.
+    // in f32; the fast mode runs on cooperative matrices (4S × 4S output tiles) where the adapter has them;
+    // everything else runs the tiled kernel (in the fast mode with f16 tiles, which a GPU speeds up).
     let (kernel, rows_per_group, cols_per_group) = match (precision, gpu.barrier_free, gpu.coop_tile) {
         (Precision::F16, _, Some(tile)) => {
             let side = 4 * tile.side as usize;
             (conv2d_coop(tile), side, side)
         }
-        (Precision::F16, _, None) => (conv2d_f16(), 64, 64),
         (Precision::F32, true, _) => (CONV2D_DIRECT, DIRECT_M, 64 * DIRECT_N),
-        (Precision::F32, false, _) => (CONV2D, 64, 64),
+        _ => {
+            let block = choose_block(gpu, precision, params.cout as usize, columns, MIN_TILED_WORKGROUPS);
+            let tile = |b: u32| 16 * b as usize;
+            (tiled(CONV2D, precision, block), tile(block.rows), tile(block.columns))
+        }
     };
     let (gx, gz) = linear_grid(gpu, to_u32(columns.div_ceil(cols_per_group), "conv columns")?);
     let gy = to_u32((params.cout as usize).div_ceil(rows_per_group), "conv rows")?;
@@ -219,7 +282,7 @@ const CONV2D_BACKWARD_PARAMS_REDUCE: Kernel = Kernel {
     bindings: &[Access::Read, Access::ReadWrite, Access::ReadWrite],
 };
 /// Invocations the tiled weight gradient aims for on a GPU (an H100 keeps ~270,000 resident), the fewest output
-/// columns a split reduces (four 16-deep slices before its 64×64 partial tile is written), and the most memory
+/// columns a split reduces (four 16-deep slices before its partial tile is written), and the most memory
 /// the partial sums may take.
 const PARAMS_TARGET_INVOCATIONS: usize = 1 << 18;
 const MIN_SPLIT_COLUMNS: usize = 64;
@@ -339,16 +402,41 @@ pub fn conv2d_backward_input(gpu: &Gpu, c: &ConvBackward, grad_x: &Tensor, accum
     implicit_gemm(gpu, Precision::F32, params, [c.gy, c.weight, c.weight, grad_x])
 }
 
+/// Scratch for the partial sums of GPUs' tiled weight gradients, shared by the convolutions of a backward pass
+/// recorded in one command stream: each adds up its partials before the next convolution's dispatch writes
+/// over them, so one buffer serves all. It grows (to at least twice its size) when a convolution needs more;
+/// dispatches already recorded keep the buffer they were bound to.
+#[derive(Default)]
+pub struct PartialSums {
+    buffer: Option<Tensor>,
+}
+
+impl PartialSums {
+    /// A [splits, rows, columns] view of the scratch, grown to hold it.
+    fn view(&mut self, gpu: &Gpu, shape: [usize; 3]) -> Result<Tensor> {
+        let numel: usize = shape.iter().product();
+        let held = self.buffer.as_ref().map_or(0, |t| t.numel());
+        if held < numel {
+            let most = (PARAMS_PARTIALS_BYTES.min(gpu.max_binding_bytes()) / 4) as usize;
+            let len = numel.max((2 * held).min(most));
+            self.buffer = Some(gpu.zeros("conv weight-gradient partials", &[len])?);
+        }
+        self.buffer.as_ref().expect("allocated above").view(&shape)
+    }
+}
+
 /// `grad_weight (+)= ∂L/∂weight` and `grad_bias (+)= ∂L/∂bias` of the convolution described by `c`, summed over
 /// the batch. With `accumulate` the gradients are added to what the buffers hold (micro-batches). CPU adapters
 /// reduce each block of gradients in one invocation; GPUs run a tiled GEMM whose depth (the batch's output
-/// pixels) is split so the chip is busy, each split writing partial sums that a second dispatch adds up.
+/// pixels) is split so the chip is busy, each split writing partial sums (into `partials`) that a second
+/// dispatch adds up.
 pub fn conv2d_backward_params(
     gpu: &Gpu,
     c: &ConvBackward,
     grad_weight: &Tensor,
     grad_bias: &Tensor,
     accumulate: bool,
+    partials: &mut PartialSums,
 ) -> Result<Vec<Dispatch>> {
     let mut params = c.params(accumulate)?;
     if grad_weight.shape != c.weight.shape || grad_bias.shape != c.bias.shape {
@@ -380,8 +468,11 @@ pub fn conv2d_backward_params(
         )?;
         return Ok(vec![sums]);
     }
-    let row_tiles = c.shape.cout.div_ceil(64);
-    let column_tiles = (depth + 1).div_ceil(64);
+    // Splitting the depth supplies the parallelism, so the block need not leave many tiles.
+    let block = choose_block(gpu, Precision::F32, c.shape.cout, depth + 1, 1);
+    let kernel = tiled(CONV2D_BACKWARD_PARAMS_TILED, Precision::F32, block);
+    let row_tiles = c.shape.cout.div_ceil(16 * block.rows as usize);
+    let column_tiles = (depth + 1).div_ceil(16 * block.columns as usize);
     let (gx, gz) = linear_grid(gpu, to_u32(column_tiles, "conv weight gradient")?);
     params.groups_x = gx;
     let columns = (params.batch * params.ho * params.wo) as usize;
@@ -392,13 +483,13 @@ pub fn conv2d_backward_params(
         .min((PARAMS_PARTIALS_BYTES.min(gpu.max_binding_bytes()) / partial_bytes).max(1) as usize)
         .max(1);
     params.splits = to_u32(splits, "weight gradient splits")?;
-    let partials = gpu.zeros("conv weight-gradient partials", &[splits, c.shape.cout, depth + 1])?;
+    let partials = partials.view(gpu, [splits, c.shape.cout, depth + 1])?;
     let window = gpu.upload_pod("conv window", &window_table(&params))?;
     let pixels = gpu.upload_pod("conv pixel origins", &pixel_origins(&params)?)?;
     let sums = Dispatch::new(
         gpu,
-        gpu.pipeline(&CONV2D_BACKWARD_PARAMS_TILED)?,
-        CONV2D_BACKWARD_PARAMS_TILED.entry,
+        gpu.pipeline(&kernel)?,
+        kernel.entry,
         &params,
         &[
             c.gy.binding(),

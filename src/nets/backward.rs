@@ -71,10 +71,11 @@ impl NetBackward {
             };
         }
         let mut dispatches = Vec::new();
-        let conv_back = |dispatches: &mut Vec<Dispatch>,
-                         slot: usize,
-                         c: ConvBackward,
-                         grad_x: Option<(&Tensor, bool)>|
+        let mut partials = conv::PartialSums::default();
+        let mut conv_back = |dispatches: &mut Vec<Dispatch>,
+                             slot: usize,
+                             c: ConvBackward,
+                             grad_x: Option<(&Tensor, bool)>|
          -> Result<()> {
             dispatches.extend(conv::conv2d_backward_params(
                 gpu,
@@ -82,6 +83,7 @@ impl NetBackward {
                 &grads.weights[slot],
                 &grads.biases[slot],
                 true,
+                &mut partials,
             )?);
             if let Some((gx, accumulate)) = grad_x {
                 dispatches.push(conv::conv2d_backward_input(gpu, &c, gx, accumulate)?);

@@ -32,7 +32,14 @@ pub fn gpu_for(precision: Precision) -> Gpu {
 pub fn conv_variant(gpu: &Gpu) -> String {
     match (gpu.precision, gpu.coop_tile) {
         (Precision::F16, Some(t)) => format!("f16 on {0}x{0}x{0} cooperative matrices", t.side),
-        (p, _) => format!("{}, barrier_free {}", p.name(), gpu.barrier_free),
+        // The fast mode's forward runs the tiled kernel even where barrier_free (which its f32 backward follows).
+        (Precision::F32, _) if gpu.barrier_free => "f32, barrier_free".into(),
+        (p, _) => format!(
+            "{}, tiled, block {}, barrier_free {}",
+            p.name(),
+            gpu.conv_block.map_or("chosen per conv".into(), |b| b.name()),
+            gpu.barrier_free
+        ),
     }
 }
 
