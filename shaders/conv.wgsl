@@ -183,6 +183,18 @@ fn flush_slices(acc: ptr<function, Block>, part: ptr<function, SliceBlock>) {
     }
 }
 
+// One slice's step of a tiled kernel, once its invocations have staged their values: a barrier so every value
+// is in place, part += the slice product, a barrier so no invocation stages the next slice over values still being
+// read; in the fast mode part then goes into acc.
+fn multiply_staged(lid: vec3<u32>, acc: ptr<function, Block>, part: ptr<function, SliceBlock>) {
+    workgroupBarrier();
+    multiply_slice(lid, part);
+    workgroupBarrier();
+    if (SLICE_SUMS) {
+        flush_slices(acc, part);
+    }
+}
+
 @compute @workgroup_size(16, 16, 1)
 fn conv2d_forward(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -213,12 +225,7 @@ fn conv2d_forward(
             let kk = b_row0 + (256u / TILE_N) * j;
             stage_b(kk, b_col, patch_value(col, k0 + kk));
         }
-        workgroupBarrier();
-        multiply_slice(lid, &part);
-        workgroupBarrier();
-        if (SLICE_SUMS) {
-            flush_slices(&acc, &part);
-        }
+        multiply_staged(lid, &acc, &part);
     }
     flush_slices(&acc, &part);
 
@@ -535,12 +542,7 @@ fn conv2d_backward_params_tiled(
             b_at[j] = advance(c, TILE_K, hw_out);
         }
         a_at = advance(a_at, TILE_K, hw_out);
-        workgroupBarrier();
-        multiply_slice(lid, &part);
-        workgroupBarrier();
-        if (SLICE_SUMS) {
-            flush_slices(&acc, &part);
-        }
+        multiply_staged(lid, &acc, &part);
     }
     flush_slices(&acc, &part);
 
