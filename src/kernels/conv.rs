@@ -104,17 +104,20 @@ fn tiled(kernel: Kernel, precision: Precision, block: ConvBlock) -> Kernel {
 /// H100 has 132), so that larger tiles do not leave it idle on small layers or batches.
 const MIN_TILED_WORKGROUPS: usize = 512;
 
-/// The block of a tiled GEMM of `rows` × `columns` (unless the GPU forces one): the first of 8×8, 4×8, 8×4 whose
-/// tiles pad neither side by more than an eighth beyond 64-wide tiles, leave at least `min_workgroups`
-/// workgroups and fit the adapter's workgroup memory; else 4×4. Larger blocks read workgroup memory less often
-/// per product (twice the products per load at 8×8).
+/// The block of a tiled GEMM of `rows` × `columns` (unless the GPU forces one): see [`block_for`].
 fn choose_block(gpu: &Gpu, precision: Precision, rows: usize, columns: usize, min_workgroups: usize) -> ConvBlock {
-    if let Some(block) = gpu.conv_block {
-        return block;
-    }
+    let value_bytes = if precision == Precision::F16 { 2 } else { 4 };
+    let memory = gpu.limits.max_compute_workgroup_storage_size;
+    gpu.conv_block
+        .unwrap_or_else(|| block_for(rows, columns, min_workgroups, value_bytes, memory))
+}
+
+/// The first of 8×8, 4×8, 8×4 whose tiles pad neither side by more than an eighth beyond 64-wide tiles, leave at
+/// least `min_workgroups` workgroups and whose slices (of `value_bytes` values) fit `workgroup_memory` bytes;
+/// else 4×4. Larger blocks read workgroup memory less often per product (twice the products per load at 8×8).
+fn block_for(rows: usize, columns: usize, min_workgroups: usize, value_bytes: u32, workgroup_memory: u32) -> ConvBlock {
     let padded = |n: usize, tile: usize| n.div_ceil(tile) * tile;
     let side_fits = |block: u32, n: usize| padded(n, 16 * block as usize) * 8 <= padded(n, 64) * 9;
-    let value_bytes = if precision == Precision::F16 { 2 } else { 4 };
     ConvBlock::ALL
         .into_iter()
         .find(|b| {
@@ -123,7 +126,7 @@ fn choose_block(gpu: &Gpu, precision: Precision, rows: usize, columns: usize, mi
             side_fits(b.rows, rows)
                 && side_fits(b.columns, columns)
                 && workgroups >= min_workgroups
-                && staged <= gpu.limits.max_compute_workgroup_storage_size
+                && staged <= workgroup_memory
         })
         .unwrap_or(ConvBlock { rows: 4, columns: 4 })
 }
@@ -594,5 +597,38 @@ pub(crate) fn dims4(t: &Tensor, what: &str) -> Result<[usize; 4]> {
     match t.shape[..] {
         [a, b, c, d] => Ok([a, b, c, d]),
         _ => bail!("{what}: expected a 4-d tensor, got shape {:?}", t.shape),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(rows: u32, columns: u32) -> ConvBlock {
+        ConvBlock { rows, columns }
+    }
+
+    /// The rule of `block_for` on the shapes it meets: a batch of 1,024 64×64 images through VGG-16 and
+    /// SqueezeNet, small batches, and adapters with little workgroup memory.
+    #[test]
+    fn block_for_takes_the_largest_block_that_wastes_little_and_keeps_the_gpu_busy() {
+        // Workgroup memory enough for any block (an H100's).
+        let big = 1 << 16;
+        // VGG-16's 512-channel 4×4 maps at batch 1,024: 4 × 128 = 512 workgroups at 8×8, just enough.
+        assert_eq!(block_for(512, 1024 * 16, 512, 4, big), block(8, 8));
+        // ... and at batch 512: 256 workgroups at 8×8, too few; 512 at 4×8 (8 × 64 tiles of 64 × 128).
+        assert_eq!(block_for(512, 512 * 16, 512, 4, big), block(4, 8));
+        // 64 output channels: 128-row tiles would be half empty.
+        assert_eq!(block_for(64, 1 << 20, 512, 4, big), block(4, 8));
+        // 192 (AlexNet's conv2): two 128-row tiles pad it by a third, three of 64 not at all.
+        assert_eq!(block_for(192, 1 << 20, 512, 4, big), block(4, 8));
+        // 130 columns pad to 256 at 128 wide, beyond an eighth more than 192 at 64 wide.
+        assert_eq!(block_for(1 << 12, 130, 1, 4, big), block(8, 4));
+        // A small batch: every larger block leaves too few workgroups.
+        assert_eq!(block_for(256, 4 * 169, 512, 4, big), block(4, 4));
+        // WebGPU's minimum 16 KiB of workgroup memory holds 8×8 in f32 exactly; 8 KiB holds it only in f16.
+        assert_eq!(block_for(1024, 1 << 20, 1, 4, 16384), block(8, 8));
+        assert_eq!(block_for(1024, 1 << 20, 1, 4, 8192), block(4, 4));
+        assert_eq!(block_for(1024, 1 << 20, 1, 2, 8192), block(8, 8));
     }
 }
