@@ -10,7 +10,9 @@
 #              apt-get $o update; (cd .gl && apt-get $o download libvulkan1)
 # There:       the device tool's `run` with carry [".gl", "target/release/dps-gpu"] and the command
 #              `sh tools/gpu-bench.sh`   (BATCH, ITERS, NETS override 1024, 5, alex,squeeze,vgg; each step is
-#              bounded by STEP_TIMEOUT seconds, default 150, so one slow step cannot eat the lease)
+#              bounded by STEP_TIMEOUT seconds, default 150, so one slow step cannot eat the lease; the steps
+#              run in the order of what the issue needs most, so a run cut at the device's 600 s limit still
+#              returns the PyTorch figures beside dps-gpu's)
 set -u
 out=${OUT:-/tmp/gpu-bench}
 batch=${BATCH:-1024}
@@ -40,13 +42,6 @@ step info.json "$bin" info --json
 cat "$out/info.json"
 step dps-f32.jsonl "$bin" bench --random-weights --net "$nets" --what eval,train,tune --batch "$batch" \
     --iters "$iters" --json
-# The tiled kernels' smallest block on every convolution, against the per-convolution choice above.
-step dps-f32-block4x4.jsonl "$bin" bench --random-weights --net "$nets" --what eval,tune --batch "$batch" \
-    --iters "$iters" --conv-block 4x4 --json
-step dps-f16.jsonl "$bin" --precision f16 bench --random-weights --net "$nets" --what eval,train \
-    --batch "$batch" --iters "$iters" --json
-# The fast mode's accuracy on the bundled samples with the embedded AlexNet (the only weights that travel).
-step compare-f16-alex.json "$bin" eval --net alex --compare-f16 --limit "${COMPARE_LIMIT:-1000}" --json
 if python3 -c 'import torch, torchvision' 2>/dev/null; then
     device=$(python3 -c 'import torch; print("cuda" if torch.cuda.is_available() else "cpu")')
     step torch-fp32.jsonl python3 tools/torch_bench.py --device "$device" --nets "$nets" \
@@ -56,6 +51,10 @@ if python3 -c 'import torch, torchvision' 2>/dev/null; then
 else
     echo "torch-*: skipped, python3 has no torch/torchvision" | tee -a "$out/steps.txt"
 fi
+step dps-f16.jsonl "$bin" --precision f16 bench --random-weights --net "$nets" --what eval,train \
+    --batch "$batch" --iters "$iters" --json
+# The fast mode's accuracy on the bundled samples with the embedded AlexNet (the only weights that travel).
+step compare-f16-alex.json "$bin" eval --net alex --compare-f16 --limit "${COMPARE_LIMIT:-1000}" --json
 # Cold start (issue 7 item 5): process start to printed distance, embedded AlexNet, three runs.
 python3 - "$out" <<'EOF' || echo "cold start: skipped (no python3 with Pillow)" | tee -a "$out/steps.txt"
 import sys, random
@@ -70,3 +69,7 @@ if [ -e "$out/a.png" ]; then
     done
     rm -f "$out/a.png" "$out/b.png"
 fi
+# Last, as the least needed: the tiled kernels' smallest block on every convolution, against the
+# per-convolution choice of dps-f32.jsonl.
+step dps-f32-block4x4.jsonl "$bin" bench --random-weights --net "$nets" --what eval,tune --batch "$batch" \
+    --iters "$iters" --conv-block 4x4 --json
