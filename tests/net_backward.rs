@@ -153,20 +153,15 @@ fn conv_backward_cases(gpu: &Gpu, t: &Tensors, meta: &Value) {
             for (j, (_, _, grad_w, grad_b)) in tensors.iter().enumerate() {
                 let scaled = |k: String| t[&key(&k)].1.iter().map(|x| times * x).collect::<Vec<_>>();
                 let what = if accumulate { "accumulated " } else { "" };
-                close(
-                    &read_all(gpu, grad_w),
-                    &scaled(format!("{j}.grad_weight")),
-                    1e-4,
-                    times * 1e-4,
-                    &format!("{name} conv {j} {what}grad_weight"),
-                );
-                close(
-                    &read_all(gpu, grad_b),
-                    &scaled(format!("{j}.grad_bias")),
-                    1e-4,
-                    times * 1e-4,
-                    &format!("{name} conv {j} {what}grad_bias"),
-                );
+                for (got, field) in [(grad_w, "grad_weight"), (grad_b, "grad_bias")] {
+                    close(
+                        &read_all(gpu, got),
+                        &scaled(format!("{j}.{field}")),
+                        1e-4,
+                        times * 1e-4,
+                        &format!("{name} conv {j} {what}{field}"),
+                    );
+                }
             }
         }
         if strided {
