@@ -7,7 +7,7 @@ use common::cpu::{self, Maps};
 use common::Lcg;
 use dps_gpu::gpu::{ConvBlock, Dispatch, Gpu, Precision, Tensor};
 use dps_gpu::kernels::channel::{self, SORT_CAPACITY};
-use dps_gpu::kernels::conv::{self, ConvShape};
+use dps_gpu::kernels::conv::{self, ConvScratch, ConvShape};
 use dps_gpu::kernels::distance;
 use dps_gpu::kernels::images::ByteImages;
 use dps_gpu::kernels::pool::{self, PoolShape};
@@ -119,6 +119,9 @@ fn check_convs(gpu: &Gpu, rng: &mut Lcg, cases: &[ConvCase]) -> f64 {
     let mut data = Vec::new();
     let mut keep = Vec::new(); // tensors must outlive the dispatches
     let mut dispatches = Vec::new();
+    // One scratch for the pass, as a network's forward shares one: each Winograd convolution transforms its
+    // filters over the previous one's.
+    let mut scratch = ConvScratch::default();
     for c in cases {
         assert_eq!((c.batch, c.ctot), (c0.batch, c0.ctot));
         let d = conv_data(rng, c);
@@ -126,7 +129,7 @@ fn check_convs(gpu: &Gpu, rng: &mut Lcg, cases: &[ConvCase]) -> f64 {
         let k = c.kernel;
         let w = gpu.upload("w", &[c.cout, c.cin, k, k], &d.weight).unwrap();
         let b = gpu.upload("b", &[c.cout], &d.bias).unwrap();
-        dispatches.push(conv::conv2d(gpu, c.shape(), &x, &w, &b, &y, c.c_off, c.relu).unwrap());
+        dispatches.extend(conv::conv2d(gpu, c.shape(), &x, &w, &b, &y, c.c_off, c.relu, &mut scratch).unwrap());
         assert_eq!(
             (d.want.h, d.want.w),
             (ho, wo),
@@ -192,7 +195,8 @@ fn case(batch: usize, cin: usize, hw: (usize, usize), cout: usize, ksp: (usize, 
 }
 
 /// The GPU once per conv variant: the tiled one with workgroup memory in each of its blocks, the barrier-free
-/// one that CPU adapters pick by default, the fast mode's tiled one (f16 tiles and products) in its smallest and
+/// one that CPU adapters pick by default, both with their 3×3 stride-1 convolutions as Winograd transforms (the
+/// default) and as implicit GEMMs, the fast mode's tiled one (f16 tiles and products) in its smallest and
 /// largest block and, where the adapter offers cooperative matrices, the fast mode's tensor-core one.
 fn conv_variants() -> Vec<Gpu> {
     let mut gpus = Vec::new();
@@ -203,8 +207,15 @@ fn conv_variants() -> Vec<Gpu> {
         gpus.push(gpu);
     }
     let mut gpu = common::gpu();
-    gpu.barrier_free = true;
+    gpu.barrier_free = false;
+    gpu.winograd = false;
     gpus.push(gpu);
+    for winograd in [true, false] {
+        let mut gpu = common::gpu();
+        gpu.barrier_free = true;
+        gpu.winograd = winograd;
+        gpus.push(gpu);
+    }
     for rows in [4, 8] {
         let mut tiled_f16 = common::gpu_for(Precision::F16);
         tiled_f16.coop_tile = None;
@@ -297,6 +308,14 @@ fn conv2d_matches_cpu_on_awkward_shapes() {
         case(2, 64, (7, 7), 70, (5, 1, 2), false),
         // Output 1×1 from a window that covers the whole input.
         case(3, 2, (3, 3), 5, (3, 1, 0), true),
+        // 3×3 stride 1 (Winograd's): odd sides that leave partial 2×2 tiles, 67 input channels (not a multiple
+        // of the 4 a slice stages), 70 outputs (two full 32-channel workgroups and a partial one), 3 images.
+        case(3, 67, (9, 7), 70, (3, 1, 1), true),
+        // ... unpadded and with padding 2 (outputs 5×3 and 9×7 of a 5×3 input), one input channel.
+        case(2, 1, (7, 5), 9, (3, 1, 0), false),
+        case(2, 1, (5, 3), 9, (3, 1, 2), true),
+        // ... over more tiles than a workgroup covers (2 × 16 × 16 = 512), VGG's first layer's 3 channels.
+        case(2, 3, (32, 31), 64, (3, 1, 1), false),
     ];
     for gpu in conv_variants() {
         let mut rng = Lcg(1);
@@ -347,6 +366,19 @@ fn wider_output_cases(gpu: &Gpu, rng: &mut Lcg) {
         ..case(3, 5, (13, 13), 20, (3, 1, 1), true)
     };
     check_convs(gpu, rng, &[e1, e3]);
+    // Two 3×3 convolutions (Winograd's) into channels 3..11 and 11..24 of 30 in one pass, from different inputs:
+    // the second's filter transform reuses the first's scratch.
+    let a = ConvCase {
+        c_off: 3,
+        ctot: 30,
+        ..case(2, 6, (10, 9), 8, (3, 1, 1), true)
+    };
+    let b = ConvCase {
+        c_off: 11,
+        ctot: 30,
+        ..case(2, 9, (10, 9), 13, (3, 1, 1), false)
+    };
+    check_convs(gpu, rng, &[a, b]);
     // The same with a gap of untouched channels between and after them (ctot 45).
     let e1 = ConvCase { ctot: 45, ..e1 };
     let e3 = ConvCase {
@@ -372,7 +404,7 @@ fn conv2d_rejects_shapes_that_do_not_fit() {
     let b = gpu.zeros("b", &[6]).unwrap();
     let y = gpu.zeros("y", &[2, 6, 9, 9]).unwrap();
     // The well-formed call is accepted, so the rejections below are about the one thing changed.
-    assert!(conv::conv2d(&gpu, shape, &x, &w, &b, &y, 0, true).is_ok());
+    assert!(conv::conv2d(&gpu, shape, &x, &w, &b, &y, 0, true, &mut ConvScratch::default()).is_ok());
     let bad_weights = [
         gpu.zeros("w", &[6, 5, 3, 3]).unwrap(),
         gpu.zeros("w", &[7, 4, 3, 3]).unwrap(),
@@ -381,29 +413,29 @@ fn conv2d_rejects_shapes_that_do_not_fit() {
     ];
     for bad in &bad_weights {
         assert!(
-            conv::conv2d(&gpu, shape, &x, bad, &b, &y, 0, true).is_err(),
+            conv::conv2d(&gpu, shape, &x, bad, &b, &y, 0, true, &mut ConvScratch::default()).is_err(),
             "weight {:?} accepted for {shape:?}",
             bad.shape
         );
     }
     let bad_bias = gpu.zeros("b", &[5]).unwrap();
-    assert!(conv::conv2d(&gpu, shape, &x, &w, &bad_bias, &y, 0, true).is_err());
+    assert!(conv::conv2d(&gpu, shape, &x, &w, &bad_bias, &y, 0, true, &mut ConvScratch::default()).is_err());
     let bad_x = gpu.zeros("x", &[2, 3, 9, 9]).unwrap();
-    assert!(conv::conv2d(&gpu, shape, &bad_x, &w, &b, &y, 0, true).is_err());
+    assert!(conv::conv2d(&gpu, shape, &bad_x, &w, &b, &y, 0, true, &mut ConvScratch::default()).is_err());
     let flat_x = gpu.zeros("x", &[2, 4, 81]).unwrap();
-    assert!(conv::conv2d(&gpu, shape, &flat_x, &w, &b, &y, 0, true).is_err());
+    assert!(conv::conv2d(&gpu, shape, &flat_x, &w, &b, &y, 0, true, &mut ConvScratch::default()).is_err());
     for bad_y in [[2, 6, 8, 9], [2, 6, 9, 10], [3, 6, 9, 9]] {
         let t = gpu.zeros("y", &bad_y).unwrap();
         assert!(
-            conv::conv2d(&gpu, shape, &x, &w, &b, &t, 0, true).is_err(),
+            conv::conv2d(&gpu, shape, &x, &w, &b, &t, 0, true, &mut ConvScratch::default()).is_err(),
             "output {bad_y:?} accepted"
         );
     }
     // Channels c_off..c_off+6 must fit the output's 6 (then 10).
-    assert!(conv::conv2d(&gpu, shape, &x, &w, &b, &y, 1, true).is_err());
+    assert!(conv::conv2d(&gpu, shape, &x, &w, &b, &y, 1, true, &mut ConvScratch::default()).is_err());
     let wide = gpu.zeros("y", &[2, 10, 9, 9]).unwrap();
-    assert!(conv::conv2d(&gpu, shape, &x, &w, &b, &wide, 4, true).is_ok());
-    assert!(conv::conv2d(&gpu, shape, &x, &w, &b, &wide, 5, true).is_err());
+    assert!(conv::conv2d(&gpu, shape, &x, &w, &b, &wide, 4, true, &mut ConvScratch::default()).is_ok());
+    assert!(conv::conv2d(&gpu, shape, &x, &w, &b, &wide, 5, true, &mut ConvScratch::default()).is_err());
 }
 
 // ---------------------------------------------------------------- max-pool

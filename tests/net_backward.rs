@@ -10,7 +10,7 @@ use std::path::Path;
 use common::Lcg;
 use dps_gpu::gpu::{ConvBlock, Dispatch, Gpu, Precision, Tensor};
 use dps_gpu::kernels::channel;
-use dps_gpu::kernels::conv::{self, ConvBackward, ConvShape, PartialSums};
+use dps_gpu::kernels::conv::{self, ConvBackward, ConvScratch, ConvShape};
 use dps_gpu::kernels::distance;
 use dps_gpu::kernels::pool::{self, PoolShape};
 use serde_json::Value;
@@ -67,22 +67,25 @@ fn conv_shape(c: &Value) -> ConvShape {
 
 /// Both paths of each gradient: for the weights one reduction per block (CPU adapters, barrier_free) and the
 /// batch split into partial sums added up by a second dispatch (GPUs, in each tiled block); for the input the
-/// forward's barrier-free and tiled kernels. Opened in the fast mode too, whose f16 products the gradients must
+/// forward's barrier-free and tiled kernels, 3×3 ones as Winograd transforms and as implicit GEMMs. Opened in the fast mode too, whose f16 products the gradients must
 /// not take.
 #[test]
 fn conv_backward_matches_pytorch_autograd() {
     let (t, meta) = fixtures();
     let tiled = ConvBlock::ALL.map(Some);
-    for (precision, barrier_free, blocks) in [
-        (Precision::F32, true, &[None][..]),
-        (Precision::F32, false, &tiled[..]),
-        (Precision::F16, true, &[None][..]),
-        (Precision::F16, false, &[None][..]),
+    for (precision, barrier_free, blocks, winograd) in [
+        (Precision::F32, true, &[None][..], true),
+        (Precision::F32, true, &[None][..], false),
+        (Precision::F32, false, &tiled[..], true),
+        (Precision::F32, false, &[None][..], false),
+        (Precision::F16, true, &[None][..], true),
+        (Precision::F16, false, &[None][..], true),
     ] {
         for &block in blocks {
             let mut gpu = common::gpu_for(precision);
             gpu.barrier_free = barrier_free;
             gpu.conv_block = block;
+            gpu.winograd = winograd;
             println!("conv backward on {}", common::conv_variant(&gpu));
             conv_backward_cases(&gpu, &t, &meta);
         }
@@ -131,22 +134,21 @@ fn conv_backward_cases(gpu: &Gpu, t: &Tensors, meta: &Value) {
                 c_off: u(c, "c_off"),
             })
             .collect();
-        let mut partials = PartialSums::default();
+        let mut scratch = ConvScratch::default();
         for accumulate in [false, true] {
             let mut dispatches = Vec::new();
             for (j, (back, (_, _, grad_w, grad_b))) in backs.iter().zip(&tensors).enumerate() {
                 if !accumulate {
-                    let input = conv::conv2d_backward_input(gpu, back, &grad_x, j > 0);
+                    let input = conv::conv2d_backward_input(gpu, back, &grad_x, j > 0, &mut scratch);
                     assert_eq!(
                         input.is_err(),
                         strided,
                         "{name}: input gradient of a strided convolution"
                     );
-                    dispatches.extend(input);
+                    dispatches.extend(input.into_iter().flatten());
                 }
-                dispatches.extend(
-                    conv::conv2d_backward_params(gpu, back, grad_w, grad_b, accumulate, &mut partials).unwrap(),
-                );
+                dispatches
+                    .extend(conv::conv2d_backward_params(gpu, back, grad_w, grad_b, accumulate, &mut scratch).unwrap());
             }
             run(gpu, &dispatches);
             let times = if accumulate { 2.0 } else { 1.0 };
@@ -203,14 +205,28 @@ fn conv_backward_rejects_tensors_that_do_not_fit() {
         gy: &gy,
         c_off: 2,
     };
-    assert!(conv::conv2d_backward_input(&gpu, &back, &x, false).is_ok());
-    assert!(conv::conv2d_backward_params(&gpu, &back, &w, &b, false, &mut PartialSums::default()).is_ok());
+    assert!(conv::conv2d_backward_input(&gpu, &back, &x, false, &mut ConvScratch::default()).is_ok());
+    assert!(conv::conv2d_backward_params(&gpu, &back, &w, &b, false, &mut ConvScratch::default()).is_ok());
     let wrong = gpu.zeros("wrong", &[2, 3, 5, 4]).unwrap();
-    assert!(conv::conv2d_backward_input(&gpu, &back, &wrong, false).is_err());
-    assert!(conv::conv2d_backward_params(&gpu, &back, &b, &b, false, &mut PartialSums::default()).is_err());
+    assert!(conv::conv2d_backward_input(&gpu, &back, &wrong, false, &mut ConvScratch::default()).is_err());
+    assert!(conv::conv2d_backward_params(&gpu, &back, &b, &b, false, &mut ConvScratch::default()).is_err());
     let small_gy = gpu.zeros("gy", &[2, 5, 5, 5]).unwrap();
-    assert!(conv::conv2d_backward_input(&gpu, &ConvBackward { gy: &small_gy, ..back }, &x, false).is_err());
-    assert!(conv::conv2d_backward_input(&gpu, &ConvBackward { c_off: 3, ..back }, &x, false).is_err());
+    assert!(conv::conv2d_backward_input(
+        &gpu,
+        &ConvBackward { gy: &small_gy, ..back },
+        &x,
+        false,
+        &mut ConvScratch::default()
+    )
+    .is_err());
+    assert!(conv::conv2d_backward_input(
+        &gpu,
+        &ConvBackward { c_off: 3, ..back },
+        &x,
+        false,
+        &mut ConvScratch::default()
+    )
+    .is_err());
     // Strided, the weight gradient is there and the input's (which the nets never need) is refused.
     let strided = ConvShape { stride: 2, ..shape };
     let gy3 = gpu.zeros("gy", &[2, 6, 3, 3]).unwrap();
@@ -219,8 +235,8 @@ fn conv_backward_rejects_tensors_that_do_not_fit() {
         gy: &gy3,
         ..back
     };
-    assert!(conv::conv2d_backward_params(&gpu, &back, &w, &b, false, &mut PartialSums::default()).is_ok());
-    assert!(conv::conv2d_backward_input(&gpu, &back, &x, false).is_err());
+    assert!(conv::conv2d_backward_params(&gpu, &back, &w, &b, false, &mut ConvScratch::default()).is_ok());
+    assert!(conv::conv2d_backward_input(&gpu, &back, &x, false, &mut ConvScratch::default()).is_err());
 }
 
 /// The ReLU's mask against the rule written out: the gradient survives only where the output is positive.
@@ -247,8 +263,8 @@ fn relu_backward_zeroes_the_gradient_where_the_output_is_not_positive() {
 }
 
 /// L = Σ gy ⊙ y[:, c_off..c_off+cout] with y the GPU forward, in f64.
-fn conv_loss(gpu: &Gpu, fwd: &Dispatch, y: &Tensor, gy: &[f32], c_off: usize, cout: usize) -> f64 {
-    run(gpu, std::slice::from_ref(fwd));
+fn conv_loss(gpu: &Gpu, fwd: &[Dispatch], y: &Tensor, gy: &[f32], c_off: usize, cout: usize) -> f64 {
+    run(gpu, fwd);
     let yv = read_all(gpu, y);
     let [b, ctot, ho, wo] = [y.shape[0], y.shape[1], y.shape[2], y.shape[3]];
     let mut l = 0.0;
@@ -263,12 +279,16 @@ fn conv_loss(gpu: &Gpu, fwd: &Dispatch, y: &Tensor, gy: &[f32], c_off: usize, co
     l
 }
 
-/// On both paths (barrier-free, and tiled in each block) of each gradient.
+/// On both paths (barrier-free, and tiled in each block) of each gradient, 3×3 convolutions also as implicit GEMMs.
 #[test]
 fn conv_backward_matches_finite_differences_of_the_forward() {
-    let mut gpu = common::gpu();
-    gpu.barrier_free = true;
-    conv_finite_difference_cases(&gpu);
+    for (barrier_free, winograd) in [(true, true), (true, false), (false, false)] {
+        let mut gpu = common::gpu();
+        gpu.barrier_free = barrier_free;
+        gpu.winograd = winograd;
+        println!("conv backward on {}", common::conv_variant(&gpu));
+        conv_finite_difference_cases(&gpu);
+    }
     for block in ConvBlock::ALL {
         let mut gpu = common::gpu();
         gpu.barrier_free = false;
@@ -279,7 +299,7 @@ fn conv_backward_matches_finite_differences_of_the_forward() {
 }
 
 fn conv_finite_difference_cases(gpu: &Gpu) {
-    let mut partials = PartialSums::default();
+    let mut scratch = ConvScratch::default();
     let mut rng = Lcg(31);
     // (batch, cin, h, w, cout, kernel, stride, pad, ctot, c_off): AlexNet's first conv and SqueezeNet's (weight
     // gradients only: the images get none), a 3×3 writing a middle channel slice, AlexNet's 5×5 with padding 2,
@@ -314,7 +334,7 @@ fn conv_finite_difference_cases(gpu: &Gpu) {
         let gy = gpu.upload("gy", &y.shape, &gyv).unwrap();
         // Without the ReLU the loss is linear in each tensor, so a wide central difference is exact up to f32
         // rounding of the forward.
-        let fwd = conv::conv2d(gpu, shape, &x, &weight, &bias, &y, c_off, false).unwrap();
+        let fwd = conv::conv2d(gpu, shape, &x, &weight, &bias, &y, c_off, false, &mut scratch).unwrap();
         let back = ConvBackward {
             shape,
             x: &x,
@@ -326,10 +346,10 @@ fn conv_finite_difference_cases(gpu: &Gpu) {
         let grad_x = gpu.zeros("grad_x", &x.shape).unwrap();
         let grad_w = gpu.zeros("grad_w", &weight.shape).unwrap();
         let grad_b = gpu.zeros("grad_b", &bias.shape).unwrap();
-        let mut dispatches = conv::conv2d_backward_params(gpu, &back, &grad_w, &grad_b, false, &mut partials).unwrap();
+        let mut dispatches = conv::conv2d_backward_params(gpu, &back, &grad_w, &grad_b, false, &mut scratch).unwrap();
         let mut checked = vec![(&weight, &wv, &grad_w, "weight"), (&bias, &bv, &grad_b, "bias")];
         if s == 1 {
-            dispatches.push(conv::conv2d_backward_input(gpu, &back, &grad_x, false).unwrap());
+            dispatches.extend(conv::conv2d_backward_input(gpu, &back, &grad_x, false, &mut scratch).unwrap());
             checked.push((&x, &xv, &grad_x, "x"));
         }
         run(gpu, &dispatches);

@@ -51,6 +51,10 @@ pub struct BenchArgs {
     /// convolutions and weight gradients, and the fast mode's where the adapter has no cooperative matrices.
     #[arg(long, value_name = "RxC", value_parser = ConvBlock::parse)]
     conv_block: Option<ConvBlock>,
+    /// Run 3×3 stride-1 convolutions as implicit GEMMs like the others instead of Winograd F(2×2, 3×3), to
+    /// compare the two (TFLOP/s counts the direct convolution's arithmetic either way).
+    #[arg(long)]
+    no_winograd: bool,
     /// Print one JSON object per net.
     #[arg(long)]
     json: bool,
@@ -70,6 +74,7 @@ pub fn run(choice: &AdapterChoice, mut args: BenchArgs) -> Result<()> {
     };
     let mut gpu = Gpu::new(choice)?;
     gpu.conv_block = args.conv_block;
+    gpu.winograd = !args.no_winograd;
     let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
     let image_len = 3 * args.size * args.size;
     // 8-bit, as decoded images are: eval uploads them as bytes.
@@ -274,6 +279,7 @@ fn report(gpu: &Gpu, kind: NetKind, what: &str, args: &BenchArgs, timing: Timing
             "tflops": flops / 1e12, "adapter": gpu.describe(), "seed": args.seed,
             "weights": if args.random_weights { "random" } else { "files" },
             "conv_block": args.conv_block.map_or("auto".into(), |b| b.name()),
+            "winograd": gpu.winograd,
         }));
     } else {
         println!(

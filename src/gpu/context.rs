@@ -184,6 +184,9 @@ pub struct Gpu {
     /// The block every tiled convolution uses, when forced (tests; `bench --conv-block`); None: kernels::conv
     /// picks one per convolution.
     pub conv_block: Option<ConvBlock>,
+    /// Run 3×3 stride-1 convolutions in f32 as Winograd F(2×2, 3×3) (kernels::winograd): 2.25× fewer
+    /// multiplications. On by default; tests and `bench --no-winograd` turn it off to compare.
+    pub winograd: bool,
     /// The largest device-local memory heap the driver reports (Vulkan only).
     pub device_memory: Option<u64>,
     /// Bytes the buffers of one chunk of images may take (activations and, when a network trains, their
@@ -307,6 +310,7 @@ impl Gpu {
             cooperative_matrix,
             coop_tile,
             conv_block: None,
+            winograd: true,
             device_memory,
             chunk_budget,
             modules: Mutex::new(HashMap::new()),

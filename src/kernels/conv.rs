@@ -6,7 +6,7 @@ use std::sync::{LazyLock, Mutex};
 use crate::gpu::{linear_grid, Access, ConvBlock, CoopTile, Dispatch, Gpu, Kernel, Precision, Tensor};
 use crate::{bail, Result};
 
-use super::{to_u32, CONV_COOP_WGSL, CONV_WGSL};
+use super::{to_u32, winograd, CONV_COOP_WGSL, CONV_WGSL};
 
 /// Geometry of one convolution (square kernel, equal stride and padding on both axes, as in the three nets).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -171,8 +171,8 @@ fn conv2d_coop(tile: CoopTile) -> Kernel {
 }
 
 /// The lines of conv.wgsl between its "shared with conv_coop.wgsl" markers: the parameter block, the bindings and
-/// the implicit GEMM's helpers (WGSL has no includes).
-fn shared_part() -> &'static str {
+/// the implicit GEMM's helpers (WGSL has no includes); conv_coop.wgsl and winograd.wgsl are compiled behind it.
+pub(super) fn shared_part() -> &'static str {
     const BEGIN: &str = "// ---- shared with conv_coop.wgsl";
     const END: &str = "// ---- end of the part shared with conv_coop.wgsl ----";
     let start = CONV_WGSL.find(BEGIN).expect("conv.wgsl marks its shared part");
@@ -180,35 +180,37 @@ fn shared_part() -> &'static str {
     &CONV_WGSL[start..end]
 }
 
+/// conv.wgsl's parameter block (also winograd.wgsl's, which shares that part of conv.wgsl).
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
-struct ConvParams {
-    batch: u32,
-    cin: u32,
-    h: u32,
-    w: u32,
-    cout: u32,
-    kh: u32,
-    kw: u32,
-    stride: u32,
-    pad: u32,
-    ho: u32,
-    wo: u32,
-    c_off: u32,
-    ctot: u32,
-    relu: u32,
-    groups_x: u32,
-    accumulate: u32,
-    splits: u32,
-    x_ctot: u32,
-    x_coff: u32,
-    flip: u32,
-    has_bias: u32,
-    _pad: [u32; 3],
+pub(super) struct ConvParams {
+    pub(super) batch: u32,
+    pub(super) cin: u32,
+    pub(super) h: u32,
+    pub(super) w: u32,
+    pub(super) cout: u32,
+    pub(super) kh: u32,
+    pub(super) kw: u32,
+    pub(super) stride: u32,
+    pub(super) pad: u32,
+    pub(super) ho: u32,
+    pub(super) wo: u32,
+    pub(super) c_off: u32,
+    pub(super) ctot: u32,
+    pub(super) relu: u32,
+    pub(super) groups_x: u32,
+    pub(super) accumulate: u32,
+    pub(super) splits: u32,
+    pub(super) x_ctot: u32,
+    pub(super) x_coff: u32,
+    pub(super) flip: u32,
+    pub(super) has_bias: u32,
+    pub(super) _pad: [u32; 3],
 }
 
 /// `y[:, c_off..c_off+cout] = conv(x, weight) + bias`, then ReLU when `relu`.
-/// `x` is [B, cin, H, W]; `y` is [B, Ctot, Ho, Wo] with Ctot ≥ c_off + cout.
+/// `x` is [B, cin, H, W]; `y` is [B, Ctot, Ho, Wo] with Ctot ≥ c_off + cout. `scratch` is shared by the
+/// convolutions recorded in one command stream (see [`ConvScratch`]).
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d(
     gpu: &Gpu,
@@ -219,15 +221,26 @@ pub fn conv2d(
     y: &Tensor,
     c_off: usize,
     relu: bool,
-) -> Result<Dispatch> {
+    scratch: &mut ConvScratch,
+) -> Result<Vec<Dispatch>> {
     let params = check(shape, x, weight, bias, y, c_off, relu)?;
-    implicit_gemm(gpu, gpu.precision, params, [x, weight, bias, y])
+    implicit_gemm(gpu, gpu.precision, params, [x, weight, bias, y], scratch)
 }
 
-/// Records one implicit-GEMM convolution described by `params` over `[x, weight, bias, y]` (conv.wgsl's
-/// bindings 1–4; `bias` is not read without `has_bias`) in `precision`: the forward, and the input gradient as a
-/// transposed convolution.
-fn implicit_gemm(gpu: &Gpu, precision: Precision, mut params: ConvParams, tensors: [&Tensor; 4]) -> Result<Dispatch> {
+/// Records one convolution described by `params` over `[x, weight, bias, y]` (conv.wgsl's bindings 1–4; `bias`
+/// is not read without `has_bias`) in `precision`: the forward, and the input gradient as a transposed
+/// convolution. 3×3 stride-1 convolutions in f32 run as Winograd F(2×2, 3×3) (kernels::winograd), the rest as
+/// an implicit GEMM.
+fn implicit_gemm(
+    gpu: &Gpu,
+    precision: Precision,
+    mut params: ConvParams,
+    tensors: [&Tensor; 4],
+    scratch: &mut ConvScratch,
+) -> Result<Vec<Dispatch>> {
+    if winograd::applies(gpu, precision, &params) {
+        return winograd::forward(gpu, params, tensors, scratch);
+    }
     let columns = (params.batch * params.ho * params.wo) as usize;
     // CPU adapters get the barrier-free variant (workgroup: 64 invocations × DIRECT_N columns, DIRECT_M channels)
     // in f32; the fast mode runs on cooperative matrices (4S × 4S output tiles) where the adapter has them;
@@ -251,7 +264,14 @@ fn implicit_gemm(gpu: &Gpu, precision: Precision, mut params: ConvParams, tensor
     let pipeline = gpu.pipeline(&kernel)?;
     let mut bindings: Vec<_> = tensors.iter().map(|t| t.binding()).collect();
     bindings.push(window.as_entire_binding());
-    Dispatch::new(gpu, pipeline, kernel.entry, &params, &bindings, [gx, gy, gz])
+    Ok(vec![Dispatch::new(
+        gpu,
+        pipeline,
+        kernel.entry,
+        &params,
+        &bindings,
+        [gx, gy, gz],
+    )?])
 }
 
 /// conv.wgsl's `window`: for each depth index k = (ci, ky, kx), the offset of its input within an image's
@@ -286,10 +306,10 @@ const CONV2D_BACKWARD_PARAMS_REDUCE: Kernel = Kernel {
 };
 /// Invocations the tiled weight gradient aims for on a GPU (an H100 keeps ~270,000 resident), the fewest output
 /// columns a split reduces (four 16-deep slices before its partial tile is written), and the most memory
-/// the partial sums may take.
+/// the partial sums (and any buffer of a [`ConvScratch`]) may take.
 const PARAMS_TARGET_INVOCATIONS: usize = 1 << 18;
 const MIN_SPLIT_COLUMNS: usize = 64;
-const PARAMS_PARTIALS_BYTES: u64 = 256 << 20;
+const SCRATCH_BYTES: u64 = 256 << 20;
 const CONV2D_BACKWARD_PARAMS: Kernel = Kernel {
     family: "conv",
     source: CONV_WGSL,
@@ -371,7 +391,13 @@ impl ConvBackward<'_> {
 /// implicit-GEMM kernels (tiled on GPUs) in f32: gy's channel slice is the input, the weights are read
 /// transposed and flipped, the padding is kernel − 1 − pad. Stride 1 only: the three nets' strided convolutions
 /// are their first layers, whose input (the images) gets no gradient.
-pub fn conv2d_backward_input(gpu: &Gpu, c: &ConvBackward, grad_x: &Tensor, accumulate: bool) -> Result<Dispatch> {
+pub fn conv2d_backward_input(
+    gpu: &Gpu,
+    c: &ConvBackward,
+    grad_x: &Tensor,
+    accumulate: bool,
+    scratch: &mut ConvScratch,
+) -> Result<Vec<Dispatch>> {
     let forward = c.params(accumulate)?;
     if grad_x.shape != c.x.shape {
         bail!(
@@ -402,44 +428,56 @@ pub fn conv2d_backward_input(gpu: &Gpu, c: &ConvBackward, grad_x: &Tensor, accum
         has_bias: 0,
         ..forward
     };
-    implicit_gemm(gpu, Precision::F32, params, [c.gy, c.weight, c.weight, grad_x])
+    implicit_gemm(gpu, Precision::F32, params, [c.gy, c.weight, c.weight, grad_x], scratch)
 }
 
-/// Scratch for the partial sums of GPUs' tiled weight gradients, shared by the convolutions of a backward pass
-/// recorded in one command stream: each adds up its partials before the next convolution's dispatch writes
-/// over them, so one buffer serves all. It grows (to at least twice its size) when a convolution needs more;
-/// dispatches already recorded keep the buffer they were bound to.
+/// Scratch shared by the convolutions of a pass recorded in one command stream: the partial sums of GPUs' tiled
+/// weight gradients and the Winograd-transformed filters. Each convolution consumes its scratch (adds up its
+/// partials, reads its filters) before the next one's dispatches write over it, so one buffer of each serves
+/// all. A buffer grows (to at least twice its size) when a convolution needs more; dispatches already recorded
+/// keep the buffer they were bound to.
 #[derive(Default)]
-pub struct PartialSums {
-    buffer: Option<Tensor>,
+pub struct ConvScratch {
+    partials: Option<Tensor>,
+    filters: Option<Tensor>,
 }
 
-impl PartialSums {
-    /// A [splits, rows, columns] view of the scratch, grown to hold it.
-    fn view(&mut self, gpu: &Gpu, shape: [usize; 3]) -> Result<Tensor> {
-        let numel: usize = shape.iter().product();
-        let held = self.buffer.as_ref().map_or(0, |t| t.numel());
-        if held < numel {
-            let most = (PARAMS_PARTIALS_BYTES.min(gpu.max_binding_bytes()) / 4) as usize;
-            let len = numel.max((2 * held).min(most));
-            self.buffer = Some(gpu.zeros("conv weight-gradient partials", &[len])?);
-        }
-        self.buffer.as_ref().expect("allocated above").view(&shape)
+impl ConvScratch {
+    /// A [splits, rows, columns] view of the partial sums, grown to hold it.
+    fn partials(&mut self, gpu: &Gpu, shape: [usize; 3]) -> Result<Tensor> {
+        grown(gpu, &mut self.partials, "conv weight-gradient partials", &shape)
     }
+
+    /// `len` values of the transformed filters, grown to hold them.
+    pub(super) fn filters(&mut self, gpu: &Gpu, len: usize) -> Result<Tensor> {
+        grown(gpu, &mut self.filters, "winograd filters", &[len])
+    }
+}
+
+/// A view of `shape` into `buffer`, which is replaced by a larger one (twice its size, up to 256 MiB) when too
+/// small.
+fn grown(gpu: &Gpu, buffer: &mut Option<Tensor>, label: &str, shape: &[usize]) -> Result<Tensor> {
+    let numel: usize = shape.iter().product();
+    let held = buffer.as_ref().map_or(0, |t| t.numel());
+    if held < numel {
+        let most = (SCRATCH_BYTES.min(gpu.max_binding_bytes()) / 4) as usize;
+        *buffer = Some(gpu.zeros(label, &[numel.max((2 * held).min(most))])?);
+    }
+    buffer.as_ref().expect("allocated above").view(shape)
 }
 
 /// `grad_weight (+)= ∂L/∂weight` and `grad_bias (+)= ∂L/∂bias` of the convolution described by `c`, summed over
 /// the batch. With `accumulate` the gradients are added to what the buffers hold (micro-batches). CPU adapters
 /// reduce each block of gradients in one invocation; GPUs run a tiled GEMM whose depth (the batch's output
 /// pixels) is split so the chip is busy, each split writing partial sums (into `partials`) that a second
-/// dispatch adds up.
+/// dispatch adds up (both sharing `scratch`).
 pub fn conv2d_backward_params(
     gpu: &Gpu,
     c: &ConvBackward,
     grad_weight: &Tensor,
     grad_bias: &Tensor,
     accumulate: bool,
-    partials: &mut PartialSums,
+    scratch: &mut ConvScratch,
 ) -> Result<Vec<Dispatch>> {
     let mut params = c.params(accumulate)?;
     if grad_weight.shape != c.weight.shape || grad_bias.shape != c.bias.shape {
@@ -483,10 +521,10 @@ pub fn conv2d_backward_params(
     let splits = PARAMS_TARGET_INVOCATIONS
         .div_ceil(256 * row_tiles * column_tiles)
         .min(columns.div_ceil(MIN_SPLIT_COLUMNS))
-        .min((PARAMS_PARTIALS_BYTES.min(gpu.max_binding_bytes()) / partial_bytes).max(1) as usize)
+        .min((SCRATCH_BYTES.min(gpu.max_binding_bytes()) / partial_bytes).max(1) as usize)
         .max(1);
     params.splits = to_u32(splits, "weight gradient splits")?;
-    let partials = partials.view(gpu, [splits, c.shape.cout, depth + 1])?;
+    let partials = scratch.partials(gpu, [splits, c.shape.cout, depth + 1])?;
     let window = gpu.upload_pod("conv window", &window_table(&params))?;
     let pixels = gpu.upload_pod("conv pixel origins", &pixel_origins(&params)?)?;
     let sums = Dispatch::new(

@@ -9,6 +9,7 @@ pub mod distort;
 pub mod images;
 pub mod pool;
 pub mod rank;
+pub mod winograd;
 
 pub(crate) const CONV_WGSL: &str = include_str!("../../shaders/conv.wgsl");
 pub(crate) const CONV_COOP_WGSL: &str = include_str!("../../shaders/conv_coop.wgsl");
@@ -18,6 +19,7 @@ pub(crate) const RANK_WGSL: &str = include_str!("../../shaders/rank.wgsl");
 pub(crate) const ADAM_WGSL: &str = include_str!("../../shaders/adam.wgsl");
 pub(crate) const DISTORT_WGSL: &str = include_str!("../../shaders/distort.wgsl");
 pub(crate) const DISTANCE_WGSL: &str = include_str!("../../shaders/distance.wgsl");
+pub(crate) const WINOGRAD_WGSL: &str = include_str!("../../shaders/winograd.wgsl");
 pub(crate) const IMAGES_WGSL: &str = include_str!("../../shaders/images.wgsl");
 
 /// Threads per workgroup of the one-dimensional kernels.

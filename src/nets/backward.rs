@@ -71,7 +71,7 @@ impl NetBackward {
             };
         }
         let mut dispatches = Vec::new();
-        let mut partials = conv::PartialSums::default();
+        let mut conv_scratch = conv::ConvScratch::default();
         let mut conv_back = |dispatches: &mut Vec<Dispatch>,
                              slot: usize,
                              c: ConvBackward,
@@ -83,10 +83,10 @@ impl NetBackward {
                 &grads.weights[slot],
                 &grads.biases[slot],
                 true,
-                &mut partials,
+                &mut conv_scratch,
             )?);
             if let Some((gx, accumulate)) = grad_x {
-                dispatches.push(conv::conv2d_backward_input(gpu, &c, gx, accumulate)?);
+                dispatches.extend(conv::conv2d_backward_input(gpu, &c, gx, accumulate, &mut conv_scratch)?);
             }
             Ok(())
         };

@@ -56,6 +56,7 @@ impl ForwardPlan {
         let mut stages = Vec::new();
         // `current` indexes the tensor holding the latest stage output: scratch (false) or taps (true).
         let mut current: (bool, usize) = (false, 0);
+        let mut conv_scratch = conv::ConvScratch::default();
         let (mut c, mut side) = (3usize, size);
         for (layer, params) in net.layers.iter().zip(&net.params) {
             let out_c = layer.out_channels(c);
@@ -78,17 +79,55 @@ impl ForwardPlan {
             };
             match (layer, params) {
                 (Layer::Conv { .. }, StageParams::Conv(p)) => {
-                    dispatches.push(conv::conv2d(gpu, p.shape, x, &p.weight, &p.bias, &out, 0, true)?);
+                    dispatches.extend(conv::conv2d(
+                        gpu,
+                        p.shape,
+                        x,
+                        &p.weight,
+                        &p.bias,
+                        &out,
+                        0,
+                        true,
+                        &mut conv_scratch,
+                    )?);
                 }
                 (Layer::MaxPool { shape, .. }, StageParams::Pool) => {
                     dispatches.push(pool::maxpool2d(gpu, *shape, x, &out)?);
                 }
                 (Layer::Fire { squeeze, expand1, .. }, StageParams::Fire([sq, e1, e3])) => {
                     let s = gpu.zeros("fire squeeze", &[batch, *squeeze, side, side])?;
-                    dispatches.push(conv::conv2d(gpu, sq.shape, x, &sq.weight, &sq.bias, &s, 0, true)?);
-                    dispatches.push(conv::conv2d(gpu, e1.shape, &s, &e1.weight, &e1.bias, &out, 0, true)?);
-                    dispatches.push(conv::conv2d(
-                        gpu, e3.shape, &s, &e3.weight, &e3.bias, &out, *expand1, true,
+                    dispatches.extend(conv::conv2d(
+                        gpu,
+                        sq.shape,
+                        x,
+                        &sq.weight,
+                        &sq.bias,
+                        &s,
+                        0,
+                        true,
+                        &mut conv_scratch,
+                    )?);
+                    dispatches.extend(conv::conv2d(
+                        gpu,
+                        e1.shape,
+                        &s,
+                        &e1.weight,
+                        &e1.bias,
+                        &out,
+                        0,
+                        true,
+                        &mut conv_scratch,
+                    )?);
+                    dispatches.extend(conv::conv2d(
+                        gpu,
+                        e3.shape,
+                        &s,
+                        &e3.weight,
+                        &e3.bias,
+                        &out,
+                        *expand1,
+                        true,
+                        &mut conv_scratch,
                     )?);
                     stage.squeeze = Some(s.view(&s.shape)?);
                     scratch.push(s);

@@ -33,12 +33,17 @@ pub fn conv_variant(gpu: &Gpu) -> String {
     match (gpu.precision, gpu.coop_tile) {
         (Precision::F16, Some(t)) => format!("f16 on {0}x{0}x{0} cooperative matrices", t.side),
         // The fast mode's forward runs the tiled kernel even where barrier_free (which its f32 backward follows).
-        (Precision::F32, _) if gpu.barrier_free => "f32, barrier_free".into(),
+        (Precision::F32, _) if gpu.barrier_free => format!("f32, barrier_free, winograd {}", gpu.winograd),
         (p, _) => format!(
-            "{}, tiled, block {}, barrier_free {}",
+            "{}, tiled, block {}, barrier_free {}{}",
             p.name(),
             gpu.conv_block.map_or("chosen per conv".into(), |b| b.name()),
-            gpu.barrier_free
+            gpu.barrier_free,
+            if p == Precision::F32 {
+                format!(", winograd {}", gpu.winograd)
+            } else {
+                String::new()
+            }
         ),
     }
 }

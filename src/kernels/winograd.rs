@@ -1,0 +1,87 @@
+//! 3×3 stride-1 convolutions as Winograd F(2×2, 3×3) (shaders/winograd.wgsl): the filters transformed by one
+//! dispatch, then the tiles. kernels::conv routes eligible f32 convolutions here (forward and input gradient).
+
+use std::sync::LazyLock;
+
+use crate::gpu::{linear_grid, Access, Dispatch, Gpu, Kernel, Precision, Tensor};
+use crate::Result;
+
+use super::conv::{shared_part, ConvParams, ConvScratch};
+use super::{to_u32, WINOGRAD_WGSL};
+
+/// winograd.wgsl behind conv.wgsl's shared part (the parameter block, the tensors, the output epilogue).
+static SOURCE: LazyLock<String> = LazyLock::new(|| format!("{}\n{WINOGRAD_WGSL}", shared_part()));
+
+fn kernel(entry: &'static str, bindings: &'static [Access]) -> Kernel {
+    Kernel {
+        family: "winograd",
+        source: SOURCE.as_str(),
+        entry,
+        bindings,
+    }
+}
+
+/// Output channels per invocation of the barrier-free forward (WINO_M in winograd.wgsl), and output channels ×
+/// tiles per workgroup of the tiled one (WT_K × WT_T).
+const WINO_M: usize = 4;
+const TILED_CHANNELS: usize = 32;
+const TILED_TILES: usize = 32;
+
+/// Whether a convolution of `params` in `precision` runs here: f32 (the fast mode keeps its f16 and tensor-core
+/// kernels, whose rounding the transforms would add to), 3×3, stride 1, the GPU not told otherwise, and an output
+/// whose 2×2 tiles leave it at least 1.5× fewer multiplications (a 3×3 output takes four tiles, 64 products per
+/// channel pair against the direct 81, which measured slower on lavapipe: AlexNet's last three layers).
+pub(super) fn applies(gpu: &Gpu, precision: Precision, params: &ConvParams) -> bool {
+    let tiled_pixels = 4 * params.ho.div_ceil(2) as usize * params.wo.div_ceil(2) as usize;
+    let saving = 2.25 * (params.ho * params.wo) as f64 / tiled_pixels as f64;
+    gpu.winograd
+        && precision == Precision::F32
+        && params.kh == 3
+        && params.kw == 3
+        && params.stride == 1
+        && saving >= 1.5
+}
+
+/// Records the convolution described by `params` over `[x, weight, bias, y]` (as conv::implicit_gemm's): the
+/// filter transform into `scratch`, then the tiles.
+pub(super) fn forward(
+    gpu: &Gpu,
+    mut params: ConvParams,
+    tensors: [&Tensor; 4],
+    scratch: &mut ConvScratch,
+) -> Result<Vec<Dispatch>> {
+    let [x, weight, bias, y] = tensors;
+    let (cout, cin) = (params.cout as usize, params.cin as usize);
+    let filters = scratch.filters(gpu, cout * cin * 16)?;
+
+    let filter_kernel = kernel("winograd_filters", &[Access::Read, Access::ReadWrite]);
+    let (fx, fz) = linear_grid(gpu, to_u32((cout * cin).div_ceil(256), "winograd filters")?);
+    let transform = Dispatch::new(
+        gpu,
+        gpu.pipeline(&filter_kernel)?,
+        filter_kernel.entry,
+        &ConvParams { groups_x: fx, ..params },
+        &[weight.binding(), filters.binding()],
+        [fx, 1, fz],
+    )?;
+
+    let tiles = params.batch as usize * (params.ho as usize).div_ceil(2) * (params.wo as usize).div_ceil(2);
+    // CPU adapters run the barrier-free kernel (64 tiles × WINO_M channels per workgroup), GPUs the tiled one.
+    let (entry, tiles_per_group, channels_per_group) = if gpu.barrier_free {
+        ("winograd_forward_direct", 64, WINO_M)
+    } else {
+        ("winograd_forward", TILED_TILES, TILED_CHANNELS)
+    };
+    let tiles_kernel = kernel(entry, &[Access::Read, Access::Read, Access::Read, Access::ReadWrite]);
+    let (gx, gz) = linear_grid(gpu, to_u32(tiles.div_ceil(tiles_per_group), "winograd tiles")?);
+    params.groups_x = gx;
+    let tiles = Dispatch::new(
+        gpu,
+        gpu.pipeline(&tiles_kernel)?,
+        tiles_kernel.entry,
+        &params,
+        &[x.binding(), filters.binding(), bias.binding(), y.binding()],
+        [gx, to_u32(cout.div_ceil(channels_per_group), "winograd rows")?, gz],
+    )?;
+    Ok(vec![transform, tiles])
+}
