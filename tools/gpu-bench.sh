@@ -1,6 +1,7 @@
 #!/bin/sh
 # Every figure issue 7 asks of a GPU, in one run (for a lent GPU machine, where ../shared does not travel):
-# adapter info, dps-gpu eval/train/tune in f32 (and eval/tune with the tiled kernels' 4x4 block forced) and
+# adapter info, dps-gpu eval/train/tune in f32 (and with the 3x3 convolutions as implicit GEMMs instead of
+# Winograd transforms, and eval/tune with the tiled kernels' 4x4 block forced) and
 # eval/train in the fast mode on random weights, the fast mode's accuracy against f32 (AlexNet on the bundled
 # samples), the cold start of `distance`, and tools/torch_bench.py in FP32 and TF32 beside them. Results go to
 # $OUT (or /tmp/gpu-bench) as JSON lines.
@@ -69,6 +70,9 @@ if [ -e "$out/a.png" ]; then
     done
     rm -f "$out/a.png" "$out/b.png"
 fi
+# Then the 3x3 convolutions as implicit GEMMs (the nets with 3x3 layers Winograd takes), against dps-f32.jsonl.
+step dps-f32-no-winograd.jsonl "$bin" bench --random-weights --net squeeze,vgg --what eval,train,tune \
+    --batch "$batch" --iters "$iters" --no-winograd --json
 # Last, as the least needed: the tiled kernels' smallest block on every convolution, against the
 # per-convolution choice of dps-f32.jsonl.
 step dps-f32-block4x4.jsonl "$bin" bench --random-weights --net "$nets" --what eval,tune --batch "$batch" \
