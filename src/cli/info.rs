@@ -27,6 +27,13 @@ pub fn run(choice: &AdapterChoice, args: InfoArgs) -> Result<()> {
         (Precision::F16, None) => "f16 convolution tiles (no usable cooperative matrix)".to_string(),
         (Precision::F32, _) => "unavailable (no SHADER_F16): --precision f16 runs in f32".to_string(),
     };
+    // gpu.barrier_free picks the kernels of the default f32 mode (CPU adapters: no workgroup memory).
+    let kernels = if gpu.barrier_free {
+        "barrier-free"
+    } else {
+        "tiled in workgroup memory"
+    };
+    let f32_mode = format!("implicit-GEMM convolutions, 3×3 stride-1 ones as Winograd F(2×2, 3×3); kernels {kernels}");
     let l = &gpu.limits;
     let i = &gpu.info;
     let limits = [
@@ -75,7 +82,7 @@ pub fn run(choice: &AdapterChoice, args: InfoArgs) -> Result<()> {
             "adapter": i.name, "backend": format!("{:?}", i.backend), "device_type": format!("{:?}", i.device_type),
             "driver": i.driver, "driver_info": i.driver_info, "vendor": i.vendor, "device": i.device, "subgroup_sizes": subgroups,
             "limits": lim, "features": feat, "cooperative_matrix": gpu.cooperative_matrix,
-            "fast_mode": fast_mode, "device_memory_bytes": gpu.device_memory, "chunk_budget_bytes": gpu.chunk_budget,
+            "f32_mode": f32_mode, "fast_mode": fast_mode, "device_memory_bytes": gpu.device_memory, "chunk_budget_bytes": gpu.chunk_budget,
         }));
         return Ok(());
     }
@@ -102,6 +109,7 @@ pub fn run(choice: &AdapterChoice, args: InfoArgs) -> Result<()> {
             gpu.cooperative_matrix.join(", ")
         }
     );
+    println!("f32 mode     {f32_mode}");
     println!("fast mode    {fast_mode}");
     Ok(())
 }
