@@ -22,7 +22,7 @@
 //            rounding of the operands rather than growing with the depth. Where the adapter has cooperative
 //            matrices the fast mode runs conv_coop.wgsl instead.
 
-// ---- shared with conv_coop.wgsl (kernels::conv prepends these lines to it) ----
+// ---- shared with conv_coop.wgsl and winograd.wgsl (kernels::conv prepends these lines to them) ----
 struct ConvParams {
     batch: u32, cin: u32, h: u32, w: u32,
     cout: u32, kh: u32, kw: u32, stride: u32,
@@ -111,7 +111,7 @@ fn store_output(c: Column, m: u32, acc: f32) {
     }
     y[o] = v;
 }
-// ---- end of the part shared with conv_coop.wgsl ----
+// ---- end of the shared part ----
 
 // Per-thread block of the tiled kernels: BLOCK_M rows × BLOCK_N columns, each 4 or 8 (groups of 4 consecutive
 // rows or columns, read from workgroup memory as one vec4). kernels::conv compiles a copy of this file per block

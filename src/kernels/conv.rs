@@ -170,11 +170,11 @@ fn conv2d_coop(tile: CoopTile) -> Kernel {
     }
 }
 
-/// The lines of conv.wgsl between its "shared with conv_coop.wgsl" markers: the parameter block, the bindings and
+/// The lines of conv.wgsl between its "shared with" markers: the parameter block, the bindings and
 /// the implicit GEMM's helpers (WGSL has no includes); conv_coop.wgsl and winograd.wgsl are compiled behind it.
 pub(super) fn shared_part() -> &'static str {
-    const BEGIN: &str = "// ---- shared with conv_coop.wgsl";
-    const END: &str = "// ---- end of the part shared with conv_coop.wgsl ----";
+    const BEGIN: &str = "// ---- shared with conv_coop.wgsl and winograd.wgsl";
+    const END: &str = "// ---- end of the shared part ----";
     let start = CONV_WGSL.find(BEGIN).expect("conv.wgsl marks its shared part");
     let end = CONV_WGSL.find(END).expect("conv.wgsl marks the end of its shared part");
     &CONV_WGSL[start..end]
