@@ -177,6 +177,53 @@ fn bench_runs_on_random_weights_without_weight_files() {
     std::fs::remove_dir_all(&empty).unwrap();
 }
 
+/// `bench --what profile` times every dispatch of an eval chunk and sums them by kernel. SqueezeNet 1.1 at 64×64
+/// (torchvision's layers) runs 25 convolutions: the 3×3 expands of fire2–fire5 (15×15 and 7×7 maps) as Winograd
+/// transforms, each with its filter transform, those of fire6–fire9 (3×3 maps, where 2×2 tiles save too little)
+/// and the rest as implicit GEMMs; and 7 taps, each unit-normalised and compared once.
+#[test]
+fn bench_profile_accounts_for_every_dispatch_by_kernel() {
+    let out = dps(&[
+        "bench",
+        "--net",
+        "squeeze",
+        "--what",
+        "profile",
+        "--batch",
+        "1",
+        "--iters",
+        "1",
+        "--json",
+        "--random-weights",
+    ]);
+    assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let kernels = v["kernels"].as_array().expect("a list of kernels");
+    let count = |name: &str| -> u64 {
+        kernels
+            .iter()
+            .filter(|k| k["kernel"].as_str().is_some_and(|n| n.starts_with(name)))
+            .map(|k| k["dispatches"].as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!(count("winograd_forward"), 4, "{kernels:?}");
+    assert_eq!(count("winograd_filters"), 4, "{kernels:?}");
+    assert_eq!(count("conv2d_forward"), 21, "{kernels:?}");
+    assert_eq!(count("unit_normalize"), 7, "{kernels:?}");
+    assert_eq!(count("pair_profile"), 7, "{kernels:?}");
+    let each = v["dispatches"].as_array().expect("a list of dispatches");
+    assert_eq!(
+        each.len() as u64,
+        kernels.iter().map(|k| k["dispatches"].as_u64().unwrap()).sum::<u64>()
+    );
+    let seconds: Vec<f64> = each.iter().map(|d| d["seconds"].as_f64().unwrap()).collect();
+    assert!(seconds.iter().all(|s| s.is_finite() && *s > 0.0), "{seconds:?}");
+    let total = v["seconds"].as_f64().unwrap();
+    assert!((seconds.iter().sum::<f64>() - total).abs() <= 1e-9 * total);
+    let shares: f64 = kernels.iter().map(|k| k["share"].as_f64().unwrap()).sum();
+    assert!((shares - 1.0).abs() < 1e-9, "shares sum to {shares}");
+}
+
 /// `--gpu-memory` sizes the chunks a batch runs in, and they come out even. One 64×64 AlexNet triplet's maps
 /// take 1,084,416 bytes as chunks are sized (3 images × (every map + two of the largest, 57,600 bytes): torchvision's
 /// layer shapes), twice that when the network trains; 0.02 GiB therefore holds 19 triplets, or 9 for tune.

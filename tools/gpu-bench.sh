@@ -1,7 +1,7 @@
 #!/bin/sh
 # Every figure issue 7 asks of a GPU, in one run (for a lent GPU machine, where ../shared does not travel):
-# adapter info, dps-gpu eval/train/tune in f32 (and with the 3x3 convolutions as implicit GEMMs instead of
-# Winograd transforms, and eval/tune with the tiled kernels' 4x4 block forced) and
+# adapter info, dps-gpu eval/train/tune in f32 and a per-kernel profile of eval (and with the 3x3 convolutions as
+# implicit GEMMs instead of Winograd transforms, and eval/tune with the tiled kernels' 4x4 block forced) and
 # eval/train in the fast mode on random weights, the fast mode's accuracy against f32 (AlexNet on the bundled
 # samples), the cold start of `distance`, and tools/torch_bench.py in FP32 and TF32 beside them. Results go to
 # $OUT (or /tmp/gpu-bench) as JSON lines.
@@ -52,6 +52,8 @@ if python3 -c 'import torch, torchvision' 2>/dev/null; then
 else
     echo "torch-*: skipped, python3 has no torch/torchvision" | tee -a "$out/steps.txt"
 fi
+# Where dps-gpu's eval time goes, kernel by kernel (each dispatch of a chunk timed on its own).
+step dps-profile.jsonl "$bin" bench --random-weights --net "$nets" --what profile --batch "$batch" --iters 2 --json
 step dps-f16.jsonl "$bin" --precision f16 bench --random-weights --net "$nets" --what eval,train \
     --batch "$batch" --iters "$iters" --json
 # The fast mode's accuracy on the bundled samples with the embedded AlexNet (the only weights that travel).
@@ -71,8 +73,12 @@ if [ -e "$out/a.png" ]; then
     rm -f "$out/a.png" "$out/b.png"
 fi
 # Then the 3x3 convolutions as implicit GEMMs (the nets with 3x3 layers Winograd takes), against dps-f32.jsonl.
-step dps-f32-no-winograd.jsonl "$bin" bench --random-weights --net squeeze,vgg --what eval,train,tune \
-    --batch "$batch" --iters "$iters" --no-winograd --json
+# AlexNet's 3x3 layers (3x3 maps at 64x64) never take the Winograd path, so it is left out.
+winograd_nets=$(echo "$nets" | tr , '\n' | grep -v '^alex$' | paste -sd, -)
+if [ -n "$winograd_nets" ]; then
+    step dps-f32-no-winograd.jsonl "$bin" bench --random-weights --net "$winograd_nets" --what eval,train,tune \
+        --batch "$batch" --iters "$iters" --no-winograd --json
+fi
 # Last, as the least needed: the tiled kernels' smallest block on every convolution, against the
 # per-convolution choice of dps-f32.jsonl.
 step dps-f32-block4x4.jsonl "$bin" bench --random-weights --net "$nets" --what eval,tune --batch "$batch" \

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use dps_gpu::context::{Ranking, TripletDraws};
 use dps_gpu::data::{ImageBank, RgbImage8};
-use dps_gpu::gpu::{AdapterChoice, ConvBlock, Gpu};
+use dps_gpu::gpu::{AdapterChoice, ConvBlock, Dispatch, Gpu};
 use dps_gpu::kernels::distort::DistortPlan;
 use dps_gpu::kernels::images::ByteImages;
 use dps_gpu::metric::{Method, Metric, WeightsChoice};
@@ -43,7 +43,8 @@ pub struct BenchArgs {
     /// What to measure, comma-separated: eval (features + distances), train (distortions on the GPU +
     /// features + pair profile + rank net + backward + Adam, the scalars variant), tune (the same step with the
     /// network's conv layers trained too: `train --variant net`) and triplets (drawing the parameters, uploading
-    /// the clean images and distorting them into p0 and p1 on the GPU; no network).
+    /// the clean images and distorting them into p0 and p1 on the GPU; no network), and profile (where an eval
+    /// batch's time goes: every dispatch of the plan timed on its own, summed by kernel).
     #[arg(long, default_value = "eval,train")]
     what: String,
     /// Force one block (outputs per invocation, rows x columns) on every tiled convolution, to compare them on
@@ -85,9 +86,9 @@ pub fn run(choice: &AdapterChoice, mut args: BenchArgs) -> Result<()> {
     let what: Vec<&str> = args.what.split(',').map(|w| w.trim()).collect();
     if let Some(bad) = what
         .iter()
-        .find(|w| !matches!(**w, "eval" | "train" | "tune" | "triplets"))
+        .find(|w| !matches!(**w, "eval" | "train" | "tune" | "triplets" | "profile"))
     {
-        bail!("unknown --what {bad:?}; choose from eval, train, tune and triplets");
+        bail!("unknown --what {bad:?}; choose from eval, train, tune, triplets and profile");
     }
     let bank = ImageBank::from_images(
         (0..args.batch).map(|_| {
@@ -118,6 +119,10 @@ pub fn run(choice: &AdapterChoice, mut args: BenchArgs) -> Result<()> {
     }
     for kind in nets {
         for w in what.iter().filter(|w| **w != "triplets") {
+            if *w == "profile" {
+                profile_eval(&gpu, kind, &args, &members)?;
+                continue;
+            }
             let timing = match *w {
                 "eval" => time_eval(&gpu, kind, &args, &members)?,
                 "train" => time_train(&gpu, kind, &args, &bank, Variant::Scalars)?,
@@ -159,7 +164,9 @@ struct Timing {
     forwards_once: bool,
 }
 
-fn time_eval(gpu: &Gpu, kind: NetKind, args: &BenchArgs, members: &[&[u8]]) -> Result<Timing> {
+/// The LPIPS-style metric of `kind` (spatial, baseline weights) after one batch of `members`, which builds its
+/// plan and warms up pipelines and buffers.
+fn warm_metric(gpu: &Gpu, kind: NetKind, args: &BenchArgs, members: &[&[u8]]) -> Result<Metric> {
     let mut metric = Metric::load(
         gpu,
         kind,
@@ -168,7 +175,12 @@ fn time_eval(gpu: &Gpu, kind: NetKind, args: &BenchArgs, members: &[&[u8]]) -> R
         args.weights_dir.as_deref(),
         args.size,
     )?;
-    metric.group_distances_of_bytes(gpu, members, false)?; // warm-up: pipelines, plan, first touch of buffers
+    metric.group_distances_of_bytes(gpu, members, false)?;
+    Ok(metric)
+}
+
+fn time_eval(gpu: &Gpu, kind: NetKind, args: &BenchArgs, members: &[&[u8]]) -> Result<Timing> {
+    let mut metric = warm_metric(gpu, kind, args, members)?;
     let start = Instant::now();
     for _ in 0..args.iters {
         metric.group_distances_of_bytes(gpu, members, false)?;
@@ -289,6 +301,78 @@ fn report(gpu: &Gpu, kind: NetKind, what: &str, args: &BenchArgs, timing: Timing
             flops / 1e12,
             gpu.describe()
         );
+    }
+    Ok(())
+}
+
+/// Where an eval batch's time goes: after a warm-up batch, every dispatch of the plan's chunk (forward pass,
+/// per-tap transforms, distances) submitted on its own and waited for, `--iters` times; the means summed by
+/// kernel (entry point). Each lone submission adds its launch cost (tens of µs on a GPU), so the figures are
+/// those of batches large enough for the kernels to dominate.
+fn profile_eval(gpu: &Gpu, kind: NetKind, args: &BenchArgs, members: &[&[u8]]) -> Result<()> {
+    let metric = warm_metric(gpu, kind, args, members)?;
+    let plan = metric
+        .current_plan()
+        .ok_or_else(|| dps_gpu::Error::msg("the evaluation built no plan"))?;
+    let chunk = plan.chunk_shape().0;
+    let dispatches: Vec<&Dispatch> = plan
+        .forward
+        .dispatches
+        .iter()
+        .chain(&plan.dispatches)
+        .chain(plan.sum.as_ref())
+        .collect();
+    let mut seconds = vec![0.0; dispatches.len()];
+    for _ in 0..args.iters {
+        for (d, s) in dispatches.iter().zip(&mut seconds) {
+            let start = Instant::now();
+            gpu.run(std::slice::from_ref(*d))?;
+            gpu.wait()?;
+            *s += start.elapsed().as_secs_f64() / args.iters as f64;
+        }
+    }
+    let total: f64 = seconds.iter().sum();
+    // By kernel, in the order each first runs.
+    let mut kernels: Vec<(&str, usize, f64)> = Vec::new();
+    for (d, &s) in dispatches.iter().zip(&seconds) {
+        match kernels.iter_mut().find(|k| k.0 == d.label()) {
+            Some(k) => (k.1, k.2) = (k.1 + 1, k.2 + s),
+            None => kernels.push((d.label(), 1, s)),
+        }
+    }
+    if args.json {
+        let by_kernel: Vec<_> = kernels
+            .iter()
+            .map(|(k, n, s)| json!({"kernel": k, "dispatches": n, "seconds": s, "share": s / total}))
+            .collect();
+        let each: Vec<_> = dispatches
+            .iter()
+            .zip(&seconds)
+            .map(|(d, s)| json!({"kernel": d.label(), "seconds": s}))
+            .collect();
+        print_json(&json!({
+            "bench": "profile", "net": kind.name(), "method": "spatial", "chunk": chunk, "size": args.size,
+            "iters": args.iters, "seconds": total, "kernels": by_kernel, "dispatches": each,
+            "adapter": gpu.describe(), "seed": args.seed,
+            "weights": if args.random_weights { "random" } else { "files" },
+            "conv_block": args.conv_block.map_or("auto".into(), |b| b.name()),
+            "winograd": gpu.winograd,
+        }));
+    } else {
+        println!(
+            "{} eval profile: one chunk of {chunk} triplets, each dispatch alone, mean of {} [{}]",
+            kind.name(),
+            args.iters,
+            gpu.describe()
+        );
+        println!(
+            "  {:<36} {:>10} {:>12} {:>7}",
+            "kernel", "dispatches", "ms / chunk", "share"
+        );
+        for (k, n, s) in &kernels {
+            println!("  {k:<36} {n:>10} {:>12.3} {:>6.1}%", 1e3 * s, 100.0 * s / total);
+        }
+        println!("  {:<36} {:>10} {:>12.3}", "all", dispatches.len(), 1e3 * total);
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ pub struct Dispatch {
     pipeline: Arc<wgpu::ComputePipeline>,
     bind_group: wgpu::BindGroup,
     groups: [u32; 3],
+    label: String,
     // Keeps the parameter buffer alive as long as the bind group that refers to it.
     _params: wgpu::Buffer,
 }
@@ -46,8 +47,14 @@ impl Dispatch {
             pipeline,
             bind_group,
             groups,
+            label: label.to_string(),
             _params: params_buffer,
         })
+    }
+
+    /// The name it was recorded under: its kernel's entry point (`bench --what profile` groups by it).
+    pub fn label(&self) -> &str {
+        &self.label
     }
 
     pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
