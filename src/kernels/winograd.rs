@@ -30,7 +30,7 @@ const TILED_TILES: usize = 32;
 /// Whether a convolution of `params` in `precision` runs here: f32 (the fast mode keeps its f16 and tensor-core
 /// kernels, whose rounding the transforms would add to), 3×3, stride 1, the GPU not told otherwise, and an output
 /// whose 2×2 tiles leave it at least 1.5× fewer multiplications (a 3×3 output takes four tiles, 64 products per
-/// channel pair against the direct 81, which measured slower on lavapipe: AlexNet's last three layers).
+/// channel pair against the direct 81, and measured no faster on lavapipe: AlexNet's last three layers, BENCHMARKS.md).
 pub(super) fn applies(gpu: &Gpu, precision: Precision, params: &ConvParams) -> bool {
     let tiled_pixels = 4 * params.ho.div_ceil(2) as usize * params.wo.div_ceil(2) as usize;
     let saving = 2.25 * (params.ho * params.wo) as f64 / tiled_pixels as f64;
