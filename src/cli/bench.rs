@@ -266,6 +266,21 @@ fn time_triplets(gpu: &Gpu, args: &BenchArgs, bank: &ImageBank) -> Result<f64> {
     Ok(start.elapsed().as_secs_f64())
 }
 
+/// `figures` with what they were measured with, as every bench line records it: the adapter, the seed, the
+/// weights and the kernel settings forced or left to the adapter.
+fn with_settings(gpu: &Gpu, args: &BenchArgs, mut figures: serde_json::Value) -> serde_json::Value {
+    let settings = json!({
+        "adapter": gpu.describe(), "seed": args.seed,
+        "weights": if args.random_weights { "random" } else { "files" },
+        "conv_block": args.conv_block.map_or("auto".into(), |b| b.name()),
+        "winograd": gpu.winograd,
+    });
+    if let (Some(f), serde_json::Value::Object(s)) = (figures.as_object_mut(), settings) {
+        f.extend(s);
+    }
+    figures
+}
+
 fn report(gpu: &Gpu, kind: NetKind, what: &str, args: &BenchArgs, timing: Timing) -> Result<()> {
     let Timing {
         seconds,
@@ -284,15 +299,16 @@ fn report(gpu: &Gpu, kind: NetKind, what: &str, args: &BenchArgs, timing: Timing
     };
     let flops = passes * 3.0 * kind.flops_per_image(args.size)? as f64 * triplets;
     if args.json {
-        print_json(&json!({
-            "bench": what, "net": kind.name(), "method": "spatial", "batch": args.batch, "chunk": chunk,
-            "forward_passes": passes, "chunk_budget_bytes": gpu.chunk_budget,
-            "size": args.size, "iters": args.iters, "seconds": seconds, "triplets_per_s": triplets,
-            "tflops": flops / 1e12, "adapter": gpu.describe(), "seed": args.seed,
-            "weights": if args.random_weights { "random" } else { "files" },
-            "conv_block": args.conv_block.map_or("auto".into(), |b| b.name()),
-            "winograd": gpu.winograd,
-        }));
+        print_json(&with_settings(
+            gpu,
+            args,
+            json!({
+                "bench": what, "net": kind.name(), "method": "spatial", "batch": args.batch, "chunk": chunk,
+                "forward_passes": passes, "chunk_budget_bytes": gpu.chunk_budget,
+                "size": args.size, "iters": args.iters, "seconds": seconds, "triplets_per_s": triplets,
+                "tflops": flops / 1e12,
+            }),
+        ));
     } else {
         println!(
             "{:<8} {what:<5} batch {:>5} (chunks of {chunk})  {triplets:>10.1} triplets/s  {:>8.3} TFLOP/s  [{}]",
@@ -350,14 +366,14 @@ fn profile_eval(gpu: &Gpu, kind: NetKind, args: &BenchArgs, members: &[&[u8]]) -
             .zip(&seconds)
             .map(|(d, s)| json!({"kernel": d.label(), "seconds": s}))
             .collect();
-        print_json(&json!({
-            "bench": "profile", "net": kind.name(), "method": "spatial", "chunk": chunk, "size": args.size,
-            "iters": args.iters, "seconds": total, "kernels": by_kernel, "dispatches": each,
-            "adapter": gpu.describe(), "seed": args.seed,
-            "weights": if args.random_weights { "random" } else { "files" },
-            "conv_block": args.conv_block.map_or("auto".into(), |b| b.name()),
-            "winograd": gpu.winograd,
-        }));
+        print_json(&with_settings(
+            gpu,
+            args,
+            json!({
+                "bench": "profile", "net": kind.name(), "method": "spatial", "chunk": chunk, "size": args.size,
+                "iters": args.iters, "seconds": total, "kernels": by_kernel, "dispatches": each,
+            }),
+        ));
     } else {
         println!(
             "{} eval profile: one chunk of {chunk} triplets, each dispatch alone, mean of {} [{}]",
