@@ -111,6 +111,18 @@ fn store_output(c: Column, m: u32, acc: f32) {
     }
     y[o] = v;
 }
+
+// Loads shared by the lanes of a subgroup, for the barrier-free kernels (CPU adapters). A value that is the same
+// for every lane (a weight, when the lanes hold different pixels) is, inside a loop, a gather of one address per
+// lane on a SIMD rasteriser such as lavapipe, as costly as the gathers of the inputs. So LANES lanes share such
+// loads: lane l loads the values l, l + LANES, ... of a block and from_lane(v, i) is lane i's v. As written here
+// each lane loads every value itself (LANES 1); kernels::conv compiles these lines with subgroup operations where
+// the adapter has them (Gpu::weight_lanes). Every lane must reach a from_lane call, so those kernels never return
+// early.
+const LANES: u32 = 1u;
+fn lane_index() -> u32 { return 0u; }
+fn from_lane(v: f32, lane: u32) -> f32 { return v; }
+fn from_lane4(v: vec4<f32>, lane: u32) -> vec4<f32> { return v; }
 // ---- end of the shared part ----
 
 // Per-thread block of the tiled kernels: BLOCK_M rows × BLOCK_N columns, each 4 or 8 (groups of 4 consecutive
@@ -249,11 +261,11 @@ fn conv2d_forward(
 // conv2d_forward_direct: the same convolution without workgroup memory or barriers, for adapters where those
 // are expensive (CPU rasterisers such as lavapipe run a workgroup's invocations as SIMD loops, and a barrier
 // splits every loop). Each invocation accumulates DIRECT_M channels x DIRECT_N columns straight from memory,
-// which the CPU's caches serve; the weights are the same across a workgroup's lanes (broadcast loads) and the
-// inputs differ (gathers), so the block is tall and narrow.
+// which the CPU's caches serve. The inputs differ between lanes (gathers); the weights are the workgroup's own,
+// loaded once per LANES lanes (see from_lane), so the block is tall and narrow.
 // Dispatch: workgroup 64; grid x*z covers ceil(N / DIRECT_N / 64) column groups, y covers ceil(Cout / DIRECT_M).
-const DIRECT_M: u32 = 4u;
-const DIRECT_N: u32 = 4u;
+const DIRECT_M: u32 = 8u;
+const DIRECT_N: u32 = 2u;
 
 @compute @workgroup_size(64, 1, 1)
 fn conv2d_forward_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -263,9 +275,7 @@ fn conv2d_forward_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_i
     let depth = p.cin * khw;
     let hw_out = p.ho * p.wo;
     let columns = p.batch * hw_out;
-    if (colg * DIRECT_N >= columns) {
-        return;
-    }
+    // Columns past the end compute a copy of the last one (every lane must reach from_lane) and store nothing.
     var x_img: array<u32, DIRECT_N>;
     var iy0: array<i32, DIRECT_N>;
     var ix0: array<i32, DIRECT_N>;
@@ -277,13 +287,17 @@ fn conv2d_forward_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_i
         ix0[j] = i32((pix % p.wo) * p.stride) - i32(p.pad);
     }
     // Weight (m, ci, tap) is at m·m_stride + ci·ci_stride + tap, the tap flipped with p.flip (see weight_value).
+    // This lane loads rows m0 + LANES·q + lane of the block.
     let flip = p.flip != 0u;
     let m_stride = select(depth, khw, flip);
     let ci_stride = select(khw, p.cout * khw, flip);
+    let lane = lane_index() % LANES;
+    var mrow: array<u32, DIRECT_M / LANES>;
+    for (var q = 0u; q < DIRECT_M / LANES; q++) {
+        mrow[q] = min(m0 + LANES * q + lane, p.cout - 1u) * m_stride;
+    }
     var acc: array<array<f32, DIRECT_N>, DIRECT_M>;
-    var mrow: array<u32, DIRECT_M>;
     for (var i = 0u; i < DIRECT_M; i++) {
-        mrow[i] = min(m0 + i, p.cout - 1u) * m_stride;
         for (var j = 0u; j < DIRECT_N; j++) {
             acc[i][j] = 0.0;
         }
@@ -303,8 +317,12 @@ fn conv2d_forward_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_i
                         b[j] = x[x_img[j] + plane + u32(iy) * p.w + u32(ix)];
                     }
                 }
+                var mine: array<f32, DIRECT_M / LANES>;
+                for (var q = 0u; q < DIRECT_M / LANES; q++) {
+                    mine[q] = weight[mrow[q] + k];
+                }
                 for (var i = 0u; i < DIRECT_M; i++) {
-                    let a = weight[mrow[i] + k];
+                    let a = from_lane(mine[i / LANES], i % LANES);
                     for (var j = 0u; j < DIRECT_N; j++) {
                         acc[i][j] = fma(a, b[j], acc[i][j]);
                     }
@@ -359,22 +377,21 @@ fn relu_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
 
 // conv2d_backward_params: grad_w[co, ci, ky, kx] = sum over (b, oy, ox) of gy[b, c_off+co, oy, ox] *
 // x[b, ci, oy*stride - pad + ky, ox*stride - pad + kx], and grad_b[co] = sum of gy (the column k = depth,
-// whose "input" is 1). Each invocation reduces over the output plane and a slice of the batch for a block of
-// BACK_CO output channels x BACK_K consecutive k = (ci, ky, kx), so every gy load serves BACK_K products and
-// every x load BACK_CO; the lanes of a workgroup share the gy loads and gather different x. Barrier-free, for CPU
-// adapters, whose few cores one invocation per block already keeps busy; GPUs run conv2d_backward_params_tiled.
+// whose "input" is 1). Each invocation reduces over the whole batch for a block of BACK_CO output channels x
+// BACK_K consecutive k = (ci, ky, kx), so every gy value serves BACK_K products and every x load BACK_CO; the gy
+// values are the same for the workgroup's lanes, which share their loads (from_lane), and the x differ. Barrier-
+// free, for CPU adapters, whose few cores one invocation per block already keeps busy; GPUs run
+// conv2d_backward_params_tiled.
 // Dispatch: workgroup 64; grid x*z covers ceil((depth + 1) / (64 * BACK_K)), y covers ceil(Cout / BACK_CO).
-const BACK_CO: u32 = 4u;
-const BACK_K: u32 = 4u;
+const BACK_CO: u32 = 8u;
+const BACK_K: u32 = 2u;
 
 @compute @workgroup_size(64, 1, 1)
 fn conv2d_backward_params(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    // Blocks past the bias column compute and store nothing (but reach from_lane, as every lane must).
     let k0 = ((wid.x + wid.z * p.groups_x) * 64u + li) * BACK_K;
     let khw = p.kh * p.kw;
     let depth = p.cin * khw;
-    if (k0 > depth) {
-        return;
-    }
     let co0 = wid.y * BACK_CO;
     let hw_out = p.ho * p.wo;
     // Per k of the block: its input plane and kernel offset, and whether it is a weight, the bias or past the end.
@@ -391,10 +408,14 @@ fn conv2d_backward_params(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_
         is_weight[j] = k0 + j < depth;
         is_bias[j] = k0 + j == depth;
     }
+    // This lane loads the gy of channels co0 + LANES·q + lane.
+    let lane = lane_index() % LANES;
+    var gbase: array<u32, BACK_CO / LANES>;
+    for (var q = 0u; q < BACK_CO / LANES; q++) {
+        gbase[q] = (p.c_off + min(co0 + LANES * q + lane, p.cout - 1u)) * hw_out;
+    }
     var acc: array<array<f32, BACK_K>, BACK_CO>;
-    var gbase: array<u32, BACK_CO>;
     for (var i = 0u; i < BACK_CO; i++) {
-        gbase[i] = (p.c_off + min(co0 + i, p.cout - 1u)) * hw_out;
         for (var j = 0u; j < BACK_K; j++) {
             acc[i][j] = 0.0;
         }
@@ -405,9 +426,13 @@ fn conv2d_backward_params(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_
         for (var oy = 0u; oy < p.ho; oy++) {
             for (var ox = 0u; ox < p.wo; ox++) {
                 let out_pix = g_img + oy * p.wo + ox;
+                var mine: array<f32, BACK_CO / LANES>;
+                for (var q = 0u; q < BACK_CO / LANES; q++) {
+                    mine[q] = gy[gbase[q] + out_pix];
+                }
                 var g: array<f32, BACK_CO>;
                 for (var i = 0u; i < BACK_CO; i++) {
-                    g[i] = gy[gbase[i] + out_pix];
+                    g[i] = from_lane(mine[i / LANES], i % LANES);
                 }
                 for (var j = 0u; j < BACK_K; j++) {
                     let iy = i32(oy * p.stride) + dy[j];

@@ -65,7 +65,8 @@ fn conv_shape(c: &Value) -> ConvShape {
 
 // ---------------------------------------------------------------- convolution
 
-/// Both paths of each gradient: for the weights one reduction per block (CPU adapters, barrier_free) and the
+/// Both paths of each gradient: for the weights one reduction per block (CPU adapters, barrier_free, the lanes
+/// sharing loads through subgroups and not) and the
 /// batch split into partial sums added up by a second dispatch (GPUs, in each tiled block); for the input the
 /// forward's barrier-free and tiled kernels, 3×3 ones as Winograd transforms and as implicit GEMMs. Opened in the fast mode too, whose f16 products the gradients must
 /// not take.
@@ -73,17 +74,21 @@ fn conv_shape(c: &Value) -> ConvShape {
 fn conv_backward_matches_pytorch_autograd() {
     let (t, meta) = fixtures();
     let tiled = ConvBlock::ALL.map(Some);
-    for (precision, barrier_free, blocks, winograd) in [
-        (Precision::F32, true, &[None][..], true),
-        (Precision::F32, true, &[None][..], false),
-        (Precision::F32, false, &tiled[..], true),
-        (Precision::F32, false, &[None][..], false),
-        (Precision::F16, true, &[None][..], true),
-        (Precision::F16, false, &[None][..], true),
+    for (precision, barrier_free, blocks, winograd, one_lane) in [
+        (Precision::F32, true, &[None][..], true, false),
+        (Precision::F32, true, &[None][..], true, true),
+        (Precision::F32, true, &[None][..], false, false),
+        (Precision::F32, false, &tiled[..], true, false),
+        (Precision::F32, false, &[None][..], false, false),
+        (Precision::F16, true, &[None][..], true, false),
+        (Precision::F16, false, &[None][..], true, false),
     ] {
         for &block in blocks {
             let mut gpu = common::gpu_for(precision);
             gpu.barrier_free = barrier_free;
+            if one_lane {
+                gpu.weight_lanes = 1;
+            }
             gpu.conv_block = block;
             gpu.winograd = winograd;
             println!("conv backward on {}", common::conv_variant(&gpu));
@@ -279,13 +284,17 @@ fn conv_loss(gpu: &Gpu, fwd: &[Dispatch], y: &Tensor, gy: &[f32], c_off: usize, 
     l
 }
 
-/// On both paths (barrier-free, and tiled in each block) of each gradient, 3×3 convolutions also as implicit GEMMs.
+/// On both paths (barrier-free, with and without the lanes sharing loads, and tiled in each block) of each
+/// gradient, 3×3 convolutions also as implicit GEMMs.
 #[test]
 fn conv_backward_matches_finite_differences_of_the_forward() {
-    for (barrier_free, winograd) in [(true, true), (true, false), (false, false)] {
+    for (barrier_free, winograd, lanes) in [(true, true, None), (true, false, Some(1)), (false, false, None)] {
         let mut gpu = common::gpu();
         gpu.barrier_free = barrier_free;
         gpu.winograd = winograd;
+        if let Some(lanes) = lanes {
+            gpu.weight_lanes = lanes;
+        }
         println!("conv backward on {}", common::conv_variant(&gpu));
         conv_finite_difference_cases(&gpu);
     }

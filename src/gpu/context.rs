@@ -172,6 +172,10 @@ pub struct Gpu {
     /// Prefer kernel variants without workgroup memory and barriers: true on CPU rasterisers (lavapipe, WARP),
     /// where barriers are expensive; tests flip it to check both variants.
     pub barrier_free: bool,
+    /// Lanes of a subgroup that share the barrier-free kernels' loads of values common to a workgroup (conv.wgsl's
+    /// `from_lane`): the adapter's smallest subgroup, up to 8, where those kernels run and subgroups exist, else
+    /// 1 (each lane loads everything itself). Halves lavapipe's convolution time; tests set 1 to check both.
+    pub weight_lanes: u32,
     /// The convolutions' forward arithmetic in effect (f16 only where the adapter has SHADER_F16); kernels
     /// pick their variant from it when a plan is built, so tests may flip it between plans.
     pub precision: Precision,
@@ -294,6 +298,11 @@ impl Gpu {
         } else {
             choice.precision
         };
+        let weight_lanes = if barrier_free && features.contains(wgpu::Features::SUBGROUP) {
+            weight_lanes(info.subgroup_min_size)
+        } else {
+            1
+        };
         let uncaptured = Arc::new(Mutex::new(Vec::new()));
         let sink = uncaptured.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
@@ -306,6 +315,7 @@ impl Gpu {
             limits,
             features,
             barrier_free,
+            weight_lanes,
             precision,
             cooperative_matrix,
             coop_tile,
@@ -631,5 +641,25 @@ impl Gpu {
                 None => String::new(),
             }
         )
+    }
+}
+
+/// [`Gpu::weight_lanes`] for an adapter whose subgroups hold at least `subgroup_min` invocations: the largest
+/// power of two within it, up to 8 (the barrier-free kernels' blocks hold 8 rows, and a lane's share must be whole).
+fn weight_lanes(subgroup_min: u32) -> u32 {
+    match subgroup_min {
+        0 | 1 => 1,
+        n => (1u32 << n.ilog2()).min(8),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::weight_lanes;
+
+    #[test]
+    fn weight_lanes_is_the_largest_power_of_two_in_the_subgroup_up_to_8() {
+        let got: Vec<u32> = [0, 1, 2, 3, 4, 7, 8, 16, 32, 64].map(weight_lanes).to_vec();
+        assert_eq!(got, [1, 1, 2, 2, 4, 4, 8, 8, 8, 8]);
     }
 }

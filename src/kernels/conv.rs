@@ -27,8 +27,8 @@ impl ConvShape {
 }
 
 /// Block of the barrier-free variant: channels and columns per invocation (DIRECT_M, DIRECT_N in conv.wgsl).
-const DIRECT_M: usize = 4;
-const DIRECT_N: usize = 4;
+const DIRECT_M: usize = 8;
+const DIRECT_N: usize = 2;
 /// x, weight, bias, y and the depth table `window` (which the barrier-free variant does not read).
 const FORWARD_BINDINGS: &[Access] = &[
     Access::Read,
@@ -59,16 +59,72 @@ const TILED_LINES: [&str; 4] = [
     "const SLICE_SUMS: bool = false;",
 ];
 
-/// conv.wgsl compiled for `block` and `precision` (the fast mode: f16 tiles and products, each slice summed
-/// apart): its family name and source, made once per variant in a process. The file as it stands is f32 4×4.
-fn tiled_variant(precision: Precision, block: ConvBlock) -> (&'static str, &'static str) {
-    type Variants = HashMap<(Precision, ConvBlock), (&'static str, &'static str)>;
+/// The lines of conv.wgsl's shared part that let the barrier-free kernels' lanes share loads, as written: one
+/// lane, each loading every value itself. [`lane_lines`] has them for more.
+const LANE_LINES: [&str; 4] = [
+    "const LANES: u32 = 1u;",
+    "fn lane_index() -> u32 { return 0u; }",
+    "fn from_lane(v: f32, lane: u32) -> f32 { return v; }",
+    "fn from_lane4(v: vec4<f32>, lane: u32) -> vec4<f32> { return v; }",
+];
+
+/// LANE_LINES for `lanes` lanes of a subgroup (the shared part's own lines for one).
+fn lane_lines(lanes: u32) -> Vec<String> {
+    if lanes == 1 {
+        return LANE_LINES.map(String::from).to_vec();
+    }
+    vec![
+        format!("const LANES: u32 = {lanes}u;"),
+        // Every lane is active where these run (the kernels never return early), so the lanes below this one
+        // are exactly its subgroup invocation id.
+        "fn lane_index() -> u32 { return subgroupExclusiveAdd(1u); }".into(),
+        "fn from_lane(v: f32, lane: u32) -> f32 { return subgroupShuffle(v, lane); }".into(),
+        "fn from_lane4(v: vec4<f32>, lane: u32) -> vec4<f32> { return subgroupShuffle(v, lane); }".into(),
+    ]
+}
+
+/// `source` with each of `lines` (which `file` must declare) replaced by the matching `wanted` line.
+fn replace_lines(mut source: String, file: &str, lines: &[&str], wanted: &[String]) -> String {
+    for (line, value) in lines.iter().zip(wanted) {
+        assert!(source.contains(line), "{file} must declare `{line}`");
+        source = source.replacen(line, value, 1);
+    }
+    source
+}
+
+/// The family named `name` and its source, made by `make` once per process and kept for its lifetime: a handful
+/// of variants per adapter opened (blocks, precisions, lanes, cooperative tilings), so leaking them is bounded.
+pub(super) fn variant(name: String, make: impl FnOnce() -> String) -> (&'static str, &'static str) {
+    type Variants = HashMap<String, (&'static str, &'static str)>;
     static VARIANTS: LazyLock<Mutex<Variants>> = LazyLock::new(Default::default);
-    let plain = ConvBlock { rows: 4, columns: 4 };
-    if (precision, block) == (Precision::F32, plain) {
+    if let Some(&found) = VARIANTS.lock().unwrap().get(&name) {
+        return found;
+    }
+    // Made without the lock held: a variant may be made from another (winograd.wgsl behind conv.wgsl's shared part).
+    let source = make();
+    *VARIANTS.lock().unwrap().entry(name).or_insert_with_key(|name| {
+        (
+            Box::leak(name.clone().into_boxed_str()),
+            Box::leak(source.into_boxed_str()),
+        )
+    })
+}
+
+/// conv.wgsl compiled for `block` and `precision` (the fast mode: f16 tiles and products, each slice summed
+/// apart) with `lanes` lanes sharing the barrier-free kernels' loads: its family name and source. The file as it
+/// stands is f32, 4×4, one lane.
+fn conv_source(precision: Precision, block: ConvBlock, lanes: u32) -> (&'static str, &'static str) {
+    if (precision, block, lanes) == (Precision::F32, PLAIN, 1) {
         return ("conv", CONV_WGSL);
     }
-    *VARIANTS.lock().unwrap().entry((precision, block)).or_insert_with(|| {
+    let mut name = String::from("conv");
+    if (precision, block) != (Precision::F32, PLAIN) {
+        name += &format!("_{}_{}", precision.name(), block.name());
+    }
+    if lanes > 1 {
+        name += &format!("_lanes{lanes}");
+    }
+    variant(name, || {
         let f16 = precision == Precision::F16;
         let wanted = [
             format!("const BLOCK_M: u32 = {}u;", block.rows),
@@ -76,29 +132,28 @@ fn tiled_variant(precision: Precision, block: ConvBlock) -> (&'static str, &'sta
             format!("alias mul = {};", if f16 { "f16" } else { "f32" }),
             format!("const SLICE_SUMS: bool = {f16};"),
         ];
-        let mut source = CONV_WGSL.to_string();
-        for (line, value) in TILED_LINES.iter().zip(&wanted) {
-            assert!(source.contains(line), "conv.wgsl must declare `{line}`");
-            source = source.replacen(line, value, 1);
-        }
+        let source = replace_lines(CONV_WGSL.to_string(), "conv.wgsl", &TILED_LINES, &wanted);
+        let source = replace_lines(source, "conv.wgsl", &LANE_LINES, &lane_lines(lanes));
         if f16 {
-            source = format!("enable f16;\n{source}");
+            format!("enable f16;\n{source}")
+        } else {
+            source
         }
-        let family = format!("conv_{}_{}", precision.name(), block.name());
-        // Eight variants at most per process, so leaking them is bounded.
-        (Box::leak(family.into_boxed_str()), Box::leak(source.into_boxed_str()))
     })
 }
 
-/// `kernel` (an entry point of conv.wgsl) in the variant for `precision` and `block`.
-fn tiled(kernel: Kernel, precision: Precision, block: ConvBlock) -> Kernel {
-    let (family, source) = tiled_variant(precision, block);
+/// `kernel` (an entry point of conv.wgsl) in the variant for `precision`, `block` and the GPU's lanes.
+fn conv_kernel(gpu: &Gpu, kernel: Kernel, precision: Precision, block: ConvBlock) -> Kernel {
+    let (family, source) = conv_source(precision, block, gpu.weight_lanes);
     Kernel {
         family,
         source,
         ..kernel
     }
 }
+
+/// The block conv.wgsl declares, which the barrier-free kernels (which have their own) are compiled with.
+const PLAIN: ConvBlock = ConvBlock { rows: 4, columns: 4 };
 
 /// Fewest workgroups a tiled convolution keeps when its block grows: a few per multiprocessor of a large GPU (an
 /// H100 has 132), so that larger tiles do not leave it idle on small layers or batches.
@@ -142,9 +197,8 @@ const COOP_LINES: [&str; 5] = [
 
 /// conv_coop.wgsl specialised for `tile`, compiled once per tiling in a process.
 fn conv2d_coop(tile: CoopTile) -> Kernel {
-    static SOURCES: LazyLock<Mutex<HashMap<CoopTile, &'static str>>> = LazyLock::new(Default::default);
-    let source = *SOURCES.lock().unwrap().entry(tile).or_insert_with(|| {
-        let s = tile.side;
+    let s = tile.side;
+    let (family, source) = variant(format!("conv_coop_{s}_{}", tile.subgroup), || {
         let wanted = [
             format!("const S: u32 = {s}u;"),
             format!("alias TileA = coop_mat{s}x{s}<f16, A>;"),
@@ -154,30 +208,27 @@ fn conv2d_coop(tile: CoopTile) -> Kernel {
         ];
         // conv_coop.wgsl's `enable` lines, then conv.wgsl's shared part, then the rest of conv_coop.wgsl.
         let (enables, body): (Vec<&str>, Vec<&str>) = CONV_COOP_WGSL.lines().partition(|l| l.starts_with("enable "));
-        let mut source = format!("{}\n{}\n{}\n", enables.join("\n"), shared_part(), body.join("\n"));
-        for (line, value) in COOP_LINES.iter().zip(&wanted) {
-            assert!(source.contains(line), "conv_coop.wgsl must declare `{line}`");
-            source = source.replacen(line, value, 1);
-        }
-        // A handful of tilings at most per process (one per adapter opened), so leaking them is bounded.
-        Box::leak(source.into_boxed_str())
+        let source = format!("{}\n{}\n{}\n", enables.join("\n"), shared_part(1), body.join("\n"));
+        replace_lines(source, "conv_coop.wgsl", &COOP_LINES, &wanted)
     });
     Kernel {
-        family: "conv_coop",
+        family,
         source,
         entry: "conv2d_forward_coop",
         bindings: FORWARD_BINDINGS,
     }
 }
 
-/// The lines of conv.wgsl between its "shared with" markers: the parameter block, the bindings and
-/// the implicit GEMM's helpers (WGSL has no includes); conv_coop.wgsl and winograd.wgsl are compiled behind it.
-pub(super) fn shared_part() -> &'static str {
+/// The lines of conv.wgsl between its "shared with" markers, for `lanes` lanes sharing loads: the parameter
+/// block, the bindings, the implicit GEMM's helpers and the lanes' (WGSL has no includes); conv_coop.wgsl and
+/// winograd.wgsl are compiled behind it.
+pub(super) fn shared_part(lanes: u32) -> &'static str {
     const BEGIN: &str = "// ---- shared with conv_coop.wgsl and winograd.wgsl";
     const END: &str = "// ---- end of the shared part ----";
-    let start = CONV_WGSL.find(BEGIN).expect("conv.wgsl marks its shared part");
-    let end = CONV_WGSL.find(END).expect("conv.wgsl marks the end of its shared part");
-    &CONV_WGSL[start..end]
+    let (_, source) = conv_source(Precision::F32, PLAIN, lanes);
+    let start = source.find(BEGIN).expect("conv.wgsl marks its shared part");
+    let end = source.find(END).expect("conv.wgsl marks the end of its shared part");
+    &source[start..end]
 }
 
 /// conv.wgsl's parameter block (also winograd.wgsl's, which shares that part of conv.wgsl).
@@ -250,11 +301,19 @@ fn implicit_gemm(
             let side = 4 * tile.side as usize;
             (conv2d_coop(tile), side, side)
         }
-        (Precision::F32, true, _) => (CONV2D_DIRECT, DIRECT_M, 64 * DIRECT_N),
+        (Precision::F32, true, _) => (
+            conv_kernel(gpu, CONV2D_DIRECT, precision, PLAIN),
+            DIRECT_M,
+            64 * DIRECT_N,
+        ),
         _ => {
             let block = choose_block(gpu, precision, params.cout as usize, columns, MIN_TILED_WORKGROUPS);
             let tile = |b: u32| 16 * b as usize;
-            (tiled(CONV2D, precision, block), tile(block.rows), tile(block.columns))
+            (
+                conv_kernel(gpu, CONV2D, precision, block),
+                tile(block.rows),
+                tile(block.columns),
+            )
         }
     };
     let (gx, gz) = linear_grid(gpu, to_u32(columns.div_ceil(cols_per_group), "conv columns")?);
@@ -290,8 +349,8 @@ fn window_table(p: &ConvParams) -> Vec<[u32; 2]> {
 }
 
 /// Block per invocation of the weight gradient: output channels × depth (BACK_CO × BACK_K in conv.wgsl).
-const BACK_CO: usize = 4;
-const BACK_K: usize = 4;
+const BACK_CO: usize = 8;
+const BACK_K: usize = 2;
 const RELU_BACKWARD: Kernel = Kernel {
     family: "conv",
     source: CONV_WGSL,
@@ -494,10 +553,11 @@ pub fn conv2d_backward_params(
         let (gx, gz) = linear_grid(gpu, to_u32((depth + 1).div_ceil(64 * BACK_K), "conv weight gradient")?);
         params.groups_x = gx;
         let rows = to_u32(c.shape.cout.div_ceil(BACK_CO), "conv weight gradient rows")?;
+        let kernel = conv_kernel(gpu, CONV2D_BACKWARD_PARAMS, Precision::F32, PLAIN);
         let sums = Dispatch::new(
             gpu,
-            gpu.pipeline(&CONV2D_BACKWARD_PARAMS)?,
-            CONV2D_BACKWARD_PARAMS.entry,
+            gpu.pipeline(&kernel)?,
+            kernel.entry,
             &params,
             &[
                 c.gy.binding(),
@@ -511,7 +571,7 @@ pub fn conv2d_backward_params(
     }
     // Splitting the depth supplies the parallelism, so the block need not leave many tiles.
     let block = choose_block(gpu, Precision::F32, c.shape.cout, depth + 1, 1);
-    let kernel = tiled(CONV2D_BACKWARD_PARAMS_TILED, Precision::F32, block);
+    let kernel = conv_kernel(gpu, CONV2D_BACKWARD_PARAMS_TILED, Precision::F32, block);
     let row_tiles = c.shape.cout.div_ceil(16 * block.rows as usize);
     let column_tiles = (depth + 1).div_ceil(16 * block.columns as usize);
     let (gx, gz) = linear_grid(gpu, to_u32(column_tiles, "conv weight gradient")?);

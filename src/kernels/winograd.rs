@@ -1,21 +1,25 @@
 //! 3×3 stride-1 convolutions as Winograd F(2×2, 3×3) (shaders/winograd.wgsl): the filters transformed by one
 //! dispatch, then the tiles. kernels::conv routes eligible f32 convolutions here (forward and input gradient).
 
-use std::sync::LazyLock;
-
 use crate::gpu::{linear_grid, Access, Dispatch, Gpu, Kernel, Precision, Tensor};
 use crate::Result;
 
-use super::conv::{shared_part, ConvParams, ConvScratch};
+use super::conv::{shared_part, variant, ConvParams, ConvScratch};
 use super::{to_u32, WINOGRAD_WGSL};
 
-/// winograd.wgsl behind conv.wgsl's shared part (the parameter block, the tensors, the output epilogue).
-static SOURCE: LazyLock<String> = LazyLock::new(|| format!("{}\n{WINOGRAD_WGSL}", shared_part()));
-
-fn kernel(entry: &'static str, bindings: &'static [Access]) -> Kernel {
+/// `entry` of winograd.wgsl, compiled behind conv.wgsl's shared part (the parameter block, the tensors, the
+/// output epilogue, the lanes' shared loads for the GPU's lanes).
+fn kernel(gpu: &Gpu, entry: &'static str, bindings: &'static [Access]) -> Kernel {
+    let lanes = gpu.weight_lanes;
+    let name = if lanes > 1 {
+        format!("winograd_lanes{lanes}")
+    } else {
+        "winograd".into()
+    };
+    let (family, source) = variant(name, || format!("{}\n{WINOGRAD_WGSL}", shared_part(lanes)));
     Kernel {
-        family: "winograd",
-        source: SOURCE.as_str(),
+        family,
+        source,
         entry,
         bindings,
     }
@@ -54,7 +58,7 @@ pub(super) fn forward(
     let (cout, cin) = (params.cout as usize, params.cin as usize);
     let filters = scratch.filters(gpu, cout * cin * 16)?;
 
-    let filter_kernel = kernel("winograd_filters", &[Access::Read, Access::ReadWrite]);
+    let filter_kernel = kernel(gpu, "winograd_filters", &[Access::Read, Access::ReadWrite]);
     let (fx, fz) = linear_grid(gpu, to_u32((cout * cin).div_ceil(256), "winograd filters")?);
     let transform = Dispatch::new(
         gpu,
@@ -72,7 +76,11 @@ pub(super) fn forward(
     } else {
         ("winograd_forward", TILED_TILES, TILED_CHANNELS)
     };
-    let tiles_kernel = kernel(entry, &[Access::Read, Access::Read, Access::Read, Access::ReadWrite]);
+    let tiles_kernel = kernel(
+        gpu,
+        entry,
+        &[Access::Read, Access::Read, Access::Read, Access::ReadWrite],
+    );
     let (gx, gz) = linear_grid(gpu, to_u32(tiles.div_ceil(tiles_per_group), "winograd tiles")?);
     params.groups_x = gx;
     let tiles = Dispatch::new(
