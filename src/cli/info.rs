@@ -28,10 +28,10 @@ pub fn run(choice: &AdapterChoice, args: InfoArgs) -> Result<()> {
         (Precision::F32, _) => "unavailable (no SHADER_F16): --precision f16 runs in f32".to_string(),
     };
     // gpu.barrier_free picks the kernels of the default f32 mode (CPU adapters: no workgroup memory).
-    let kernels = if gpu.barrier_free {
-        "barrier-free"
-    } else {
-        "tiled in workgroup memory"
+    let kernels = match (gpu.barrier_free, gpu.weight_lanes) {
+        (true, 1) => "barrier-free".to_string(),
+        (true, lanes) => format!("barrier-free, {lanes} lanes sharing each weight load"),
+        (false, _) => "tiled in workgroup memory".to_string(),
     };
     let f32_mode = format!("implicit-GEMM convolutions, 3×3 stride-1 ones as Winograd F(2×2, 3×3); kernels {kernels}");
     let l = &gpu.limits;
