@@ -180,7 +180,8 @@ fn bench_runs_on_random_weights_without_weight_files() {
 /// `bench --what profile` times every dispatch of an eval chunk and sums them by kernel. SqueezeNet 1.1 at 64×64
 /// (torchvision's layers) runs 25 convolutions: the 3×3 expands of fire2–fire5 (15×15 and 7×7 maps) as Winograd
 /// transforms, each with its filter transform, those of fire6–fire9 (3×3 maps, where 2×2 tiles save too little)
-/// and the rest as implicit GEMMs; and 7 taps, each unit-normalised and compared once.
+/// and the rest as implicit GEMMs; and 7 taps, each unit-normalised and compared once. The network's backward
+/// is profiled too (counts below).
 #[test]
 fn bench_profile_accounts_for_every_dispatch_by_kernel() {
     let out = dps(&[
@@ -222,6 +223,41 @@ fn bench_profile_accounts_for_every_dispatch_by_kernel() {
     assert!((seconds.iter().sum::<f64>() - total).abs() <= 1e-9 * total);
     let shares: f64 = kernels.iter().map(|k| k["share"].as_f64().unwrap()).sum();
     assert!((shares - 1.0).abs() < 1e-9, "shares sum to {shares}");
+
+    // The network's backward (tune): per torchvision's SqueezeNet 1.1, a ReLU backward per conv map (conv1, and
+    // each fire's squeeze map and expand concatenation: 1 + 8·2), a weight gradient per convolution (25), an
+    // input gradient for all but conv1 (24: the four Winograd expands, 20 implicit GEMMs) and 3 max-pools.
+    let b = &v["backward"];
+    let kernels = b["kernels"].as_array().expect("the backward's kernels");
+    let count = |names: &[&str]| -> u64 {
+        kernels
+            .iter()
+            .filter(|k| names.contains(&k["kernel"].as_str().unwrap()))
+            .map(|k| k["dispatches"].as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!(count(&["relu_backward"]), 17, "{kernels:?}");
+    assert_eq!(
+        count(&["conv2d_backward_params", "conv2d_backward_params_tiled"]),
+        25,
+        "{kernels:?}"
+    );
+    assert_eq!(
+        count(&["winograd_forward", "winograd_forward_direct"]),
+        4,
+        "{kernels:?}"
+    );
+    assert_eq!(count(&["conv2d_forward", "conv2d_forward_direct"]), 20, "{kernels:?}");
+    assert_eq!(count(&["maxpool2d_backward"]), 3, "{kernels:?}");
+    let seconds: Vec<f64> = b["dispatches"]
+        .as_array()
+        .expect("the backward's dispatches")
+        .iter()
+        .map(|d| d["seconds"].as_f64().unwrap())
+        .collect();
+    assert!(seconds.iter().all(|s| s.is_finite() && *s > 0.0), "{seconds:?}");
+    let total = b["seconds"].as_f64().unwrap();
+    assert!((seconds.iter().sum::<f64>() - total).abs() <= 1e-9 * total);
 }
 
 /// `--gpu-memory` sizes the chunks a batch runs in, and they come out even. One 64×64 AlexNet triplet's maps

@@ -10,7 +10,7 @@ use dps_gpu::gpu::{AdapterChoice, ConvBlock, Dispatch, Gpu};
 use dps_gpu::kernels::distort::DistortPlan;
 use dps_gpu::kernels::images::ByteImages;
 use dps_gpu::metric::{Method, Metric, WeightsChoice};
-use dps_gpu::nets::{random_weights, NetKind, Network};
+use dps_gpu::nets::{random_weights, NetBackward, NetGrads, NetKind, Network};
 use dps_gpu::train::{init_channel_weights, init_rank_net, Trainer, Variant};
 use dps_gpu::{bail, Result};
 
@@ -43,8 +43,9 @@ pub struct BenchArgs {
     /// What to measure, comma-separated: eval (features + distances), train (distortions on the GPU +
     /// features + pair profile + rank net + backward + Adam, the scalars variant), tune (the same step with the
     /// network's conv layers trained too: `train --variant net`) and triplets (drawing the parameters, uploading
-    /// the clean images and distorting them into p0 and p1 on the GPU; no network), and profile (where an eval
-    /// batch's time goes: every dispatch of the plan timed on its own, summed by kernel).
+    /// the clean images and distorting them into p0 and p1 on the GPU; no network), and profile (where the time of an
+    /// eval chunk and of the network's backward in a tune chunk goes: every dispatch timed on its own, summed by
+    /// kernel).
     #[arg(long, default_value = "eval,train")]
     what: String,
     /// Force one block (outputs per invocation, rows x columns) on every tiled convolution, to compare them on
@@ -166,7 +167,7 @@ struct Timing {
 
 /// The LPIPS-style metric of `kind` (spatial, baseline weights) after one batch of `members`, which builds its
 /// plan and warms up pipelines and buffers.
-fn warm_metric(gpu: &Gpu, kind: NetKind, args: &BenchArgs, members: &[&[u8]]) -> Result<Metric> {
+fn warm_metric(gpu: &Gpu, kind: NetKind, args: &BenchArgs, members: &[&[u8]], gradients: bool) -> Result<Metric> {
     let mut metric = Metric::load(
         gpu,
         kind,
@@ -175,12 +176,14 @@ fn warm_metric(gpu: &Gpu, kind: NetKind, args: &BenchArgs, members: &[&[u8]]) ->
         args.weights_dir.as_deref(),
         args.size,
     )?;
+    // Chunks sized as tune's, which keep every activation's gradient too.
+    metric.set_keeps_gradients(gradients);
     metric.group_distances_of_bytes(gpu, members, false)?;
     Ok(metric)
 }
 
 fn time_eval(gpu: &Gpu, kind: NetKind, args: &BenchArgs, members: &[&[u8]]) -> Result<Timing> {
-    let mut metric = warm_metric(gpu, kind, args, members)?;
+    let mut metric = warm_metric(gpu, kind, args, members, false)?;
     let start = Instant::now();
     for _ in 0..args.iters {
         metric.group_distances_of_bytes(gpu, members, false)?;
@@ -321,74 +324,123 @@ fn report(gpu: &Gpu, kind: NetKind, what: &str, args: &BenchArgs, timing: Timing
     Ok(())
 }
 
-/// Where an eval batch's time goes: after a warm-up batch, every dispatch of the plan's chunk (forward pass,
-/// per-tap transforms, distances) submitted on its own and waited for, `--iters` times; the means summed by
-/// kernel (entry point). Each lone submission adds its launch cost (tens of µs on a GPU), so the figures are
-/// those of batches large enough for the kernels to dominate.
+/// Where the time goes: after a warm-up batch, every dispatch of an eval chunk (forward pass, per-tap transforms,
+/// distances), then of the network's backward on a chunk as tune's step records it (ReLU, max-pool and
+/// convolution gradients; not the distances' backward or Adam, which are small), submitted on its own and waited
+/// for, `--iters` times; the means summed by kernel (entry point). Each lone submission adds its launch cost
+/// (tens of µs on a GPU), so the figures are those of batches large enough for the kernels to dominate.
 fn profile_eval(gpu: &Gpu, kind: NetKind, args: &BenchArgs, members: &[&[u8]]) -> Result<()> {
-    let metric = warm_metric(gpu, kind, args, members)?;
+    let metric = warm_metric(gpu, kind, args, members, false)?;
     let plan = metric
         .current_plan()
         .ok_or_else(|| dps_gpu::Error::msg("the evaluation built no plan"))?;
-    let chunk = plan.chunk_shape().0;
-    let dispatches: Vec<&Dispatch> = plan
+    let forward: Vec<&Dispatch> = plan
         .forward
         .dispatches
         .iter()
         .chain(&plan.dispatches)
         .chain(plan.sum.as_ref())
         .collect();
-    let mut seconds = vec![0.0; dispatches.len()];
-    for _ in 0..args.iters {
-        for (d, s) in dispatches.iter().zip(&mut seconds) {
-            let start = Instant::now();
-            gpu.run(std::slice::from_ref(*d))?;
-            gpu.wait()?;
-            *s += start.elapsed().as_secs_f64() / args.iters as f64;
-        }
-    }
-    let total: f64 = seconds.iter().sum();
-    // By kernel, in the order each first runs.
-    let mut kernels: Vec<(&str, usize, f64)> = Vec::new();
-    for (d, &s) in dispatches.iter().zip(&seconds) {
-        match kernels.iter_mut().find(|k| k.0 == d.label()) {
-            Some(k) => (k.1, k.2) = (k.1 + 1, k.2 + s),
-            None => kernels.push((d.label(), 1, s)),
-        }
-    }
+    let eval = Profile::measure(gpu, &forward, plan.chunk_shape().0, args.iters)?;
+
+    // tune's chunks keep every activation and its gradient, so they may be smaller than eval's.
+    let metric = warm_metric(gpu, kind, args, members, true)?;
+    let plan = metric
+        .current_plan()
+        .ok_or_else(|| dps_gpu::Error::msg("the evaluation built no plan"))?;
+    let grads = NetGrads::new(gpu, &metric.net)?;
+    let net_backward = NetBackward::new(gpu, &metric.net, &plan.forward, &grads)?;
+    let backward: Vec<&Dispatch> = net_backward.dispatches.iter().collect();
+    let backward = Profile::measure(gpu, &backward, plan.chunk_shape().0, args.iters)?;
+
     if args.json {
-        let by_kernel: Vec<_> = kernels
+        let mut line = eval.json();
+        line["bench"] = json!("profile");
+        line["net"] = json!(kind.name());
+        line["method"] = json!("spatial");
+        line["size"] = json!(args.size);
+        line["iters"] = json!(args.iters);
+        line["backward"] = backward.json();
+        print_json(&with_settings(gpu, args, line));
+    } else {
+        let title = |what: &str, p: &Profile| {
+            format!(
+                "{} {what}: one chunk of {} triplets, each dispatch alone, mean of {} [{}]",
+                kind.name(),
+                p.chunk,
+                args.iters,
+                gpu.describe()
+            )
+        };
+        eval.print(&title("eval profile", &eval));
+        backward.print(&title("network backward profile (tune)", &backward));
+    }
+    Ok(())
+}
+
+/// The times of one chunk's dispatches, each run alone.
+struct Profile<'a> {
+    chunk: usize,
+    /// Per dispatch: its kernel and mean seconds.
+    each: Vec<(&'a str, f64)>,
+}
+
+impl<'a> Profile<'a> {
+    fn measure(gpu: &Gpu, dispatches: &[&'a Dispatch], chunk: usize, iters: usize) -> Result<Profile<'a>> {
+        let mut seconds = vec![0.0; dispatches.len()];
+        for _ in 0..iters {
+            for (d, s) in dispatches.iter().zip(&mut seconds) {
+                let start = Instant::now();
+                gpu.run(std::slice::from_ref(*d))?;
+                gpu.wait()?;
+                *s += start.elapsed().as_secs_f64() / iters as f64;
+            }
+        }
+        let each = dispatches.iter().map(|d| d.label()).zip(seconds).collect();
+        Ok(Profile { chunk, each })
+    }
+
+    fn total(&self) -> f64 {
+        self.each.iter().map(|e| e.1).sum()
+    }
+
+    /// (kernel, dispatches, seconds) in the order each kernel first runs.
+    fn by_kernel(&self) -> Vec<(&'a str, usize, f64)> {
+        let mut kernels: Vec<(&'a str, usize, f64)> = Vec::new();
+        for &(label, s) in &self.each {
+            match kernels.iter_mut().find(|k| k.0 == label) {
+                Some(k) => (k.1, k.2) = (k.1 + 1, k.2 + s),
+                None => kernels.push((label, 1, s)),
+            }
+        }
+        kernels
+    }
+
+    fn json(&self) -> serde_json::Value {
+        let total = self.total();
+        let by_kernel: Vec<_> = self
+            .by_kernel()
             .iter()
             .map(|(k, n, s)| json!({"kernel": k, "dispatches": n, "seconds": s, "share": s / total}))
             .collect();
-        let each: Vec<_> = dispatches
+        let each: Vec<_> = self
+            .each
             .iter()
-            .zip(&seconds)
-            .map(|(d, s)| json!({"kernel": d.label(), "seconds": s}))
+            .map(|(k, s)| json!({"kernel": k, "seconds": s}))
             .collect();
-        print_json(&with_settings(
-            gpu,
-            args,
-            json!({
-                "bench": "profile", "net": kind.name(), "method": "spatial", "chunk": chunk, "size": args.size,
-                "iters": args.iters, "seconds": total, "kernels": by_kernel, "dispatches": each,
-            }),
-        ));
-    } else {
-        println!(
-            "{} eval profile: one chunk of {chunk} triplets, each dispatch alone, mean of {} [{}]",
-            kind.name(),
-            args.iters,
-            gpu.describe()
-        );
+        json!({"chunk": self.chunk, "seconds": total, "kernels": by_kernel, "dispatches": each})
+    }
+
+    fn print(&self, title: &str) {
+        let total = self.total();
+        println!("{title}");
         println!(
             "  {:<36} {:>10} {:>12} {:>7}",
             "kernel", "dispatches", "ms / chunk", "share"
         );
-        for (k, n, s) in &kernels {
+        for (k, n, s) in self.by_kernel() {
             println!("  {k:<36} {n:>10} {:>12.3} {:>6.1}%", 1e3 * s, 100.0 * s / total);
         }
-        println!("  {:<36} {:>10} {:>12.3}", "all", dispatches.len(), 1e3 * total);
+        println!("  {:<36} {:>10} {:>12.3}", "all", self.each.len(), 1e3 * total);
     }
-    Ok(())
 }
