@@ -226,7 +226,8 @@ fn bench_profile_accounts_for_every_dispatch_by_kernel() {
 
     // The network's backward (tune): per torchvision's SqueezeNet 1.1, a ReLU backward per conv map (conv1, and
     // each fire's squeeze map and expand concatenation: 1 + 8·2), a weight gradient per convolution (25), an
-    // input gradient for all but conv1 (24: the four Winograd expands, 20 implicit GEMMs) and 3 max-pools.
+    // input gradient for all but conv1 (24: the four Winograd expands, 20 implicit GEMMs) and 3 max-pools (each
+    // its maxima found, then gathered).
     let b = &v["backward"];
     let kernels = b["kernels"].as_array().expect("the backward's kernels");
     let count = |names: &[&str]| -> u64 {
@@ -248,6 +249,7 @@ fn bench_profile_accounts_for_every_dispatch_by_kernel() {
         "{kernels:?}"
     );
     assert_eq!(count(&["conv2d_forward", "conv2d_forward_direct"]), 20, "{kernels:?}");
+    assert_eq!(count(&["maxpool2d_argmax"]), 3, "{kernels:?}");
     assert_eq!(count(&["maxpool2d_backward"]), 3, "{kernels:?}");
     let seconds: Vec<f64> = b["dispatches"]
         .as_array()

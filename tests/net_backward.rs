@@ -405,7 +405,7 @@ fn maxpool_backward_matches_pytorch_autograd_with_ties() {
         let grad_x = gpu.upload("grad_x", &x.shape, &vec![5.0; x.numel()]).unwrap();
         run(
             &gpu,
-            &[pool::maxpool2d_backward(&gpu, shape, &x, &gy, &grad_x, false).unwrap()],
+            &pool::maxpool2d_backward(&gpu, shape, &x, &gy, &grad_x, false).unwrap(),
         );
         close(
             &read_all(&gpu, &grad_x),
@@ -416,7 +416,7 @@ fn maxpool_backward_matches_pytorch_autograd_with_ties() {
         );
         run(
             &gpu,
-            &[pool::maxpool2d_backward(&gpu, shape, &x, &gy, &grad_x, true).unwrap()],
+            &pool::maxpool2d_backward(&gpu, shape, &x, &gy, &grad_x, true).unwrap(),
         );
         let doubled: Vec<f32> = want.iter().map(|v| 2.0 * v).collect();
         close(
@@ -468,7 +468,7 @@ fn maxpool_backward_matches_finite_differences_of_the_forward() {
         let grad_x = gpu.zeros("grad_x", &dims).unwrap();
         run(
             &gpu,
-            &[pool::maxpool2d_backward(&gpu, shape, &x, &gy, &grad_x, false).unwrap()],
+            &pool::maxpool2d_backward(&gpu, shape, &x, &gy, &grad_x, false).unwrap(),
         );
         let analytic = read_all(&gpu, &grad_x);
         let fwd = pool::maxpool2d(&gpu, shape, &x, &y).unwrap();

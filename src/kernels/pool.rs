@@ -56,6 +56,13 @@ struct PoolParams {
     _pad: [u32; 3],
 }
 
+const MAXPOOL2D_ARGMAX: Kernel = Kernel {
+    family: "pool",
+    source: POOL_WGSL,
+    entry: "maxpool2d_argmax",
+    bindings: &[Access::Read, Access::ReadWrite],
+};
+/// The argmax map, gy and grad_x.
 const MAXPOOL2D_BACKWARD: Kernel = Kernel {
     family: "pool",
     source: POOL_WGSL,
@@ -110,7 +117,9 @@ pub fn maxpool2d(gpu: &Gpu, shape: PoolShape, x: &Tensor, y: &Tensor) -> Result<
 }
 
 /// `grad_x (+)= ∂L/∂x` of `y = maxpool(x)` given `gy` = ∂L/∂y: each output's gradient goes to the first maximum
-/// of its window (row-major, as PyTorch). With `accumulate` it is added to what `grad_x` holds.
+/// of its window (row-major, as PyTorch). With `accumulate` it is added to what `grad_x` holds. Two dispatches:
+/// the windows' maxima found once into a map of gy's size (allocated here, kept alive by the dispatches' bindings),
+/// then the gather.
 pub fn maxpool2d_backward(
     gpu: &Gpu,
     shape: PoolShape,
@@ -118,7 +127,7 @@ pub fn maxpool2d_backward(
     gy: &Tensor,
     grad_x: &Tensor,
     accumulate: bool,
-) -> Result<Dispatch> {
+) -> Result<Vec<Dispatch>> {
     let (mut params, grid) = params(gpu, shape, x, gy, true)?;
     if grad_x.shape != x.shape {
         bail!(
@@ -128,13 +137,24 @@ pub fn maxpool2d_backward(
         );
     }
     params.accumulate = accumulate as u32;
-    let pipeline = gpu.pipeline(&MAXPOOL2D_BACKWARD)?;
-    Dispatch::new(
+    // u32 indices, in a buffer of gy's size.
+    let argmax = gpu.zeros("max-pool argmax", &gy.shape)?;
+    let (argmax_params, argmax_grid) = self::params(gpu, shape, x, gy, false)?;
+    let find = Dispatch::new(
         gpu,
-        pipeline,
+        gpu.pipeline(&MAXPOOL2D_ARGMAX)?,
+        MAXPOOL2D_ARGMAX.entry,
+        &argmax_params,
+        &[x.binding(), argmax.binding()],
+        argmax_grid,
+    )?;
+    let gather = Dispatch::new(
+        gpu,
+        gpu.pipeline(&MAXPOOL2D_BACKWARD)?,
         MAXPOOL2D_BACKWARD.entry,
         &params,
-        &[x.binding(), gy.binding(), grad_x.binding()],
+        &[argmax.binding(), gy.binding(), grad_x.binding()],
         grid,
-    )
+    )?;
+    Ok(vec![find, gather])
 }

@@ -109,7 +109,7 @@ impl NetBackward {
                 }
                 (Layer::MaxPool { shape, .. }, StageParams::Pool) => {
                     if let Some((g, accumulate)) = gx_ref {
-                        dispatches.push(pool::maxpool2d_backward(gpu, *shape, &stage.input, gy, g, accumulate)?);
+                        dispatches.extend(pool::maxpool2d_backward(gpu, *shape, &stage.input, gy, g, accumulate)?);
                     }
                 }
                 (Layer::Fire { expand1, .. }, StageParams::Fire([sq, e1, e3])) => {
