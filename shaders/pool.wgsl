@@ -6,7 +6,7 @@
 // windows, in two passes: maxpool2d_argmax finds each window's maximum once (its index within the plane), then
 // maxpool2d_backward gathers: each input value adds the gradients of the few windows whose maximum it is, so no
 // two invocations write the same value. (Re-finding the maxima per input value instead reads every window up to
-// four times over for 3×3 windows at stride 2: 7× the time of the forward on SqueezeNet, BENCHMARKS.md.)
+// four times over for 3×3 windows at stride 2: 12× the time of the forward on SqueezeNet, BENCHMARKS.md.)
 //
 // Layout: x / grad_x [planes, H, W] and y / gy / argmax [planes, Ho, Wo] with planes = B*C, f32 (argmax u32).
 // Dispatch: workgroup 256, one thread per output value (forward, argmax) or input value (backward); linear
@@ -22,25 +22,42 @@ struct PoolParams {
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 
+// The maximum of output window r of a plane and where it is (yy·W + xx): the first in row-major order, or the
+// last NaN, as PyTorch's max-pool (its value and recorded index: `val > maxval || isnan(val)`) has it.
+struct WindowMax {
+    value: f32,
+    index: u32,
+}
+
+// By its bits: WGSL lets a compiler assume floats are never NaN, so `v != v` may be folded to false.
+fn is_nan(v: f32) -> bool {
+    return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+}
+
+fn window_max(plane: u32, r: u32) -> WindowMax {
+    let y0 = (r / p.wo) * p.stride;
+    let x0 = (r % p.wo) * p.stride;
+    let y1 = min(y0 + p.kernel, p.h);
+    let x1 = min(x0 + p.kernel, p.w);
+    var best = WindowMax(bitcast<f32>(0xff800000u), y0 * p.w + x0); // -inf
+    for (var yy = y0; yy < y1; yy++) {
+        for (var xx = x0; xx < x1; xx++) {
+            let v = x[(plane * p.h + yy) * p.w + xx];
+            if (v > best.value || is_nan(v)) {
+                best = WindowMax(v, yy * p.w + xx);
+            }
+        }
+    }
+    return best;
+}
+
 @compute @workgroup_size(256, 1, 1)
 fn maxpool2d_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let idx = (wid.x + wid.z * p.groups_x) * 256u + li;
     if (idx >= p.planes * p.ho * p.wo) {
         return;
     }
-    let plane = idx / (p.ho * p.wo);
-    let r = idx % (p.ho * p.wo);
-    let y0 = (r / p.wo) * p.stride;
-    let x0 = (r % p.wo) * p.stride;
-    let y1 = min(y0 + p.kernel, p.h);
-    let x1 = min(x0 + p.kernel, p.w);
-    var best = bitcast<f32>(0xff800000u); // -inf
-    for (var yy = y0; yy < y1; yy++) {
-        for (var xx = x0; xx < x1; xx++) {
-            best = max(best, x[(plane * p.h + yy) * p.w + xx]);
-        }
-    }
-    y[idx] = best;
+    y[idx] = window_max(idx / (p.ho * p.wo), idx % (p.ho * p.wo)).value;
 }
 
 // maxpool2d_argmax: argmax[o] = the index (yy·W + xx) of the first maximum of window o.
@@ -52,24 +69,7 @@ fn maxpool2d_argmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoca
     if (idx >= p.planes * p.ho * p.wo) {
         return;
     }
-    let plane = idx / (p.ho * p.wo);
-    let r = idx % (p.ho * p.wo);
-    let y0 = (r / p.wo) * p.stride;
-    let x0 = (r % p.wo) * p.stride;
-    let y1 = min(y0 + p.kernel, p.h);
-    let x1 = min(x0 + p.kernel, p.w);
-    var best = bitcast<f32>(0xff800000u); // -inf
-    var arg = y0 * p.w + x0;
-    for (var yy = y0; yy < y1; yy++) {
-        for (var xx = x0; xx < x1; xx++) {
-            let v = x[(plane * p.h + yy) * p.w + xx];
-            if (v > best || v != v) {
-                best = v;
-                arg = yy * p.w + xx;
-            }
-        }
-    }
-    argmax_out[idx] = arg;
+    argmax_out[idx] = window_max(idx / (p.ho * p.wo), idx % (p.ho * p.wo)).index;
 }
 
 // maxpool2d_backward: grad_x[i] (+)= the sum of gy over the windows whose argmax is i.

@@ -490,6 +490,60 @@ fn maxpool_backward_matches_finite_differences_of_the_forward() {
     }
 }
 
+/// NaNs in a window: PyTorch's max-pool keeps `val > maxval || isnan(val)` while scanning a window in row-major
+/// order, so the window's value is NaN and its gradient goes to the last NaN (torch 2.15 on the CPU: index 3 for
+/// the window [[1, nan, 2], [nan, 0, 3], [1, 1, 1]]). A plain CPU reference of that rule.
+#[test]
+fn maxpool_propagates_nan_and_routes_its_gradient_as_pytorch() {
+    let gpu = common::gpu();
+    let shape = PoolShape {
+        kernel: 3,
+        stride: 2,
+        ceil_mode: false,
+    };
+    let (h, w) = (7, 7);
+    let (ho, wo) = (3, 3);
+    let mut xv: Vec<f32> = (0..h * w).map(|i| ((i * 37) % 11) as f32).collect();
+    for i in [9, 11, 30] {
+        xv[i] = f32::NAN;
+    }
+    let gyv: Vec<f32> = (0..ho * wo).map(|i| 1.0 + i as f32).collect();
+    let (mut want_y, mut want_g) = (vec![0.0f32; ho * wo], vec![0.0f32; h * w]);
+    for oy in 0..ho {
+        for ox in 0..wo {
+            let (mut best, mut arg) = (f32::NEG_INFINITY, 0);
+            for yy in 2 * oy..2 * oy + 3 {
+                for xx in 2 * ox..2 * ox + 3 {
+                    let v = xv[yy * w + xx];
+                    if v > best || v.is_nan() {
+                        (best, arg) = (v, yy * w + xx);
+                    }
+                }
+            }
+            want_y[oy * wo + ox] = best;
+            want_g[arg] += gyv[oy * wo + ox];
+        }
+    }
+    assert!(want_y.iter().any(|v| v.is_nan()) && want_y.iter().any(|v| !v.is_nan()));
+    let x = gpu.upload("x", &[1, 1, h, w], &xv).unwrap();
+    let y = gpu.zeros("y", &[1, 1, ho, wo]).unwrap();
+    let gy = gpu.upload("gy", &y.shape, &gyv).unwrap();
+    let grad_x = gpu.zeros("grad_x", &x.shape).unwrap();
+    run(&gpu, &[pool::maxpool2d(&gpu, shape, &x, &y).unwrap()]);
+    run(
+        &gpu,
+        &pool::maxpool2d_backward(&gpu, shape, &x, &gy, &grad_x, false).unwrap(),
+    );
+    let got_y = read_all(&gpu, &y);
+    for (i, (g, e)) in got_y.iter().zip(&want_y).enumerate() {
+        assert!(
+            g.to_bits() == e.to_bits() || (g.is_nan() && e.is_nan()),
+            "y[{i}]: {g} vs {e}"
+        );
+    }
+    assert_eq!(read_all(&gpu, &grad_x), want_g);
+}
+
 // ---------------------------------------------------------------- distance side
 
 /// The buffers of one tap's distance term on the GPU: maps t [N, C, P], the transformed maps v, their unit
