@@ -302,33 +302,40 @@ fn conv2d_forward_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_i
             acc[i][j] = 0.0;
         }
     }
-    for (var ci = 0u; ci < p.cin; ci++) {
-        let plane = ci * p.h * p.w;
-        for (var ky = 0u; ky < p.kh; ky++) {
-            for (var kx = 0u; kx < p.kw; kx++) {
-                let tap = ky * p.kw + kx;
-                let k = ci * ci_stride + select(tap, khw - 1u - tap, flip);
-                var b: array<f32, DIRECT_N>;
-                for (var j = 0u; j < DIRECT_N; j++) {
-                    let iy = iy0[j] + i32(ky);
-                    let ix = ix0[j] + i32(kx);
-                    b[j] = 0.0;
-                    if (iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w)) {
-                        b[j] = x[x_img[j] + plane + u32(iy) * p.w + u32(ix)];
-                    }
-                }
-                var mine: array<f32, DIRECT_M / LANES>;
-                for (var q = 0u; q < DIRECT_M / LANES; q++) {
-                    mine[q] = weight[mrow[q] + k];
-                }
-                for (var i = 0u; i < DIRECT_M; i++) {
-                    let a = from_lane(mine[i / LANES], i % LANES);
-                    for (var j = 0u; j < DIRECT_N; j++) {
-                        acc[i][j] = fma(a, b[j], acc[i][j]);
-                    }
-                }
+    // One flat loop over the depth, (ci, ky, kx) stepped by selects: a SIMD rasteriser pays for entering and
+    // leaving every loop (its lane masks), which 1×1 convolutions would pay twice per step in nested tap loops.
+    var ci = 0u;
+    var ky = 0u;
+    var kx = 0u;
+    var plane = 0u;
+    for (var step = 0u; step < depth; step++) {
+        let tap = ky * p.kw + kx;
+        let k = ci * ci_stride + select(tap, khw - 1u - tap, flip);
+        var b: array<f32, DIRECT_N>;
+        for (var j = 0u; j < DIRECT_N; j++) {
+            let iy = iy0[j] + i32(ky);
+            let ix = ix0[j] + i32(kx);
+            b[j] = 0.0;
+            if (iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w)) {
+                b[j] = x[x_img[j] + plane + u32(iy) * p.w + u32(ix)];
             }
         }
+        var mine: array<f32, DIRECT_M / LANES>;
+        for (var q = 0u; q < DIRECT_M / LANES; q++) {
+            mine[q] = weight[mrow[q] + k];
+        }
+        for (var i = 0u; i < DIRECT_M; i++) {
+            let a = from_lane(mine[i / LANES], i % LANES);
+            for (var j = 0u; j < DIRECT_N; j++) {
+                acc[i][j] = fma(a, b[j], acc[i][j]);
+            }
+        }
+        let row_done = kx + 1u == p.kw;
+        let plane_done = row_done && ky + 1u == p.kh;
+        kx = select(kx + 1u, 0u, row_done);
+        ky = select(ky + u32(row_done), 0u, plane_done);
+        ci += u32(plane_done);
+        plane += select(0u, p.h * p.w, plane_done);
     }
     for (var j = 0u; j < DIRECT_N; j++) {
         let c = column(colg * DIRECT_N + j);
