@@ -2,7 +2,7 @@
 // the output size for floor or ceil mode, and windows that run past the input edge are clipped, as PyTorch does).
 //
 // The backward routes each output's gradient to the first maximum of its window in row-major order (what
-// PyTorch's CPU and CUDA kernels record as the index; a NaN wins as it does there), summing over overlapping
+// PyTorch's CPU and CUDA kernels record as the index; the last NaN wins, as there), summing over overlapping
 // windows, in two passes: maxpool2d_argmax finds each window's maximum once (its index within the plane), then
 // maxpool2d_backward gathers: each input value adds the gradients of the few windows whose maximum it is, so no
 // two invocations write the same value. (Re-finding the maxima per input value instead reads every window up to

@@ -117,7 +117,8 @@ pub fn maxpool2d(gpu: &Gpu, shape: PoolShape, x: &Tensor, y: &Tensor) -> Result<
 }
 
 /// `grad_x (+)= ∂L/∂x` of `y = maxpool(x)` given `gy` = ∂L/∂y: each output's gradient goes to the first maximum
-/// of its window (row-major, as PyTorch). With `accumulate` it is added to what `grad_x` holds. Two dispatches:
+/// of its window (row-major, or the last NaN, as PyTorch). With `accumulate` it is added to what `grad_x` holds.
+/// Two dispatches:
 /// the windows' maxima found once into a map of gy's size (allocated here, kept alive by the dispatches' bindings),
 /// then the gather.
 pub fn maxpool2d_backward(
