@@ -77,6 +77,30 @@ fn maxpool2d_argmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoca
 @group(0) @binding(2) var<storage, read> gy: array<f32>;
 @group(0) @binding(3) var<storage, read_write> grad_x: array<f32>;
 
+// The windows along one axis (rows or columns) that may contain input position i, where kernel <= 2·stride (the
+// three nets' pools): i / stride and the one before it. `first`/`second` are they, clamped into range so they can
+// always be read, and the flags say which exist. (A window that exists but does not contain i, where windows
+// leave gaps, is harmless: its argmax is inside it, so never i.)
+struct AxisWindows {
+    first: u32,
+    second: u32,
+    first_ok: bool,
+    second_ok: bool,
+}
+
+fn axis_windows(i: u32, n_out: u32) -> AxisWindows {
+    let a = i / p.stride;
+    let b = max(a, 1u) - 1u;
+    let a_ok = a < n_out;
+    let b_ok = a >= 1u && b < n_out;
+    return AxisWindows(min(a, n_out - 1u), min(b, n_out - 1u), a_ok, b_ok);
+}
+
+// gy of window o if its maximum is at r, else 0; o is always in range (read without a branch).
+fn routed(o: u32, r: u32, ok: bool) -> f32 {
+    return select(0.0, gy[o], ok && argmax[o] == r);
+}
+
 @compute @workgroup_size(256, 1, 1)
 fn maxpool2d_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let idx = (wid.x + wid.z * p.groups_x) * 256u + li;
@@ -87,23 +111,33 @@ fn maxpool2d_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invo
     let r = idx % (p.h * p.w);
     let iy = r / p.w;
     let ix = r % p.w;
-    // Windows (oy, ox) with oy*stride <= iy < oy*stride + kernel.
-    var oy0 = 0u;
-    if (iy + 1u > p.kernel) {
-        oy0 = (iy + 1u - p.kernel + p.stride - 1u) / p.stride;
-    }
-    var ox0 = 0u;
-    if (ix + 1u > p.kernel) {
-        ox0 = (ix + 1u - p.kernel + p.stride - 1u) / p.stride;
-    }
-    let oy1 = min(iy / p.stride + 1u, p.ho);
-    let ox1 = min(ix / p.stride + 1u, p.wo);
     var acc = 0.0;
-    for (var oy = oy0; oy < oy1; oy++) {
-        for (var ox = ox0; ox < ox1; ox++) {
-            let o = (plane * p.ho + oy) * p.wo + ox;
-            if (argmax[o] == r) {
-                acc += gy[o];
+    if (p.kernel <= 2u * p.stride) {
+        // Four candidate windows, no loops: a SIMD rasteriser (lavapipe) pays for every loop entered, and these
+        // loops' trip counts (0 to 2) differ between neighbouring lanes.
+        let wy = axis_windows(iy, p.ho);
+        let wx = axis_windows(ix, p.wo);
+        let row_a = (plane * p.ho + wy.first) * p.wo;
+        let row_b = (plane * p.ho + wy.second) * p.wo;
+        acc = routed(row_a + wx.first, r, wy.first_ok && wx.first_ok)
+            + routed(row_a + wx.second, r, wy.first_ok && wx.second_ok)
+            + routed(row_b + wx.first, r, wy.second_ok && wx.first_ok)
+            + routed(row_b + wx.second, r, wy.second_ok && wx.second_ok);
+    } else {
+        // Windows (oy, ox) with oy*stride <= iy < oy*stride + kernel.
+        var oy0 = 0u;
+        if (iy + 1u > p.kernel) {
+            oy0 = (iy + 1u - p.kernel + p.stride - 1u) / p.stride;
+        }
+        var ox0 = 0u;
+        if (ix + 1u > p.kernel) {
+            ox0 = (ix + 1u - p.kernel + p.stride - 1u) / p.stride;
+        }
+        let oy1 = min(iy / p.stride + 1u, p.ho);
+        let ox1 = min(ix / p.stride + 1u, p.wo);
+        for (var oy = oy0; oy < oy1; oy++) {
+            for (var ox = ox0; ox < ox1; ox++) {
+                acc += routed((plane * p.ho + oy) * p.wo + ox, r, true);
             }
         }
     }

@@ -451,6 +451,23 @@ fn maxpool_backward_matches_finite_differences_of_the_forward() {
             },
             [1, 3, 7, 9],
         ),
+        // Windows more than two strides wide (the looping path) and windows with gaps between them.
+        (
+            PoolShape {
+                kernel: 5,
+                stride: 2,
+                ceil_mode: true,
+            },
+            [1, 2, 10, 9],
+        ),
+        (
+            PoolShape {
+                kernel: 2,
+                stride: 3,
+                ceil_mode: false,
+            },
+            [1, 2, 8, 9],
+        ),
     ] {
         let n: usize = dims.iter().product();
         // Distinct values a whole unit apart: a ±0.25 step never changes which value wins a window.
