@@ -1,6 +1,7 @@
 // conv.wgsl: 2-D convolution (cross-correlation, as torch.nn.Conv2d) with bias and optional fused ReLU,
-// computed as an implicit GEMM (no im2col buffer), and its backward (relu_backward, conv2d_backward_params; the
-// input gradient is these same forward kernels run as a transposed convolution, see the section at the end).
+// computed as an implicit GEMM (no im2col buffer), and its backward (relu_backward, the conv2d_backward_params
+// family; the input gradient is these same forward kernels run as a transposed convolution, see the section at
+// the end).
 // (kernels::conv runs f32 3×3 stride-1 convolutions, forward and input gradient, as winograd.wgsl instead.)
 //
 // Layout: x [B, Xtot, H, W] of which channels x_coff .. x_coff+Cin are read, weight [Cout, Cin, KH, KW] (OIHW),
@@ -360,7 +361,7 @@ fn conv2d_forward_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_i
 //   with x = gy's channel slice (x_ctot = Ctot, x_coff = c_off), p.flip, padding KH-1-pad, no bias, output
 //   grad_x [B, Cin, H, W] (kernels::conv::conv2d_backward_input), so it is tiled on GPUs as the forward is (and
 //   a 3×3 one runs as winograd.wgsl's Winograd transform, with the flipped filters, as its forward does);
-// - the weight and bias gradients are conv2d_backward_params below.
+// - the weight and bias gradients are conv2d_backward_params (or _rows, on CPU adapters; _tiled on GPUs) below.
 // p.accumulate: add to the gradient buffer instead of overwriting it (a tap feeds both the distance and the next
 // layer; the squeeze map feeds both expands; micro-batches sum their weight gradients).
 
@@ -474,6 +475,106 @@ fn conv2d_backward_params(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_
                 }
                 grad_b[co] = v;
             }
+        }
+    }
+}
+
+// conv2d_backward_params_rows: the same sums for stride-1 convolutions whose kernels are ROW_TAPS wide, on CPU
+// adapters, with an invocation per kernel row (ci, ky) — its ROW_TAPS weights kx — for ROW_CO output channels.
+// Walking an output row left to right, the inputs under a row of taps slide along by one value per pixel, so
+// they stay in registers and each pixel loads one new input value instead of ROW_TAPS (the loads, not the
+// arithmetic, bound the barrier-free kernels). Invocation Cin·KH is the bias, whose inputs are all 1. gy is
+// shared between lanes as in conv2d_backward_params.
+// Dispatch: workgroup 64; grid x*z covers ceil((Cin·KH + 1) / 64), y covers ceil(Cout / ROW_CO).
+const ROW_TAPS: u32 = 3u;
+const ROW_CO: u32 = 16u;
+const ROW_LOADS: u32 = (ROW_CO + LANES - 1u) / LANES;
+
+// The input at column ix of the row that starts at x_row (0 outside the input or the row, 1 for the bias).
+// Read unconditionally at a clamped address: a load inside an `if` costs a SIMD rasteriser its lane masks.
+fn row_input(x_row: u32, ix: i32, row_inside: bool, is_bias: bool) -> f32 {
+    let inside = row_inside && ix >= 0 && ix < i32(p.w);
+    let v = select(0.0, x_fwd[x_row + u32(clamp(ix, 0, i32(p.w) - 1))], inside);
+    return select(v, 1.0, is_bias);
+}
+
+@compute @workgroup_size(64, 1, 1)
+fn conv2d_backward_params_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    // Invocations past the bias compute a copy of the last row and store nothing (every lane reaches from_lane).
+    let row = (wid.x + wid.z * p.groups_x) * 64u + li;
+    let rows = p.cin * p.kh;
+    let is_weight = row < rows;
+    let is_bias = row == rows;
+    let r = min(row, rows - 1u);
+    let plane = (r / p.kh) * p.h * p.w;
+    let dy = i32(r % p.kh) - i32(p.pad);
+    let co0 = wid.y * ROW_CO;
+    let hw_out = p.ho * p.wo;
+    // This lane loads the gy of channels co0 + LANES·q + lane.
+    let lane = lane_index() % LANES;
+    var gbase: array<u32, ROW_LOADS>;
+    for (var q = 0u; q < ROW_LOADS; q++) {
+        gbase[q] = (p.c_off + min(co0 + LANES * q + lane, p.cout - 1u)) * hw_out;
+    }
+    var acc: array<array<f32, ROW_TAPS>, ROW_CO>;
+    for (var i = 0u; i < ROW_CO; i++) {
+        for (var t = 0u; t < ROW_TAPS; t++) {
+            acc[i][t] = 0.0;
+        }
+    }
+    for (var b = 0u; b < p.batch; b++) {
+        let x_img = b * p.cin * p.h * p.w + plane;
+        let g_img = b * p.ctot * hw_out;
+        for (var oy = 0u; oy < p.ho; oy++) {
+            let iy = i32(oy) + dy;
+            let row_inside = is_weight && iy >= 0 && iy < i32(p.h);
+            let x_row = x_img + u32(clamp(iy, 0, i32(p.h) - 1)) * p.w;
+            // win[t]: the input under tap t at the current pixel, ix = ox - pad + t. Before the first pixel,
+            // taps 1.. hold what taps 0.. need there.
+            var win: array<f32, ROW_TAPS>;
+            for (var t = 1u; t < ROW_TAPS; t++) {
+                win[t] = row_input(x_row, i32(t) - 1 - i32(p.pad), row_inside, is_bias);
+            }
+            for (var ox = 0u; ox < p.wo; ox++) {
+                for (var t = 0u; t + 1u < ROW_TAPS; t++) {
+                    win[t] = win[t + 1u];
+                }
+                win[ROW_TAPS - 1u] = row_input(x_row, i32(ox + ROW_TAPS - 1u) - i32(p.pad), row_inside, is_bias);
+                let out_pix = g_img + oy * p.wo + ox;
+                var mine: array<f32, ROW_LOADS>;
+                for (var q = 0u; q < ROW_LOADS; q++) {
+                    mine[q] = gy[gbase[q] + out_pix];
+                }
+                for (var i = 0u; i < ROW_CO; i++) {
+                    let g = from_lane(mine[i / LANES], i % LANES);
+                    for (var t = 0u; t < ROW_TAPS; t++) {
+                        acc[i][t] = fma(g, win[t], acc[i][t]);
+                    }
+                }
+            }
+        }
+    }
+    let depth = rows * ROW_TAPS;
+    for (var i = 0u; i < ROW_CO; i++) {
+        let co = co0 + i;
+        if (co >= p.cout) {
+            continue;
+        }
+        if (is_weight) {
+            for (var t = 0u; t < ROW_TAPS; t++) {
+                let o = co * depth + r * ROW_TAPS + t;
+                var v = acc[i][t];
+                if (p.accumulate != 0u) {
+                    v += grad_w[o];
+                }
+                grad_w[o] = v;
+            }
+        } else if (is_bias) {
+            var v = acc[i][0];
+            if (p.accumulate != 0u) {
+                v += grad_b[co];
+            }
+            grad_b[co] = v;
         }
     }
 }

@@ -239,7 +239,11 @@ fn bench_profile_accounts_for_every_dispatch_by_kernel() {
     };
     assert_eq!(count(&["relu_backward"]), 17, "{kernels:?}");
     assert_eq!(
-        count(&["conv2d_backward_params", "conv2d_backward_params_tiled"]),
+        count(&[
+            "conv2d_backward_params",
+            "conv2d_backward_params_rows",
+            "conv2d_backward_params_tiled"
+        ]),
         25,
         "{kernels:?}"
     );

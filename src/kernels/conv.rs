@@ -375,6 +375,42 @@ const CONV2D_BACKWARD_PARAMS: Kernel = Kernel {
     entry: "conv2d_backward_params",
     bindings: &[Access::Read, Access::Read, Access::ReadWrite, Access::ReadWrite],
 };
+const CONV2D_BACKWARD_PARAMS_ROWS: Kernel = Kernel {
+    entry: "conv2d_backward_params_rows",
+    ..CONV2D_BACKWARD_PARAMS
+};
+/// The lines of conv.wgsl that fix conv2d_backward_params_rows' kernel width and output channels per invocation.
+const ROW_LINES: [&str; 2] = ["const ROW_TAPS: u32 = 3u;", "const ROW_CO: u32 = 16u;"];
+
+/// Output channels per invocation of conv2d_backward_params_rows for a stride-1 kernel `taps` wide, where it
+/// runs. Measured on lavapipe (AVX-512, BENCHMARKS.md): more accumulators pay up to ~60 (3 × 16, 5 × 12) and
+/// collapse at 96, where they no longer stay in registers.
+fn row_channels(taps: usize) -> Option<u32> {
+    match taps {
+        3 => Some(16),
+        5 => Some(12),
+        _ => None,
+    }
+}
+
+/// conv2d_backward_params_rows for kernels `taps` wide, `channels` output channels per invocation, with the
+/// GPU's lanes.
+fn rows_kernel(gpu: &Gpu, taps: u32, channels: u32) -> Kernel {
+    let lanes = gpu.weight_lanes;
+    let (family, source) = variant(format!("conv_rows{taps}x{channels}_lanes{lanes}"), || {
+        let (_, plain) = conv_source(Precision::F32, PLAIN, lanes);
+        let wanted = [
+            format!("const ROW_TAPS: u32 = {taps}u;"),
+            format!("const ROW_CO: u32 = {channels}u;"),
+        ];
+        replace_lines(plain.to_string(), "conv.wgsl", &ROW_LINES, &wanted)
+    });
+    Kernel {
+        family,
+        source,
+        ..CONV2D_BACKWARD_PARAMS_ROWS
+    }
+}
 /// gy, x, the partial sums, grad_bias (unused here: bound so that both weight-gradient kernels have bindings 1–4
 /// in one order), the depth table and the pixel origins.
 const CONV2D_BACKWARD_PARAMS_TILED: Kernel = Kernel {
@@ -550,10 +586,33 @@ pub fn conv2d_backward_params(
     }
     let depth = c.shape.cin * c.shape.kernel * c.shape.kernel;
     if gpu.barrier_free {
-        let (gx, gz) = linear_grid(gpu, to_u32((depth + 1).div_ceil(64 * BACK_K), "conv weight gradient")?);
+        // Stride-1 kernels 3 or 5 wide: an invocation per kernel row (and one for the bias), else per BACK_K
+        // depth indices.
+        let by_rows = if c.shape.stride == 1 {
+            row_channels(c.shape.kernel)
+        } else {
+            None
+        };
+        let (invocations, per_invocation, channels, kernel) = match by_rows {
+            Some(channels) => (
+                c.shape.cin * c.shape.kernel + 1,
+                1,
+                channels as usize,
+                rows_kernel(gpu, c.shape.kernel as u32, channels),
+            ),
+            None => (
+                depth + 1,
+                BACK_K,
+                BACK_CO,
+                conv_kernel(gpu, CONV2D_BACKWARD_PARAMS, Precision::F32, PLAIN),
+            ),
+        };
+        let (gx, gz) = linear_grid(
+            gpu,
+            to_u32(invocations.div_ceil(64 * per_invocation), "conv weight gradient")?,
+        );
         params.groups_x = gx;
-        let rows = to_u32(c.shape.cout.div_ceil(BACK_CO), "conv weight gradient rows")?;
-        let kernel = conv_kernel(gpu, CONV2D_BACKWARD_PARAMS, Precision::F32, PLAIN);
+        let rows = to_u32(c.shape.cout.div_ceil(channels), "conv weight gradient rows")?;
         let sums = Dispatch::new(
             gpu,
             gpu.pipeline(&kernel)?,
