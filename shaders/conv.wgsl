@@ -352,6 +352,102 @@ fn conv2d_forward_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_i
     }
 }
 
+// conv2d_forward_rows: conv2d_forward_direct for stride-1 convolutions whose kernels are FWD_TAPS wide (also
+// their input gradients, with p.flip), each invocation FWD_CO channels × FWD_SEG neighbouring pixels of one output
+// row. Those pixels' windows overlap: along a kernel row (ci, ky) they read FWD_SEG + FWD_TAPS - 1 inputs, not
+// FWD_SEG·FWD_TAPS, loaded once per row into registers (the loads, not the arithmetic, bound the barrier-free
+// kernels). Pixels past the row's end are computed from clamped reads and not stored.
+// Dispatch: workgroup 64; grid x*z covers ceil(B·Ho·ceil(Wo / FWD_SEG) / 64), y covers ceil(Cout / FWD_CO).
+const FWD_TAPS: u32 = 3u;
+const FWD_CO: u32 = 8u;
+const FWD_SEG: u32 = 3u;
+const FWD_LOADS: u32 = (FWD_CO + LANES - 1u) / LANES;
+const FWD_SPAN: u32 = FWD_SEG + FWD_TAPS - 1u;
+
+@compute @workgroup_size(64, 1, 1)
+fn conv2d_forward_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let segs = (p.wo + FWD_SEG - 1u) / FWD_SEG;
+    let groups = p.batch * p.ho * segs;
+    // Groups past the end compute a copy of the last one (every lane must reach from_lane) and store nothing.
+    let group = (wid.x + wid.z * p.groups_x) * 64u + li;
+    let gg = min(group, groups - 1u);
+    let img = gg / (p.ho * segs);
+    let oy = (gg / segs) % p.ho;
+    let ox0 = (gg % segs) * FWD_SEG;
+    let m0 = wid.y * FWD_CO;
+    let khw = p.kh * p.kw;
+    let x_img = (img * p.x_ctot + p.x_coff) * p.h * p.w;
+    // Weight (m, ci, tap) is at m·m_stride + ci·ci_stride + tap, the tap flipped with p.flip (see weight_value).
+    let flip = p.flip != 0u;
+    let m_stride = select(p.cin * khw, khw, flip);
+    let ci_stride = select(khw, p.cout * khw, flip);
+    let lane = lane_index() % LANES;
+    var mrow: array<u32, FWD_LOADS>;
+    for (var q = 0u; q < FWD_LOADS; q++) {
+        mrow[q] = min(m0 + LANES * q + lane, p.cout - 1u) * m_stride;
+    }
+    var acc: array<array<f32, FWD_SEG>, FWD_CO>;
+    for (var i = 0u; i < FWD_CO; i++) {
+        for (var j = 0u; j < FWD_SEG; j++) {
+            acc[i][j] = 0.0;
+        }
+    }
+    // One flat loop over the kernel rows (ci, ky), stepped by selects (see conv2d_forward_direct).
+    var ci = 0u;
+    var ky = 0u;
+    var plane = x_img;
+    for (var step = 0u; step < p.cin * p.kh; step++) {
+        let iy = i32(oy + ky) - i32(p.pad);
+        let row_inside = iy >= 0 && iy < i32(p.h);
+        let x_row = plane + u32(clamp(iy, 0, i32(p.h) - 1)) * p.w;
+        var win: array<f32, FWD_SPAN>;
+        for (var u = 0u; u < FWD_SPAN; u++) {
+            let ix = i32(ox0 + u) - i32(p.pad);
+            let inside = row_inside && ix >= 0 && ix < i32(p.w);
+            win[u] = select(0.0, x[x_row + u32(clamp(ix, 0, i32(p.w) - 1))], inside);
+        }
+        for (var t = 0u; t < FWD_TAPS; t++) {
+            let tap = ky * p.kw + t;
+            let k = ci * ci_stride + select(tap, khw - 1u - tap, flip);
+            var mine: array<f32, FWD_LOADS>;
+            for (var q = 0u; q < FWD_LOADS; q++) {
+                mine[q] = weight[mrow[q] + k];
+            }
+            for (var i = 0u; i < FWD_CO; i++) {
+                let a = from_lane(mine[i / LANES], i % LANES);
+                for (var j = 0u; j < FWD_SEG; j++) {
+                    acc[i][j] = fma(a, win[j], acc[i][j]);
+                }
+            }
+            // Slid by one for the next tap, so that every index into `win` is a constant: the tap loop may stay
+            // a loop, and an array indexed by its counter would live in memory.
+            for (var u = 0u; u + 1u < FWD_SPAN; u++) {
+                win[u] = win[u + 1u];
+            }
+        }
+        let plane_done = ky + 1u == p.kh;
+        ky = select(ky + 1u, 0u, plane_done);
+        ci += u32(plane_done);
+        plane += select(0u, p.h * p.w, plane_done);
+    }
+    if (group >= groups) {
+        return;
+    }
+    for (var j = 0u; j < FWD_SEG; j++) {
+        let ox = ox0 + j;
+        if (ox >= p.wo) {
+            continue;
+        }
+        let c = Column(true, img, oy * p.wo + ox, 0, 0, 0);
+        for (var i = 0u; i < FWD_CO; i++) {
+            let m = m0 + i;
+            if (m < p.cout) {
+                store_output(c, m, acc[i][j]);
+            }
+        }
+    }
+}
+
 // ---- Backward ----------------------------------------------------------------------------------------------
 // The gradients of y[:, c_off..c_off+Cout] = relu(conv(x, weight) + bias) given gy, the gradient of the whole
 // [B, Ctot, Ho, Wo] output; only the conv's channel slice is read (the fire module's concat backward).

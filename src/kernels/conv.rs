@@ -43,6 +43,45 @@ const CONV2D_DIRECT: Kernel = Kernel {
     entry: "conv2d_forward_direct",
     bindings: FORWARD_BINDINGS,
 };
+const CONV2D_ROWS: Kernel = Kernel {
+    entry: "conv2d_forward_rows",
+    ..CONV2D_DIRECT
+};
+/// The lines of conv.wgsl that fix conv2d_forward_rows' kernel width, channels and pixels per invocation.
+const FORWARD_ROW_LINES: [&str; 3] = [
+    "const FWD_TAPS: u32 = 3u;",
+    "const FWD_CO: u32 = 8u;",
+    "const FWD_SEG: u32 = 3u;",
+];
+
+/// (output channels, pixels) per invocation of conv2d_forward_rows for a stride-1 kernel `taps` wide, where it
+/// runs on CPU adapters. Measured on lavapipe (BENCHMARKS.md): 8 × 3 beat 8 × 2, 12 × 2, 4 × 3 and 4 × 2, and
+/// 32 accumulators (8 × 4, 16 × 2) ran 3× slower, no longer in registers beside the window of inputs.
+fn forward_row_block(taps: usize) -> Option<(u32, u32)> {
+    match taps {
+        3 | 5 => Some((8, 3)),
+        _ => None,
+    }
+}
+
+/// conv2d_forward_rows specialised for kernels `taps` wide and `block` (channels, pixels), with the GPU's lanes.
+fn forward_rows_kernel(gpu: &Gpu, taps: u32, (channels, pixels): (u32, u32)) -> Kernel {
+    let (family, source) = conv_specialised(
+        gpu,
+        format!("conv_forward_rows{taps}x{channels}x{pixels}"),
+        &FORWARD_ROW_LINES,
+        vec![
+            format!("const FWD_TAPS: u32 = {taps}u;"),
+            format!("const FWD_CO: u32 = {channels}u;"),
+            format!("const FWD_SEG: u32 = {pixels}u;"),
+        ],
+    );
+    Kernel {
+        family,
+        source,
+        ..CONV2D_ROWS
+    }
+}
 const CONV2D: Kernel = Kernel {
     family: "conv",
     source: CONV_WGSL,
@@ -296,22 +335,33 @@ fn implicit_gemm(
     // CPU adapters get the barrier-free variant (workgroup: 64 invocations × DIRECT_N columns, DIRECT_M channels)
     // in f32; the fast mode runs on cooperative matrices (4S × 4S output tiles) where the adapter has them;
     // everything else runs the tiled kernel (in the fast mode with f16 tiles, which a GPU speeds up).
-    let (kernel, rows_per_group, cols_per_group) = match (precision, gpu.barrier_free, gpu.coop_tile) {
+    let (kernel, rows_per_group, columns, cols_per_group) = match (precision, gpu.barrier_free, gpu.coop_tile) {
         (Precision::F16, _, Some(tile)) => {
             let side = 4 * tile.side as usize;
-            (conv2d_coop(tile), side, side)
+            (conv2d_coop(tile), side, columns, side)
         }
-        (Precision::F32, true, _) => (
-            conv_kernel(gpu, CONV2D_DIRECT, precision, PLAIN),
-            DIRECT_M,
-            64 * DIRECT_N,
-        ),
+        (Precision::F32, true, _) => match forward_row_block(params.kw as usize).filter(|_| params.stride == 1) {
+            // Whole output rows in segments: the columns are (b, oy, segment).
+            Some((channels, pixels)) => (
+                forward_rows_kernel(gpu, params.kw, (channels, pixels)),
+                channels as usize,
+                (params.batch * params.ho * params.wo.div_ceil(pixels)) as usize,
+                64,
+            ),
+            None => (
+                conv_kernel(gpu, CONV2D_DIRECT, precision, PLAIN),
+                DIRECT_M,
+                columns,
+                64 * DIRECT_N,
+            ),
+        },
         _ => {
             let block = choose_block(gpu, precision, params.cout as usize, columns, MIN_TILED_WORKGROUPS);
             let tile = |b: u32| 16 * b as usize;
             (
                 conv_kernel(gpu, CONV2D, precision, block),
                 tile(block.rows),
+                columns,
                 tile(block.columns),
             )
         }
@@ -396,21 +446,32 @@ fn row_channels(taps: usize) -> Option<u32> {
 /// conv2d_backward_params_rows for kernels `taps` wide, `channels` output channels per invocation, with the
 /// GPU's lanes.
 fn rows_kernel(gpu: &Gpu, taps: u32, channels: u32) -> Kernel {
-    let lanes = gpu.weight_lanes;
-    let (family, source) = variant(format!("conv_rows{taps}x{channels}_lanes{lanes}"), || {
-        let (_, plain) = conv_source(Precision::F32, PLAIN, lanes);
-        let wanted = [
+    let (family, source) = conv_specialised(
+        gpu,
+        format!("conv_rows{taps}x{channels}"),
+        &ROW_LINES,
+        vec![
             format!("const ROW_TAPS: u32 = {taps}u;"),
             format!("const ROW_CO: u32 = {channels}u;"),
-        ];
-        replace_lines(plain.to_string(), "conv.wgsl", &ROW_LINES, &wanted)
-    });
+        ],
+    );
     Kernel {
         family,
         source,
         ..CONV2D_BACKWARD_PARAMS_ROWS
     }
 }
+
+/// conv.wgsl (f32) for the GPU's lanes with `lines` replaced by `wanted`: the family `name` and its source, made
+/// once per process.
+fn conv_specialised(gpu: &Gpu, name: String, lines: &[&str], wanted: Vec<String>) -> (&'static str, &'static str) {
+    let lanes = gpu.weight_lanes;
+    variant(format!("{name}_lanes{lanes}"), || {
+        let (_, plain) = conv_source(Precision::F32, PLAIN, lanes);
+        replace_lines(plain.to_string(), "conv.wgsl", lines, &wanted)
+    })
+}
+
 /// gy, x, the partial sums, grad_bias (unused here: bound so that both weight-gradient kernels have bindings 1–4
 /// in one order), the depth table and the pixel origins.
 const CONV2D_BACKWARD_PARAMS_TILED: Kernel = Kernel {
