@@ -252,7 +252,11 @@ fn bench_profile_accounts_for_every_dispatch_by_kernel() {
         4,
         "{kernels:?}"
     );
-    assert_eq!(count(&["conv2d_forward", "conv2d_forward_direct"]), 20, "{kernels:?}");
+    assert_eq!(
+        count(&["conv2d_forward", "conv2d_forward_direct", "conv2d_forward_rows"]),
+        20,
+        "{kernels:?}"
+    );
     assert_eq!(count(&["maxpool2d_argmax"]), 3, "{kernels:?}");
     assert_eq!(count(&["maxpool2d_backward"]), 3, "{kernels:?}");
     let seconds: Vec<f64> = b["dispatches"]
