@@ -333,7 +333,8 @@ fn implicit_gemm(
     }
     let columns = (params.batch * params.ho * params.wo) as usize;
     // CPU adapters get the barrier-free variant (workgroup: 64 invocations × DIRECT_N columns, DIRECT_M channels)
-    // in f32; the fast mode runs on cooperative matrices (4S × 4S output tiles) where the adapter has them;
+    // in f32, for stride-1 kernels 3 or 5 wide its row form (64 invocations × a segment of an output row); the
+    // fast mode runs on cooperative matrices (4S × 4S output tiles) where the adapter has them;
     // everything else runs the tiled kernel (in the fast mode with f16 tiles, which a GPU speeds up).
     let (kernel, rows_per_group, columns, cols_per_group) = match (precision, gpu.barrier_free, gpu.coop_tile) {
         (Precision::F16, _, Some(tile)) => {
@@ -430,12 +431,12 @@ const CONV2D_BACKWARD_PARAMS_ROWS: Kernel = Kernel {
     ..CONV2D_BACKWARD_PARAMS
 };
 /// The lines of conv.wgsl that fix conv2d_backward_params_rows' kernel width and output channels per invocation.
-const ROW_LINES: [&str; 2] = ["const ROW_TAPS: u32 = 3u;", "const ROW_CO: u32 = 16u;"];
+const PARAMS_ROW_LINES: [&str; 2] = ["const ROW_TAPS: u32 = 3u;", "const ROW_CO: u32 = 16u;"];
 
 /// Output channels per invocation of conv2d_backward_params_rows for a stride-1 kernel `taps` wide, where it
 /// runs. Measured on lavapipe (AVX-512, BENCHMARKS.md): more accumulators pay up to ~60 (3 × 16, 5 × 12) and
 /// collapse at 96, where they no longer stay in registers.
-fn row_channels(taps: usize) -> Option<u32> {
+fn params_row_channels(taps: usize) -> Option<u32> {
     match taps {
         3 => Some(16),
         5 => Some(12),
@@ -445,11 +446,11 @@ fn row_channels(taps: usize) -> Option<u32> {
 
 /// conv2d_backward_params_rows for kernels `taps` wide, `channels` output channels per invocation, with the
 /// GPU's lanes.
-fn rows_kernel(gpu: &Gpu, taps: u32, channels: u32) -> Kernel {
+fn params_rows_kernel(gpu: &Gpu, taps: u32, channels: u32) -> Kernel {
     let (family, source) = conv_specialised(
         gpu,
         format!("conv_rows{taps}x{channels}"),
-        &ROW_LINES,
+        &PARAMS_ROW_LINES,
         vec![
             format!("const ROW_TAPS: u32 = {taps}u;"),
             format!("const ROW_CO: u32 = {channels}u;"),
@@ -649,17 +650,13 @@ pub fn conv2d_backward_params(
     if gpu.barrier_free {
         // Stride-1 kernels 3 or 5 wide: an invocation per kernel row (and one for the bias), else per BACK_K
         // depth indices.
-        let by_rows = if c.shape.stride == 1 {
-            row_channels(c.shape.kernel)
-        } else {
-            None
-        };
+        let by_rows = params_row_channels(c.shape.kernel).filter(|_| c.shape.stride == 1);
         let (invocations, per_invocation, channels, kernel) = match by_rows {
             Some(channels) => (
                 c.shape.cin * c.shape.kernel + 1,
                 1,
                 channels as usize,
-                rows_kernel(gpu, c.shape.kernel as u32, channels),
+                params_rows_kernel(gpu, c.shape.kernel as u32, channels),
             ),
             None => (
                 depth + 1,
@@ -673,7 +670,7 @@ pub fn conv2d_backward_params(
             to_u32(invocations.div_ceil(64 * per_invocation), "conv weight gradient")?,
         );
         params.groups_x = gx;
-        let rows = to_u32(c.shape.cout.div_ceil(channels), "conv weight gradient rows")?;
+        let channel_blocks = to_u32(c.shape.cout.div_ceil(channels), "conv weight gradient rows")?;
         let sums = Dispatch::new(
             gpu,
             gpu.pipeline(&kernel)?,
@@ -685,7 +682,7 @@ pub fn conv2d_backward_params(
                 grad_weight.binding(),
                 grad_bias.binding(),
             ],
-            [gx, rows, gz],
+            [gx, channel_blocks, gz],
         )?;
         return Ok(vec![sums]);
     }
