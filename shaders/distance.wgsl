@@ -6,7 +6,8 @@
 //   pair_profile_backward  grad_g = dL/dg of one column block through d = s.w, given grad_d (backward, for the
 //                          features): grad_g[i,c,p] = sum over the pairs (i, j) holding image i of
 //                          +-(2/P) grad_d[pair] w[off+c] mask (g[i,c,p] - g[j,c,p]) / (1 - drop)
-//                          (+ for the first image of the pair, - for the second); one thread per value of g.
+//                          (+ for the first image of the pair, - for the second); one thread per value of a
+//                          group's reference, writing the whole group's.
 //                          It relies on the member-major layout: image m*chunk + g (m = 0 the reference) is in
 //                          pair (m-1)*chunk + g, and reference g in pairs m*chunk + g for every m.
 // A tap's term uses P = H*W positions (spatial), P = 1 (mean) or P = H*W sorted ranks (sort); every (tap, part)
@@ -21,7 +22,7 @@
 // Layout: g [N, C, P] f32, pairs [n_pairs] vec2<u32> image indices, state [2] u32, s [n_pairs, K] (K = all columns), w [K],
 //         d / grad_d [n_pairs], grad_w [K].
 // Dispatch: one thread per output value (pair_profile: per (pair, c); weighted_sum: per pair; backward: per k;
-//           pair_profile_backward: per value of g),
+//           pair_profile_backward: per value of the chunk's references, chunk·C·P),
 //           workgroup 256, linear workgroup index x + z*groups_x.
 
 struct ProfileParams {
@@ -120,41 +121,44 @@ fn weighted_sum_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_i
     result[k] = acc;
 }
 
-@group(0) @binding(4) var<storage, read> grad_d: array<f32>;
-@group(0) @binding(5) var<storage, read> weights: array<f32>;
-@group(0) @binding(6) var<storage, read_write> grad_g: array<f32>;
+// pair_profile_backward's bindings: the pairs are not read (their member-major layout is assumed, see the
+// header), so grad_d takes binding 2; g and state keep theirs.
+@group(0) @binding(2) var<storage, read> grad_d: array<f32>;
+@group(0) @binding(4) var<storage, read> weights: array<f32>;
+@group(0) @binding(5) var<storage, read_write> grad_g: array<f32>;
 
+// One thread per value (c, q) of a group's reference: it reads the reference's value and each other member's
+// once and writes all of the group's gradients there. (A thread per value of g gathered the reference's value
+// once per pair and each pair's twice, and drew each dropout decision twice.)
 @compute @workgroup_size(256, 1, 1)
 fn pair_profile_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let others = pp.n_pairs / pp.chunk;
+    let per_image = pp.c * pp.positions;
     let idx = (wid.x + wid.z * pp.groups_x) * 256u + li;
-    if (idx >= (others + 1u) * pp.chunk * pp.c * pp.positions) {
+    if (idx >= pp.chunk * per_image) {
         return;
     }
-    let q = idx % pp.positions;
-    let c = (idx / pp.positions) % pp.c;
-    let image = idx / (pp.positions * pp.c);
-    let member = image / pp.chunk;
-    let group = image % pp.chunk;
+    let group = idx / per_image;
+    let value = idx % per_image;
+    let c = value / pp.positions;
+    let q = value % pp.positions;
     let column = pp.offset + c;
     let drop = bitcast<f32>(state[2]);
-    // The first pair holding the image and how many follow it, chunk apart.
-    var first = (member - 1u) * pp.chunk + group;
-    var count = 1u;
-    if (member == 0u) {
-        first = group;
-        count = others;
-    }
+    let scale = weights[column] * 2.0 / (f32(pp.positions) * (1.0 - drop));
+    let reference = group * per_image + value;
+    let v_ref = g[reference];
+    // Pair (m - 1)·chunk + group compares the reference with member m; whichever order it holds them in,
+    // ∂d/∂g is +(2/P)·w·(v_ref - v_m) for the reference and its negative for the member.
     var acc = 0.0;
-    for (var t = 0u; t < count; t++) {
-        let pair = first + t * pp.chunk;
+    for (var m = 1u; m <= others; m++) {
+        let pair = (m - 1u) * pp.chunk + group;
+        let member = (m * pp.chunk + group) * per_image + value;
+        var t = grad_d[pair] * (v_ref - g[member]);
         if (drop > 0.0 && !keep(pair, column, q)) {
-            continue;
+            t = 0.0;
         }
-        let ij = pairs[pair];
-        let diff = g[(ij.x * pp.c + c) * pp.positions + q] - g[(ij.y * pp.c + c) * pp.positions + q];
-        let sign = select(-1.0, 1.0, ij.x == image);
-        acc = fma(sign * grad_d[pair], diff, acc);
+        acc += t;
+        grad_g[member] = -t * scale;
     }
-    grad_g[idx] = acc * weights[column] * 2.0 / (f32(pp.positions) * (1.0 - drop));
+    grad_g[reference] = acc * scale;
 }

@@ -181,7 +181,7 @@ fn bench_runs_on_random_weights_without_weight_files() {
 /// (torchvision's layers) runs 25 convolutions: the 3×3 expands of fire2–fire5 (15×15 and 7×7 maps) as Winograd
 /// transforms, each with its filter transform, those of fire6–fire9 (3×3 maps, where 2×2 tiles save too little)
 /// and the rest as implicit GEMMs; and 7 taps, each unit-normalised and compared once. The network's backward
-/// is profiled too (counts below).
+/// and the rest of a tune step are profiled too (counts below).
 #[test]
 fn bench_profile_accounts_for_every_dispatch_by_kernel() {
     let out = dps(&[
@@ -224,10 +224,12 @@ fn bench_profile_accounts_for_every_dispatch_by_kernel() {
     let shares: f64 = kernels.iter().map(|k| k["share"].as_f64().unwrap()).sum();
     assert!((shares - 1.0).abs() < 1e-9, "shares sum to {shares}");
 
-    // The network's backward (tune): per torchvision's SqueezeNet 1.1, a ReLU backward per conv map (conv1, and
-    // each fire's squeeze map and expand concatenation: 1 + 8·2), a weight gradient per convolution (25), an
-    // input gradient for all but conv1 (24: the four Winograd expands, 20 implicit GEMMs) and 3 max-pools (each
-    // its maxima found, then gathered).
+    // The rest of a tune step on that chunk: per tap its distance's backward (the unit normalisation recomputed,
+    // the pair profile's and the normalisation's backward: 7 each); per torchvision's SqueezeNet 1.1, a ReLU
+    // backward per conv map (conv1, and each fire's squeeze map and expand concatenation: 1 + 8·2), a weight
+    // gradient per convolution (25), an input gradient for all but conv1 (24: the four Winograd expands, 20
+    // implicit GEMMs) and 3 max-pools (each its maxima found, then gathered); Adam on the 25 weights and biases,
+    // the channel weights and the rank net (52).
     let b = &v["backward"];
     let kernels = b["kernels"].as_array().expect("the backward's kernels");
     let count = |names: &[&str]| -> u64 {
@@ -237,6 +239,10 @@ fn bench_profile_accounts_for_every_dispatch_by_kernel() {
             .map(|k| k["dispatches"].as_u64().unwrap())
             .sum()
     };
+    assert_eq!(count(&["unit_normalize"]), 7, "{kernels:?}");
+    assert_eq!(count(&["pair_profile_backward"]), 7, "{kernels:?}");
+    assert_eq!(count(&["unit_normalize_backward"]), 7, "{kernels:?}");
+    assert_eq!(count(&["adam_step"]), 52, "{kernels:?}");
     assert_eq!(count(&["relu_backward"]), 17, "{kernels:?}");
     assert_eq!(
         count(&[

@@ -661,7 +661,6 @@ impl DistanceCase {
             distance::pair_profile_backward(
                 gpu,
                 &self.u,
-                &self.pairs,
                 self.n_pairs,
                 self.chunk,
                 &self.state,

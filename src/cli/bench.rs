@@ -10,8 +10,9 @@ use dps_gpu::gpu::{AdapterChoice, ConvBlock, Dispatch, Gpu};
 use dps_gpu::kernels::distort::DistortPlan;
 use dps_gpu::kernels::images::ByteImages;
 use dps_gpu::metric::{Method, Metric, WeightsChoice};
-use dps_gpu::nets::{random_weights, NetBackward, NetGrads, NetKind, Network};
-use dps_gpu::train::{init_channel_weights, init_rank_net, Trainer, Variant};
+use dps_gpu::kernels::adam::Clamp;
+use dps_gpu::nets::{random_weights, NetKind, Network};
+use dps_gpu::train::{init_channel_weights, init_rank_net, NetTrainer, TrainState, Trainer, Variant};
 use dps_gpu::{bail, Result};
 
 use super::print_json;
@@ -44,8 +45,8 @@ pub struct BenchArgs {
     /// features + pair profile + rank net + backward + Adam, the scalars variant), tune (the same step with the
     /// network's conv layers trained too: `train --variant net`) and triplets (drawing the parameters, uploading
     /// the clean images and distorting them into p0 and p1 on the GPU; no network), and profile (where the time of an
-    /// eval chunk and of the network's backward in a tune chunk goes: every dispatch timed on its own, summed by
-    /// kernel).
+    /// eval chunk, and of a tune step's work after its forward pass on a chunk, goes: every dispatch timed on its
+    /// own, summed by kernel).
     #[arg(long, default_value = "eval,train")]
     what: String,
     /// Force one block (outputs per invocation, rows x columns) on every tiled convolution, to compare them on
@@ -325,9 +326,9 @@ fn report(gpu: &Gpu, kind: NetKind, what: &str, args: &BenchArgs, timing: Timing
 }
 
 /// Where the time goes: after a warm-up batch, every dispatch of an eval chunk (forward pass, per-tap transforms,
-/// distances), then of the network's backward on a chunk as tune's step records it (ReLU, max-pool and
-/// convolution gradients; not the distances' backward or Adam, which are small), submitted on its own and waited
-/// for, `--iters` times; the means summed by kernel (entry point). Each lone submission adds its launch cost
+/// distances), then of what tune's step runs after the forward of a chunk (the weighted sum, rank net and ∂L/∂w
+/// of the batch; the distances' backward to the taps; the network's ReLU, max-pool and convolution gradients;
+/// Adam on w, the rank net and every conv parameter), each submitted on its own and waited for, `--iters` times; the means summed by kernel (entry point). Each lone submission adds its launch cost
 /// (tens of µs on a GPU), so the figures are those of batches large enough for the kernels to dominate.
 fn profile_eval(gpu: &Gpu, kind: NetKind, args: &BenchArgs, members: &[&[u8]]) -> Result<()> {
     let metric = warm_metric(gpu, kind, args, members, false)?;
@@ -348,10 +349,12 @@ fn profile_eval(gpu: &Gpu, kind: NetKind, args: &BenchArgs, members: &[&[u8]]) -
     let plan = metric
         .current_plan()
         .ok_or_else(|| dps_gpu::Error::msg("the evaluation built no plan"))?;
-    let grads = NetGrads::new(gpu, &metric.net)?;
-    let net_backward = NetBackward::new(gpu, &metric.net, &plan.forward, &grads)?;
-    let backward: Vec<&Dispatch> = net_backward.dispatches.iter().collect();
-    let backward = Profile::measure(gpu, &backward, plan.chunk_shape().0, args.iters)?;
+    let chunk = plan.chunk_shape().0;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
+    let state = TrainState::new(gpu, &metric.all_weights, &init_rank_net(&mut rng), chunk, Clamp::AfterStep)?;
+    let trainer = NetTrainer::new(gpu, &metric, &[plan], &state)?;
+    let step: Vec<&Dispatch> = state.dispatches().iter().chain(trainer.step_dispatches(0)).collect();
+    let backward = Profile::measure(gpu, &step, chunk, args.iters)?;
 
     if args.json {
         let mut line = eval.json();
@@ -373,7 +376,10 @@ fn profile_eval(gpu: &Gpu, kind: NetKind, args: &BenchArgs, members: &[&[u8]]) -
             )
         };
         eval.print(&title("eval profile", &eval));
-        backward.print(&title("network backward profile (tune)", &backward));
+        backward.print(&title(
+            "tune step after its forward (rank net, distances' and network's backward, Adam)",
+            &backward,
+        ));
     }
     Ok(())
 }

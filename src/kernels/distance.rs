@@ -105,21 +105,19 @@ const PAIR_PROFILE_BACKWARD: Kernel = Kernel {
         Access::Read,
         Access::Read,
         Access::Read,
-        Access::Read,
         Access::ReadWrite,
     ],
 };
 
 /// `grad_g = ∂L/∂g` for L = Σ_k grad_d[k] d[k] restricted to the column block `offset..offset + C` of
 /// [`pair_profile`] (d = s·w with `w` all the profile's weights): the gradient of the distances with respect
-/// to the compared maps `g` [N, C, ...], through the same dropout `state`. The pairs must be laid out
-/// member-major as the metric plans do (pair m·chunk + g compares image g with image (m+1)·chunk + g), which is
-/// what lets each value gather from its own pairs; `grad_g` has g's shape.
+/// to the compared maps `g` [N, C, ...], through the same dropout `state`. The pairs are those the metric plans
+/// lay out member-major, which this kernel assumes rather than reads: pair m·chunk + g compares image g (the
+/// reference of group g) with image (m+1)·chunk + g, in either order. `grad_g` has g's shape.
 #[allow(clippy::too_many_arguments)]
 pub fn pair_profile_backward(
     gpu: &Gpu,
     g: &Tensor,
-    pairs: &wgpu::Buffer,
     n_pairs: usize,
     chunk: usize,
     state: &wgpu::Buffer,
@@ -138,7 +136,7 @@ pub fn pair_profile_backward(
     }
     let c = g.shape[1];
     let positions: usize = g.shape[2..].iter().product();
-    if chunk == 0 || !n_pairs.is_multiple_of(chunk) || state.size() < 12 || (pairs.size() as usize) < n_pairs * 8 {
+    if chunk == 0 || !n_pairs.is_multiple_of(chunk) || state.size() < 12 {
         bail!("pair profile backward: {n_pairs} pairs are not whole members of {chunk} groups");
     }
     if g.shape[0] != n_pairs + chunk || grad_d.numel() < n_pairs || offset + c > w.numel() {
@@ -153,7 +151,10 @@ pub fn pair_profile_backward(
     }
     let (gx, gz) = linear_grid(
         gpu,
-        to_u32(g.numel().div_ceil(LINEAR_WORKGROUP as usize), "pair profile backward")?,
+        to_u32(
+            (chunk * c * positions).div_ceil(LINEAR_WORKGROUP as usize),
+            "pair profile backward",
+        )?,
     );
     let params = ProfileParams {
         n_pairs: n_pairs as u32,
@@ -173,9 +174,8 @@ pub fn pair_profile_backward(
         &params,
         &[
             g.binding(),
-            pairs.as_entire_binding(),
-            state.as_entire_binding(),
             grad_d.binding(),
+            state.as_entire_binding(),
             w.binding(),
             grad_g.binding(),
         ],

@@ -62,7 +62,6 @@ impl DistanceBackward {
                 dispatches.push(distance::pair_profile_backward(
                     gpu,
                     &unit,
-                    &plan.pairs,
                     n_pairs,
                     chunk,
                     &plan.state,

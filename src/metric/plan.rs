@@ -258,8 +258,6 @@ pub struct GroupPlan {
     /// Scratch shared by every (part, tap): the transformed maps (means or sorted) and their unit normalisation.
     pub(crate) transformed: Tensor,
     pub(crate) normalized: Tensor,
-    /// The chunk's pairs, member-major (pair m·chunk + g compares image g with image (m+1)·chunk + g).
-    pub(crate) pairs: wgpu::Buffer,
     /// Uploads 8-bit images into the whole of `forward.input`.
     bytes: ByteImages,
 }
@@ -357,7 +355,6 @@ impl GroupPlan {
             sum,
             transformed,
             normalized,
-            pairs,
             bytes,
         })
     }

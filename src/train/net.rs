@@ -93,6 +93,13 @@ impl NetTrainer {
         gpu.run(&backward.dispatches)
     }
 
+    /// The recorded backward of a chunk that ran on plan `slot` (the distances', then the network's) and the Adam
+    /// steps of the conv parameters, in the order a step runs them.
+    pub fn step_dispatches(&self, slot: usize) -> impl Iterator<Item = &Dispatch> {
+        let (distance, backward) = &self.slots[slot % self.slots.len()];
+        distance.dispatches.iter().chain(&backward.dispatches).chain(&self.adam)
+    }
+
     /// Applies Adam to every conv weight and bias (after `TrainState::step` wrote the step scalars).
     pub fn apply(&self, gpu: &Gpu) -> Result<()> {
         gpu.run(&self.adam)

@@ -139,6 +139,12 @@ impl TrainState {
         gather_profile(gpu, chunk_profile, chunk, start, count, &self.profile)
     }
 
+    /// The step's recorded dispatches, in order: d = S·w, the rank net's loss and backward, ∂L/∂w, then Adam on w
+    /// and on the rank net.
+    pub fn dispatches(&self) -> &[Dispatch] {
+        &self.dispatches
+    }
+
     /// Runs only the weighted sum d = S·w of the step: the distances of the gathered batch under the current w.
     pub fn distances(&self, gpu: &Gpu) -> Result<Vec<f32>> {
         gpu.run(&self.dispatches[..1])?;
