@@ -353,31 +353,38 @@ fn conv2d_forward_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_i
 }
 
 // conv2d_forward_rows: conv2d_forward_direct for stride-1 convolutions whose kernels are FWD_TAPS wide (also
-// their input gradients, with p.flip), each invocation FWD_CO channels × FWD_SEG neighbouring pixels of one output
-// row. Those pixels' windows overlap: along a kernel row (ci, ky) they read FWD_SEG + FWD_TAPS - 1 inputs, not
-// FWD_SEG·FWD_TAPS, loaded once per row into registers (the loads, not the arithmetic, bound the barrier-free
-// kernels). Pixels past the row's end are computed from clamped reads and not stored.
-// Dispatch: workgroup 64; grid x*z covers ceil(B·Ho·ceil(Wo / FWD_SEG) / 64), y covers ceil(Cout / FWD_CO).
+// their input gradients, with p.flip), each invocation FWD_CO channels × 4 neighbouring pixels of one output row,
+// the pixels a vec4. Those pixels' windows overlap: along a kernel row (ci, ky) they read 4 + FWD_TAPS - 1
+// inputs, not 4·FWD_TAPS, loaded once per row into registers as whole vec4s (a SIMD rasteriser such as lavapipe
+// pays per load instruction and lane, whatever the width: loads, not arithmetic, bound these kernels). The sums
+// are vec4s so that the loops over channels stay small enough for the shader compiler to unroll: unrolled, every
+// array index is a constant and the arrays live in registers. Pixels past the row's end are computed from
+// clamped reads and not stored.
+// Dispatch: workgroup 64; grid x*z covers ceil(B·Ho·ceil(Wo / 4) / 64), y covers ceil(Cout / FWD_CO).
 const FWD_TAPS: u32 = 3u;
 const FWD_CO: u32 = 8u;
-const FWD_SEG: u32 = 3u;
 const FWD_LOADS: u32 = (FWD_CO + LANES - 1u) / LANES;
-const FWD_SPAN: u32 = FWD_SEG + FWD_TAPS - 1u;
+// Inputs under a kernel row of the 4 pixels, and the whole vec4s that hold them wherever they start.
+const FWD_SPAN: u32 = 4u + FWD_TAPS - 1u;
+const FWD_VEC4S: u32 = (FWD_SPAN + 3u + 3u) / 4u;
+@group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
 
 @compute @workgroup_size(64, 1, 1)
 fn conv2d_forward_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-    let segs = (p.wo + FWD_SEG - 1u) / FWD_SEG;
+    let segs = (p.wo + 3u) / 4u;
     let groups = p.batch * p.ho * segs;
     // Groups past the end compute a copy of the last one (every lane must reach from_lane) and store nothing.
     let group = (wid.x + wid.z * p.groups_x) * 64u + li;
     let gg = min(group, groups - 1u);
     let img = gg / (p.ho * segs);
     let oy = (gg / segs) % p.ho;
-    let ox0 = (gg % segs) * FWD_SEG;
+    let ox0 = (gg % segs) * 4u;
     let m0 = wid.y * FWD_CO;
     let khw = p.kh * p.kw;
     let x_img = (img * p.x_ctot + p.x_coff) * p.h * p.w;
     // Weight (m, ci, tap) is at m·m_stride + ci·ci_stride + tap, the tap flipped with p.flip (see weight_value).
+    // Weight (m, ci, tap) is at m·m_stride + ci·ci_stride + tap, the tap flipped with p.flip (see weight_value).
+    // This lane loads the weights of channels m0 + LANES·q + lane.
     let flip = p.flip != 0u;
     let m_stride = select(p.cin * khw, khw, flip);
     let ci_stride = select(khw, p.cout * khw, flip);
@@ -386,11 +393,15 @@ fn conv2d_forward_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
     for (var q = 0u; q < FWD_LOADS; q++) {
         mrow[q] = min(m0 + LANES * q + lane, p.cout - 1u) * m_stride;
     }
-    var acc: array<array<f32, FWD_SEG>, FWD_CO>;
+    // Which of the window's inputs lie inside the row (the rest are padding): the same for every kernel row.
+    var inside: array<bool, FWD_SPAN>;
+    for (var u = 0u; u < FWD_SPAN; u++) {
+        let ix = i32(ox0 + u) - i32(p.pad);
+        inside[u] = ix >= 0 && ix < i32(p.w);
+    }
+    var acc: array<vec4<f32>, FWD_CO>;
     for (var i = 0u; i < FWD_CO; i++) {
-        for (var j = 0u; j < FWD_SEG; j++) {
-            acc[i][j] = 0.0;
-        }
+        acc[i] = vec4<f32>(0.0);
     }
     // One flat loop over the kernel rows (ci, ky), stepped by selects (see conv2d_forward_direct).
     var ci = 0u;
@@ -399,12 +410,25 @@ fn conv2d_forward_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
     for (var step = 0u; step < p.cin * p.kh; step++) {
         let iy = i32(oy + ky) - i32(p.pad);
         let row_inside = iy >= 0 && iy < i32(p.h);
-        let x_row = plane + u32(clamp(iy, 0, i32(p.h) - 1)) * p.w;
+        // flat[j]: the value at the vec4-aligned index 4·first + j; the window starts `shift` into it.
+        let start = i32(plane + u32(clamp(iy, 0, i32(p.h) - 1)) * p.w + ox0) - i32(p.pad);
+        let first = start >> 2u;
+        let shift = u32(start & 3);
+        var flat: array<f32, 4u * FWD_VEC4S>;
+        for (var b = 0u; b < FWD_VEC4S; b++) {
+            let v = x4[u32(max(first + i32(b), 0))];
+            flat[4u * b] = v.x;
+            flat[4u * b + 1u] = v.y;
+            flat[4u * b + 2u] = v.z;
+            flat[4u * b + 3u] = v.w;
+        }
         var win: array<f32, FWD_SPAN>;
         for (var u = 0u; u < FWD_SPAN; u++) {
-            let ix = i32(ox0 + u) - i32(p.pad);
-            let inside = row_inside && ix >= 0 && ix < i32(p.w);
-            win[u] = select(0.0, x[x_row + u32(clamp(ix, 0, i32(p.w) - 1))], inside);
+            var v = flat[u];
+            v = select(v, flat[u + 1u], shift == 1u);
+            v = select(v, flat[u + 2u], shift == 2u);
+            v = select(v, flat[u + 3u], shift == 3u);
+            win[u] = select(0.0, v, row_inside && inside[u]);
         }
         for (var t = 0u; t < FWD_TAPS; t++) {
             let tap = ky * p.kw + t;
@@ -413,11 +437,9 @@ fn conv2d_forward_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
             for (var q = 0u; q < FWD_LOADS; q++) {
                 mine[q] = weight[mrow[q] + k];
             }
+            let pixels = vec4<f32>(win[0], win[1], win[2], win[3]);
             for (var i = 0u; i < FWD_CO; i++) {
-                let a = from_lane(mine[i / LANES], i % LANES);
-                for (var j = 0u; j < FWD_SEG; j++) {
-                    acc[i][j] = fma(a, win[j], acc[i][j]);
-                }
+                acc[i] = fma(vec4<f32>(from_lane(mine[i / LANES], i % LANES)), pixels, acc[i]);
             }
             // Slid by one for the next tap, so that every index into `win` is a constant: the tap loop may stay
             // a loop, and an array indexed by its counter would live in memory.
@@ -433,7 +455,7 @@ fn conv2d_forward_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
     if (group >= groups) {
         return;
     }
-    for (var j = 0u; j < FWD_SEG; j++) {
+    for (var j = 0u; j < 4u; j++) {
         let ox = ox0 + j;
         if (ox >= p.wo) {
             continue;

@@ -314,7 +314,8 @@ fn conv_finite_difference_cases(gpu: &Gpu) {
     // gradients only: the images get none), a 3×3 writing a middle channel slice, AlexNet's 5×5 with padding 2,
     // an unpadded 3×3 on a non-square map, a 1×1 expand writing the last channels of its concatenation, and 297
     // output columns, which GPUs' weight gradient splits into 5 ranges of 60 that cut across images; then a 3×3
-    // and a 5×5 with more output channels than CPU adapters' weight gradient takes per invocation (16 and 12).
+    // and a 5×5 with more output channels than CPU adapters' forward (16) and weight gradient (16 and 12) take
+    // per invocation.
     let cases = [
         (2, 3, 17, 15, 5, 11, 4, 2, 5, 0),
         (2, 3, 9, 8, 6, 3, 2, 0, 6, 0),
@@ -324,7 +325,7 @@ fn conv_finite_difference_cases(gpu: &Gpu) {
         (1, 7, 4, 5, 4, 1, 1, 0, 9, 5),
         (3, 4, 11, 9, 6, 3, 1, 1, 6, 0),
         (1, 2, 5, 4, 20, 3, 1, 1, 20, 0),
-        (1, 2, 6, 5, 14, 5, 1, 2, 14, 0),
+        (1, 2, 6, 5, 18, 5, 1, 2, 18, 0),
     ];
     for (b, cin, h, w, cout, k, s, pad, ctot, c_off) in cases {
         let shape = ConvShape {

@@ -439,7 +439,7 @@ impl Gpu {
     /// A zero-filled f32 tensor.
     pub fn zeros(&self, label: &str, shape: &[usize]) -> Result<Tensor> {
         let numel: usize = shape.iter().product();
-        let bytes = (numel.max(1) * 4) as u64;
+        let bytes = tensor_bytes(numel);
         self.check_size(bytes, label)?;
         let buffer = self.checked(&format!("allocating {label}"), || {
             self.device.create_buffer(&wgpu::BufferDescriptor {
@@ -461,16 +461,14 @@ impl Gpu {
                 data.len()
             );
         }
-        self.check_size((numel * 4) as u64, label)?;
-        let contents: &[u8] = if data.is_empty() {
-            &[0u8; 4]
-        } else {
-            bytemuck::cast_slice(data)
-        };
+        let bytes = tensor_bytes(numel);
+        self.check_size(bytes, label)?;
+        let mut contents = vec![0u8; bytes as usize];
+        contents[..4 * numel].copy_from_slice(bytemuck::cast_slice(data));
         let buffer = self.checked(&format!("uploading {label}"), || {
             self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some(label),
-                contents,
+                contents: &contents,
                 usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
             })
         })?;
@@ -662,4 +660,10 @@ mod tests {
         let got: Vec<u32> = [0, 1, 2, 3, 4, 7, 8, 16, 32, 64].map(weight_lanes).to_vec();
         assert_eq!(got, [1, 1, 2, 2, 4, 4, 8, 8, 8, 8]);
     }
+}
+
+/// Bytes of a tensor's buffer: its values rounded up to whole vec4s (at least one), so that kernels may read any
+/// tensor four values at a time (array<vec4<f32>>) and reach its last values.
+fn tensor_bytes(numel: usize) -> u64 {
+    (numel.max(1).div_ceil(4) * 16) as u64
 }

@@ -45,35 +45,35 @@ const CONV2D_DIRECT: Kernel = Kernel {
 };
 const CONV2D_ROWS: Kernel = Kernel {
     entry: "conv2d_forward_rows",
+    bindings: &[Access::Read, Access::Read, Access::Read, Access::ReadWrite],
     ..CONV2D_DIRECT
 };
-/// The lines of conv.wgsl that fix conv2d_forward_rows' kernel width, channels and pixels per invocation.
-const FORWARD_ROW_LINES: [&str; 3] = [
-    "const FWD_TAPS: u32 = 3u;",
-    "const FWD_CO: u32 = 8u;",
-    "const FWD_SEG: u32 = 3u;",
-];
 
-/// (output channels, pixels) per invocation of conv2d_forward_rows for a stride-1 kernel `taps` wide, where it
-/// runs on CPU adapters. Measured on lavapipe (BENCHMARKS.md): 8 × 3 beat 8 × 2, 12 × 2, 4 × 3 and 4 × 2, and
-/// 32 accumulators (8 × 4, 16 × 2) ran 3× slower, no longer in registers beside the window of inputs.
-fn forward_row_block(taps: usize) -> Option<(u32, u32)> {
+/// The lines of conv.wgsl that fix conv2d_forward_rows' kernel width and channels per invocation.
+const FORWARD_ROW_LINES: [&str; 2] = ["const FWD_TAPS: u32 = 3u;", "const FWD_CO: u32 = 8u;"];
+/// Output pixels per invocation of conv2d_forward_rows: one vec4.
+const FORWARD_ROW_PIXELS: u32 = 4;
+
+/// Output channels per invocation of conv2d_forward_rows for a stride-1 kernel `taps` wide, where it runs on
+/// CPU adapters. Measured on lavapipe (BENCHMARKS.md): with the 4 pixels' sums as vec4s, 16 channels beat 8, 12
+/// and 20, and 24 ran 4× slower (96 sums; as scalars, 32 already ran 3× slower). 1×1 convolutions gained nothing
+/// over conv2d_forward_direct.
+fn forward_row_channels(taps: usize) -> Option<u32> {
     match taps {
-        3 | 5 => Some((8, 3)),
+        3 | 5 => Some(16),
         _ => None,
     }
 }
 
-/// conv2d_forward_rows specialised for kernels `taps` wide and `block` (channels, pixels), with the GPU's lanes.
-fn forward_rows_kernel(gpu: &Gpu, taps: u32, (channels, pixels): (u32, u32)) -> Kernel {
+/// conv2d_forward_rows specialised for kernels `taps` wide and `channels` per invocation, with the GPU's lanes.
+fn forward_rows_kernel(gpu: &Gpu, taps: u32, channels: u32) -> Kernel {
     let (family, source) = conv_specialised(
         gpu,
-        format!("conv_forward_rows{taps}x{channels}x{pixels}"),
+        format!("conv_forward_rows{taps}x{channels}"),
         &FORWARD_ROW_LINES,
         vec![
             format!("const FWD_TAPS: u32 = {taps}u;"),
             format!("const FWD_CO: u32 = {channels}u;"),
-            format!("const FWD_SEG: u32 = {pixels}u;"),
         ],
     );
     Kernel {
@@ -81,6 +81,25 @@ fn forward_rows_kernel(gpu: &Gpu, taps: u32, (channels, pixels): (u32, u32)) -> 
         source,
         ..CONV2D_ROWS
     }
+}
+
+/// Records a stride-1 convolution whose kernels are 3 or 5 wide on a CPU adapter (as implicit_gemm's):
+/// conv2d_forward_rows over whole output rows in segments of FORWARD_ROW_PIXELS, the columns (b, oy, segment).
+fn forward_rows(gpu: &Gpu, mut params: ConvParams, tensors: [&Tensor; 4], channels: u32) -> Result<Dispatch> {
+    let kernel = forward_rows_kernel(gpu, params.kw, channels);
+    let segments = (params.batch * params.ho * params.wo.div_ceil(FORWARD_ROW_PIXELS)) as usize;
+    let (gx, gz) = linear_grid(gpu, to_u32(segments.div_ceil(64), "conv row segments")?);
+    params.groups_x = gx;
+    let bindings: Vec<_> = tensors.iter().map(|t| t.binding()).collect();
+    let channel_blocks = to_u32(params.cout.div_ceil(channels) as usize, "conv rows")?;
+    Dispatch::new(
+        gpu,
+        gpu.pipeline(&kernel)?,
+        kernel.entry,
+        &params,
+        &bindings,
+        [gx, channel_blocks, gz],
+    )
 }
 const CONV2D: Kernel = Kernel {
     family: "conv",
@@ -331,31 +350,25 @@ fn implicit_gemm(
     if winograd::applies(gpu, precision, &params) {
         return winograd::forward(gpu, params, tensors, scratch);
     }
+    let by_rows = forward_row_channels(params.kw as usize).filter(|_| params.stride == 1);
+    if let (Precision::F32, true, Some(channels)) = (precision, gpu.barrier_free, by_rows) {
+        return Ok(vec![forward_rows(gpu, params, tensors, channels)?]);
+    }
     let columns = (params.batch * params.ho * params.wo) as usize;
     // CPU adapters get the barrier-free variant (workgroup: 64 invocations × DIRECT_N columns, DIRECT_M channels)
-    // in f32, for stride-1 kernels 3 or 5 wide its row form (64 invocations × a segment of an output row); the
-    // fast mode runs on cooperative matrices (4S × 4S output tiles) where the adapter has them;
+    // in f32 (for stride-1 kernels 3 or 5 wide its row form, above); the fast mode runs on cooperative matrices (4S × 4S output tiles) where the adapter has them;
     // everything else runs the tiled kernel (in the fast mode with f16 tiles, which a GPU speeds up).
     let (kernel, rows_per_group, columns, cols_per_group) = match (precision, gpu.barrier_free, gpu.coop_tile) {
         (Precision::F16, _, Some(tile)) => {
             let side = 4 * tile.side as usize;
             (conv2d_coop(tile), side, columns, side)
         }
-        (Precision::F32, true, _) => match forward_row_block(params.kw as usize).filter(|_| params.stride == 1) {
-            // Whole output rows in segments: the columns are (b, oy, segment).
-            Some((channels, pixels)) => (
-                forward_rows_kernel(gpu, params.kw, (channels, pixels)),
-                channels as usize,
-                (params.batch * params.ho * params.wo.div_ceil(pixels)) as usize,
-                64,
-            ),
-            None => (
-                conv_kernel(gpu, CONV2D_DIRECT, precision, PLAIN),
-                DIRECT_M,
-                columns,
-                64 * DIRECT_N,
-            ),
-        },
+        (Precision::F32, true, _) => (
+            conv_kernel(gpu, CONV2D_DIRECT, precision, PLAIN),
+            DIRECT_M,
+            columns,
+            64 * DIRECT_N,
+        ),
         _ => {
             let block = choose_block(gpu, precision, params.cout as usize, columns, MIN_TILED_WORKGROUPS);
             let tile = |b: u32| 16 * b as usize;
