@@ -7,10 +7,10 @@ use serde_json::json;
 use dps_gpu::context::{Ranking, TripletDraws};
 use dps_gpu::data::{ImageBank, RgbImage8};
 use dps_gpu::gpu::{AdapterChoice, ConvBlock, Dispatch, Gpu};
+use dps_gpu::kernels::adam::Clamp;
 use dps_gpu::kernels::distort::DistortPlan;
 use dps_gpu::kernels::images::ByteImages;
 use dps_gpu::metric::{Method, Metric, WeightsChoice};
-use dps_gpu::kernels::adam::Clamp;
 use dps_gpu::nets::{random_weights, NetKind, Network};
 use dps_gpu::train::{init_channel_weights, init_rank_net, NetTrainer, TrainState, Trainer, Variant};
 use dps_gpu::{bail, Result};
@@ -351,7 +351,13 @@ fn profile_eval(gpu: &Gpu, kind: NetKind, args: &BenchArgs, members: &[&[u8]]) -
         .ok_or_else(|| dps_gpu::Error::msg("the evaluation built no plan"))?;
     let chunk = plan.chunk_shape().0;
     let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
-    let state = TrainState::new(gpu, &metric.all_weights, &init_rank_net(&mut rng), chunk, Clamp::AfterStep)?;
+    let state = TrainState::new(
+        gpu,
+        &metric.all_weights,
+        &init_rank_net(&mut rng),
+        chunk,
+        Clamp::AfterStep,
+    )?;
     let trainer = NetTrainer::new(gpu, &metric, &[plan], &state)?;
     let step: Vec<&Dispatch> = state.dispatches().iter().chain(trainer.step_dispatches(0)).collect();
     let backward = Profile::measure(gpu, &step, chunk, args.iters)?;

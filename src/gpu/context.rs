@@ -651,6 +651,12 @@ fn weight_lanes(subgroup_min: u32) -> u32 {
     }
 }
 
+/// Bytes of a tensor's buffer: its values rounded up to whole vec4s (at least one), so that kernels may read any
+/// tensor four values at a time (array<vec4<f32>>) and reach its last values.
+fn tensor_bytes(numel: usize) -> u64 {
+    (numel.max(1).div_ceil(4) * 16) as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::weight_lanes;
@@ -660,10 +666,4 @@ mod tests {
         let got: Vec<u32> = [0, 1, 2, 3, 4, 7, 8, 16, 32, 64].map(weight_lanes).to_vec();
         assert_eq!(got, [1, 1, 2, 2, 4, 4, 8, 8, 8, 8]);
     }
-}
-
-/// Bytes of a tensor's buffer: its values rounded up to whole vec4s (at least one), so that kernels may read any
-/// tensor four values at a time (array<vec4<f32>>) and reach its last values.
-fn tensor_bytes(numel: usize) -> u64 {
-    (numel.max(1).div_ceil(4) * 16) as u64
 }
