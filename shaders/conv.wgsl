@@ -483,17 +483,21 @@ fn conv2d_forward_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
 // p.accumulate: add to the gradient buffer instead of overwriting it (a tap feeds both the distance and the next
 // layer; the squeeze map feeds both expands; micro-batches sum their weight gradients).
 
-// relu_backward: gy[i] = 0 where y[i] ≤ 0, over the whole [B, Ctot, Ho, Wo] map (p.batch, p.ctot, p.ho, p.wo).
-// Dispatch: workgroup 256; linear index x + z*groups_x.
-@group(0) @binding(1) var<storage, read> relu_y: array<f32>;
-@group(0) @binding(2) var<storage, read_write> relu_gy: array<f32>;
+// relu_backward: gy[i] = 0 where y[i] ≤ 0, over the whole [B, Ctot, Ho, Wo] map (p.batch, p.ctot, p.ho, p.wo),
+// four values per invocation as vec4s (tensors are allocated in whole vec4s; values past the map keep theirs).
+// Dispatch: workgroup 256, one invocation per vec4; linear index x + z*groups_x.
+@group(0) @binding(1) var<storage, read> relu_y: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> relu_gy: array<vec4<f32>>;
 
 @compute @workgroup_size(256, 1, 1)
 fn relu_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let i = (wid.x + wid.z * p.groups_x) * 256u + li;
-    if (i < p.batch * p.ctot * p.ho * p.wo && !(relu_y[i] > 0.0)) {
-        relu_gy[i] = 0.0;
+    let n = p.batch * p.ctot * p.ho * p.wo;
+    if (4u * i >= n) {
+        return;
     }
+    let in_map = vec4<u32>(4u * i) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(n);
+    relu_gy[i] = select(relu_gy[i], vec4<f32>(0.0), in_map & !(relu_y[i] > vec4<f32>(0.0)));
 }
 
 @group(0) @binding(1) var<storage, read> gy: array<f32>;

@@ -4,13 +4,13 @@
 // The backward routes each output's gradient to the first maximum of its window in row-major order (what
 // PyTorch's CPU and CUDA kernels record as the index; the last NaN wins, as there), summing over overlapping
 // windows, in two passes: maxpool2d_argmax finds each window's maximum once (its index within the plane), then
-// maxpool2d_backward gathers: each input value adds the gradients of the few windows whose maximum it is, so no
-// two invocations write the same value. (Re-finding the maxima per input value instead reads every window up to
+// maxpool2d_backward_cells (or maxpool2d_backward, for windows wider than twice the stride) gathers: each input
+// value adds the gradients of the few windows whose maximum it is, so no two invocations write the same value. (Re-finding the maxima per input value instead reads every window up to
 // four times over for 3×3 windows at stride 2: 12× the time of the forward on SqueezeNet, BENCHMARKS.md.)
 //
 // Layout: x / grad_x [planes, H, W] and y / gy / argmax [planes, Ho, Wo] with planes = B*C, f32 (argmax u32).
-// Dispatch: workgroup 256, one thread per output value (forward, argmax) or input value (backward); linear
-//           workgroup index = x + z*groups_x. accumulate (backward only): add to grad_x instead of overwriting it.
+// Dispatch: workgroup 256, one thread per output value (forward, argmax), cell of stride × stride input values
+//           (backward_cells) or input value (backward); linear workgroup index = x + z*groups_x. accumulate (backward only): add to grad_x instead of overwriting it.
 
 struct PoolParams {
     planes: u32, h: u32, w: u32, ho: u32,
@@ -78,7 +78,7 @@ fn maxpool2d_argmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoca
 @group(0) @binding(3) var<storage, read_write> grad_x: array<f32>;
 
 // The windows along one axis (rows or columns) that may contain input position i, where kernel <= 2·stride (the
-// three nets' pools): i / stride and the one before it. `first`/`second` are they, clamped into range so they can
+// three nets' pools): i / stride and the one before it, the same for every position of a cell. `first`/`second` are they, clamped into range so they can
 // always be read, and the flags say which exist. (A window that exists but does not contain i, where windows
 // leave gaps, is harmless: its argmax is inside it, so never i.)
 struct AxisWindows {
@@ -96,11 +96,66 @@ fn axis_windows(i: u32, n_out: u32) -> AxisWindows {
     return AxisWindows(min(a, n_out - 1u), min(b, n_out - 1u), a_ok, b_ok);
 }
 
-// gy of window o if its maximum is at r, else 0; o is always in range (read without a branch).
-fn routed(o: u32, r: u32, ok: bool) -> f32 {
-    return select(0.0, gy[o], ok && argmax[o] == r);
+// gy of window o if its maximum is at r, else 0.
+fn routed(o: u32, r: u32) -> f32 {
+    return select(0.0, gy[o], argmax[o] == r);
 }
 
+// maxpool2d_backward_cells: the gather where kernel <= 2·stride, one thread per cell of stride × stride inputs
+// (cell (cy, cx): rows cy·stride.., columns cx·stride..). Every input of a cell has the same four candidate
+// windows, so their maxima and gradients are read once for its stride² inputs (a SIMD rasteriser such as
+// lavapipe pays per load and lane: per input this reads 2 values where a thread per input read 8).
+@compute @workgroup_size(256, 1, 1)
+fn maxpool2d_backward_cells(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let idx = (wid.x + wid.z * p.groups_x) * 256u + li;
+    let cells_y = (p.h + p.stride - 1u) / p.stride;
+    let cells_x = (p.w + p.stride - 1u) / p.stride;
+    if (idx >= p.planes * cells_y * cells_x) {
+        return;
+    }
+    let plane = idx / (cells_y * cells_x);
+    let cy = (idx / cells_x) % cells_y;
+    let cx = idx % cells_x;
+    let wy = axis_windows(cy * p.stride, p.ho);
+    let wx = axis_windows(cx * p.stride, p.wo);
+    let row_a = (plane * p.ho + wy.first) * p.wo;
+    let row_b = (plane * p.ho + wy.second) * p.wo;
+    let window = array<u32, 4>(row_a + wx.first, row_a + wx.second, row_b + wx.first, row_b + wx.second);
+    let exists = array<bool, 4>(
+        wy.first_ok && wx.first_ok,
+        wy.first_ok && wx.second_ok,
+        wy.second_ok && wx.first_ok,
+        wy.second_ok && wx.second_ok,
+    );
+    var at: array<u32, 4>;
+    var g: array<f32, 4>;
+    for (var k = 0u; k < 4u; k++) {
+        at[k] = select(0xffffffffu, argmax[window[k]], exists[k]);
+        g[k] = gy[window[k]];
+    }
+    for (var dy = 0u; dy < p.stride; dy++) {
+        let iy = cy * p.stride + dy;
+        for (var dx = 0u; dx < p.stride; dx++) {
+            let ix = cx * p.stride + dx;
+            if (iy >= p.h || ix >= p.w) {
+                continue;
+            }
+            let r = iy * p.w + ix;
+            var acc = 0.0;
+            for (var k = 0u; k < 4u; k++) {
+                acc += select(0.0, g[k], at[k] == r);
+            }
+            let i = plane * p.h * p.w + r;
+            if (p.accumulate != 0u) {
+                acc += grad_x[i];
+            }
+            grad_x[i] = acc;
+        }
+    }
+}
+
+// maxpool2d_backward: the same gather for any window, one thread per input value: the windows (oy, ox) with
+// oy·stride <= iy < oy·stride + kernel.
 @compute @workgroup_size(256, 1, 1)
 fn maxpool2d_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let idx = (wid.x + wid.z * p.groups_x) * 256u + li;
@@ -111,34 +166,20 @@ fn maxpool2d_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invo
     let r = idx % (p.h * p.w);
     let iy = r / p.w;
     let ix = r % p.w;
+    var oy0 = 0u;
+    if (iy + 1u > p.kernel) {
+        oy0 = (iy + 1u - p.kernel + p.stride - 1u) / p.stride;
+    }
+    var ox0 = 0u;
+    if (ix + 1u > p.kernel) {
+        ox0 = (ix + 1u - p.kernel + p.stride - 1u) / p.stride;
+    }
+    let oy1 = min(iy / p.stride + 1u, p.ho);
+    let ox1 = min(ix / p.stride + 1u, p.wo);
     var acc = 0.0;
-    if (p.kernel <= 2u * p.stride) {
-        // Four candidate windows, no loops: a SIMD rasteriser (lavapipe) pays for every loop entered, and these
-        // loops' trip counts (0 to 2) differ between neighbouring lanes.
-        let wy = axis_windows(iy, p.ho);
-        let wx = axis_windows(ix, p.wo);
-        let row_a = (plane * p.ho + wy.first) * p.wo;
-        let row_b = (plane * p.ho + wy.second) * p.wo;
-        acc = routed(row_a + wx.first, r, wy.first_ok && wx.first_ok)
-            + routed(row_a + wx.second, r, wy.first_ok && wx.second_ok)
-            + routed(row_b + wx.first, r, wy.second_ok && wx.first_ok)
-            + routed(row_b + wx.second, r, wy.second_ok && wx.second_ok);
-    } else {
-        // Windows (oy, ox) with oy*stride <= iy < oy*stride + kernel.
-        var oy0 = 0u;
-        if (iy + 1u > p.kernel) {
-            oy0 = (iy + 1u - p.kernel + p.stride - 1u) / p.stride;
-        }
-        var ox0 = 0u;
-        if (ix + 1u > p.kernel) {
-            ox0 = (ix + 1u - p.kernel + p.stride - 1u) / p.stride;
-        }
-        let oy1 = min(iy / p.stride + 1u, p.ho);
-        let ox1 = min(ix / p.stride + 1u, p.wo);
-        for (var oy = oy0; oy < oy1; oy++) {
-            for (var ox = ox0; ox < ox1; ox++) {
-                acc += routed((plane * p.ho + oy) * p.wo + ox, r, true);
-            }
+    for (var oy = oy0; oy < oy1; oy++) {
+        for (var ox = ox0; ox < ox1; ox++) {
+            acc += routed((plane * p.ho + oy) * p.wo + ox, r);
         }
     }
     if (p.accumulate != 0u) {

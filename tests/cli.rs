@@ -264,7 +264,7 @@ fn bench_profile_accounts_for_every_dispatch_by_kernel() {
         "{kernels:?}"
     );
     assert_eq!(count(&["maxpool2d_argmax"]), 3, "{kernels:?}");
-    assert_eq!(count(&["maxpool2d_backward"]), 3, "{kernels:?}");
+    assert_eq!(count(&["maxpool2d_backward_cells"]), 3, "{kernels:?}");
     let seconds: Vec<f64> = b["dispatches"]
         .as_array()
         .expect("the backward's dispatches")

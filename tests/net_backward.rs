@@ -255,16 +255,21 @@ fn relu_backward_zeroes_the_gradient_where_the_output_is_not_positive() {
     let yv: Vec<f32> = (0..n)
         .map(|i| if i % 3 == 0 { 0.0 } else { rng.uniform() - 0.5 })
         .collect();
-    let gyv = rng.vec(n, -1.0, 1.0);
-    let y = gpu.upload("y", &dims, &yv).unwrap();
-    let gy = gpu.upload("gy", &dims, &gyv).unwrap();
+    // Both maps are views of longer buffers (the kernel reads four values at a time and n is not a multiple of
+    // four): the values past the map must keep theirs, though the outputs there are negative.
+    let gyv = rng.vec(n + 3, -1.0, 1.0);
+    let y_all: Vec<f32> = yv.iter().copied().chain([-1.0; 3]).collect();
+    let y = gpu.upload("y", &[n + 3], &y_all).unwrap().view(&dims).unwrap();
+    let gy_all = gpu.upload("gy", &[n + 3], &gyv).unwrap();
+    let gy = gy_all.view(&dims).unwrap();
     run(&gpu, &[conv::relu_backward(&gpu, &y, &gy).unwrap()]);
-    let want: Vec<f32> = yv
+    let want: Vec<f32> = y_all
         .iter()
         .zip(&gyv)
-        .map(|(&y, &g)| if y > 0.0 { g } else { 0.0 })
+        .enumerate()
+        .map(|(i, (&y, &g))| if y > 0.0 || i >= n { g } else { 0.0 })
         .collect();
-    assert_eq!(read_all(&gpu, &gy), want);
+    assert_eq!(read_all(&gpu, &gy_all), want);
 }
 
 /// L = Σ gy ⊙ y[:, c_off..c_off+cout] with y the GPU forward, in f64.
@@ -486,7 +491,8 @@ fn maxpool_backward_matches_finite_differences_of_the_forward() {
         let y = gpu.zeros("y", &[dims[0], dims[1], ho, wo]).unwrap();
         let gyv = rng.vec(y.numel(), -1.0, 1.0);
         let gy = gpu.upload("gy", &y.shape, &gyv).unwrap();
-        let grad_x = gpu.zeros("grad_x", &dims).unwrap();
+        // Not zero to begin with: every value, those no window reaches too, must be written.
+        let grad_x = gpu.upload("grad_x", &dims, &vec![7.0; n]).unwrap();
         run(
             &gpu,
             &pool::maxpool2d_backward(&gpu, shape, &x, &gy, &grad_x, false).unwrap(),

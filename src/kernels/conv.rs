@@ -515,7 +515,7 @@ pub fn relu_backward(gpu: &Gpu, y: &Tensor, gy: &Tensor) -> Result<Dispatch> {
         );
     }
     let n = to_u32(y.numel(), "relu map")?;
-    let (gx, gz) = linear_grid(gpu, n.div_ceil(256));
+    let (gx, gz) = linear_grid(gpu, n.div_ceil(4 * 256));
     let params = ConvParams {
         batch: b as u32,
         ctot: c as u32,

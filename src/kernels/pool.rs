@@ -69,10 +69,25 @@ const MAXPOOL2D_BACKWARD: Kernel = Kernel {
     entry: "maxpool2d_backward",
     bindings: &[Access::Read, Access::Read, Access::ReadWrite],
 };
+const MAXPOOL2D_BACKWARD_CELLS: Kernel = Kernel {
+    entry: "maxpool2d_backward_cells",
+    ..MAXPOOL2D_BACKWARD
+};
+
+/// What each thread of a max-pool kernel handles.
+#[derive(Clone, Copy, PartialEq)]
+enum Threads {
+    /// An output value (the forward, the argmax).
+    Output,
+    /// An input value (the backward's gather).
+    Input,
+    /// A stride × stride cell of input values (the gather where windows are at most twice the stride).
+    Cell,
+}
 
 /// Checks that x [B, C, H, W] and y [B, C, Ho, Wo] fit `shape`; the parameter block and grid for one thread per
-/// output value (forward, `per_input` false) or per input value (backward).
-fn params(gpu: &Gpu, shape: PoolShape, x: &Tensor, y: &Tensor, per_input: bool) -> Result<(PoolParams, [u32; 3])> {
+/// `threads`.
+fn params(gpu: &Gpu, shape: PoolShape, x: &Tensor, y: &Tensor, threads: Threads) -> Result<(PoolParams, [u32; 3])> {
     let [b, c, h, w] = dims4(x, "max-pool input")?;
     let [yb, yc, ho, wo] = dims4(y, "max-pool output")?;
     if yb != b || yc != c || Some(ho) != shape.output_side(h) || Some(wo) != shape.output_side(w) {
@@ -83,7 +98,11 @@ fn params(gpu: &Gpu, shape: PoolShape, x: &Tensor, y: &Tensor, per_input: bool) 
         );
     }
     let count = to_u32(
-        if per_input { b * c * h * w } else { b * c * ho * wo },
+        match threads {
+            Threads::Output => b * c * ho * wo,
+            Threads::Input => b * c * h * w,
+            Threads::Cell => b * c * h.div_ceil(shape.stride) * w.div_ceil(shape.stride),
+        },
         "max-pool values",
     )?;
     let (gx, gz) = linear_grid(gpu, count.div_ceil(LINEAR_WORKGROUP));
@@ -104,7 +123,7 @@ fn params(gpu: &Gpu, shape: PoolShape, x: &Tensor, y: &Tensor, per_input: bool) 
 
 /// `y = maxpool(x)` for x [B, C, H, W], y [B, C, Ho, Wo].
 pub fn maxpool2d(gpu: &Gpu, shape: PoolShape, x: &Tensor, y: &Tensor) -> Result<Dispatch> {
-    let (params, grid) = params(gpu, shape, x, y, false)?;
+    let (params, grid) = params(gpu, shape, x, y, Threads::Output)?;
     let pipeline = gpu.pipeline(&MAXPOOL2D)?;
     Dispatch::new(
         gpu,
@@ -129,7 +148,12 @@ pub fn maxpool2d_backward(
     grad_x: &Tensor,
     accumulate: bool,
 ) -> Result<Vec<Dispatch>> {
-    let (mut params, grid) = params(gpu, shape, x, gy, true)?;
+    let (gather_kernel, threads) = if shape.kernel <= 2 * shape.stride {
+        (MAXPOOL2D_BACKWARD_CELLS, Threads::Cell)
+    } else {
+        (MAXPOOL2D_BACKWARD, Threads::Input)
+    };
+    let (mut params, grid) = params(gpu, shape, x, gy, threads)?;
     if grad_x.shape != x.shape {
         bail!(
             "max-pool backward: gradient {:?} does not match the input {:?}",
@@ -140,7 +164,7 @@ pub fn maxpool2d_backward(
     params.accumulate = accumulate as u32;
     // u32 indices, in a buffer of gy's size.
     let argmax = gpu.zeros("max-pool argmax", &gy.shape)?;
-    let (argmax_params, argmax_grid) = self::params(gpu, shape, x, gy, false)?;
+    let (argmax_params, argmax_grid) = self::params(gpu, shape, x, gy, Threads::Output)?;
     let find = Dispatch::new(
         gpu,
         gpu.pipeline(&MAXPOOL2D_ARGMAX)?,
@@ -151,8 +175,8 @@ pub fn maxpool2d_backward(
     )?;
     let gather = Dispatch::new(
         gpu,
-        gpu.pipeline(&MAXPOOL2D_BACKWARD)?,
-        MAXPOOL2D_BACKWARD.entry,
+        gpu.pipeline(&gather_kernel)?,
+        gather_kernel.entry,
         &params,
         &[argmax.binding(), gy.binding(), grad_x.binding()],
         grid,
