@@ -2,7 +2,8 @@
 //
 // Layout: maps are [N, C, P] f32 (P = H*W positions). Every entry point uses a linear workgroup index
 // x + z*groups_x so batches larger than the per-dimension dispatch limit still fit.
-//   imagenet_normalize  x[n,c,p] = (x - mean[c]) / std[c] for images n in [first, last); one thread per value.
+//   imagenet_normalize  x[n,c,p] = (x - mean[c]) / std[c] for images n in [first, last); one thread per four
+//                       values.
 //   unit_normalize      y[n,:,p] = x[n,:,p] / max(||x[n,:,p]||_2, 1e-12); one thread per (n, p).
 //   channel_mean        y[n,c]   = mean_p x[n,c,p]; one thread per (n, c).
 //   channel_sort        y[n,c,:] = x[n,c,:] sorted ascending; one workgroup of 256 per (n, c) row, a bitonic
@@ -31,19 +32,32 @@ fn thread_index(wid: vec3<u32>, li: u32) -> u32 {
     return (wid.x + wid.z * p.groups_x) * 256u + li;
 }
 
+// imagenet_normalize reads and writes four values per invocation (tensors are allocated in whole vec4s; values
+// past the images keep theirs): a SIMD rasteriser such as lavapipe pays per load and lane, whatever the width.
+@group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> y4: array<vec4<f32>>;
+
 @compute @workgroup_size(256, 1, 1)
 fn imagenet_normalize(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let idx = thread_index(wid, li);
-    if (idx >= p.n * p.c * p.positions) {
+    let n = p.n * p.c * p.positions;
+    if (4u * idx >= n) {
         return;
     }
-    let img = idx / (p.c * p.positions);
-    let ch = (idx / p.positions) % p.c;
-    var v = x[idx];
-    if (img >= p.first && img < p.last) {
-        v = (v - IMAGENET_MEAN[ch]) / IMAGENET_STD[ch];
+    let v = x4[idx];
+    var out = y4[idx];
+    for (var k = 0u; k < 4u; k++) {
+        let i = 4u * idx + k;
+        let img = i / (p.c * p.positions);
+        let ch = (i / p.positions) % p.c;
+        if (i < n) {
+            out[k] = v[k];
+            if (img >= p.first && img < p.last) {
+                out[k] = (v[k] - IMAGENET_MEAN[ch]) / IMAGENET_STD[ch];
+            }
+        }
     }
-    y[idx] = v;
+    y4[idx] = out;
 }
 
 @compute @workgroup_size(256, 1, 1)

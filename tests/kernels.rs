@@ -520,17 +520,22 @@ fn maxpool2d_matches_cpu_in_floor_and_ceil_mode() {
 fn imagenet_normalize_touches_only_its_range() {
     let gpu = common::gpu();
     let mut rng = Lcg(4);
-    let (n, h, w) = (4, 5, 7);
+    // 315 values, not a multiple of the four the kernel handles at once: y is a view of a longer buffer, whose
+    // values past it must keep theirs.
+    let (n, h, w) = (3, 5, 7);
     let x = rng.vec(n * 3 * h * w, 0.0, 1.0);
     let xt = gpu.upload("x", &[n, 3, h, w], &x).unwrap();
-    for (first, last) in [(0, 4), (1, 3), (2, 10), (3, 3), (0, 1)] {
-        let yt = gpu.zeros("y", &[n, 3, h, w]).unwrap();
+    for (first, last) in [(0, 3), (1, 2), (2, 10), (3, 3), (0, 1)] {
+        let y_all = gpu.upload("y", &[x.len() + 3], &vec![9.0; x.len() + 3]).unwrap();
+        let yt = y_all.view(&[n, 3, h, w]).unwrap();
         run(
             &gpu,
             vec![channel::imagenet_normalize(&gpu, &xt, &yt, first, last).unwrap()],
         );
         let want = cpu::imagenet_normalize(&x, n, h * w, first, last);
-        let got = read_all(&gpu, &yt);
+        let all = read_all(&gpu, &y_all);
+        assert_eq!(all[x.len()..], [9.0; 3], "values past the images were written");
+        let got = &all[..x.len()];
         let per_image = 3 * h * w;
         for (i, (&g, &wv)) in got.iter().zip(&want).enumerate() {
             let img = i / per_image;

@@ -88,7 +88,7 @@ pub fn imagenet_normalize(gpu: &Gpu, x: &Tensor, y: &Tensor, first: usize, last:
         gpu,
         "imagenet_normalize",
         p,
-        (n * c * hw).div_ceil(LINEAR_WORKGROUP as usize),
+        (n * c * hw).div_ceil(4 * LINEAR_WORKGROUP as usize),
         &[x, y],
     )
 }
