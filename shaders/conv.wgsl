@@ -352,20 +352,21 @@ fn conv2d_forward_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_i
     }
 }
 
-// conv2d_forward_rows: conv2d_forward_direct for stride-1 convolutions whose kernels are FWD_TAPS wide (also
-// their input gradients, with p.flip), each invocation FWD_CO channels × 4 neighbouring pixels of one output row,
-// the pixels a vec4. Those pixels' windows overlap: along a kernel row (ci, ky) they read 4 + FWD_TAPS - 1
-// inputs, not 4·FWD_TAPS, loaded once per row into registers as whole vec4s (a SIMD rasteriser such as lavapipe
-// pays per load instruction and lane, whatever the width: loads, not arithmetic, bound these kernels). The sums
-// are vec4s so that the loops over channels stay small enough for the shader compiler to unroll: unrolled, every
-// array index is a constant and the arrays live in registers. Pixels past the row's end are computed from
-// clamped reads and not stored.
+// conv2d_forward_rows: conv2d_forward_direct for convolutions of stride FWD_STRIDE whose kernels are FWD_TAPS
+// wide (also the input gradients of stride-1 ones, with p.flip), each invocation FWD_CO channels × 4 neighbouring
+// pixels of one output row, the pixels a vec4. Along a kernel row (ci, ky) the pixels' windows span
+// 3·FWD_STRIDE + FWD_TAPS inputs (they overlap for stride < taps), loaded once per row into registers as whole
+// vec4s (a SIMD rasteriser such as lavapipe pays per load instruction and lane, whatever the width: loads, not
+// arithmetic, bound these kernels). The sums are vec4s so that the loops over channels stay small enough for the
+// shader compiler to unroll: unrolled, every array index is a constant and the arrays live in registers. Pixels
+// past the row's end are computed from clamped reads and not stored.
 // Dispatch: workgroup 64; grid x*z covers ceil(B·Ho·ceil(Wo / 4) / 64), y covers ceil(Cout / FWD_CO).
 const FWD_TAPS: u32 = 3u;
+const FWD_STRIDE: u32 = 1u;
 const FWD_CO: u32 = 8u;
 const FWD_LOADS: u32 = (FWD_CO + LANES - 1u) / LANES;
 // Inputs under a kernel row of the 4 pixels, and the whole vec4s that hold them wherever they start.
-const FWD_SPAN: u32 = 4u + FWD_TAPS - 1u;
+const FWD_SPAN: u32 = 3u * FWD_STRIDE + FWD_TAPS;
 const FWD_VEC4S: u32 = (FWD_SPAN + 3u + 3u) / 4u;
 @group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
 
@@ -383,7 +384,6 @@ fn conv2d_forward_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
     let khw = p.kh * p.kw;
     let x_img = (img * p.x_ctot + p.x_coff) * p.h * p.w;
     // Weight (m, ci, tap) is at m·m_stride + ci·ci_stride + tap, the tap flipped with p.flip (see weight_value).
-    // Weight (m, ci, tap) is at m·m_stride + ci·ci_stride + tap, the tap flipped with p.flip (see weight_value).
     // This lane loads the weights of channels m0 + LANES·q + lane.
     let flip = p.flip != 0u;
     let m_stride = select(p.cin * khw, khw, flip);
@@ -396,7 +396,7 @@ fn conv2d_forward_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
     // Which of the window's inputs lie inside the row (the rest are padding): the same for every kernel row.
     var inside: array<bool, FWD_SPAN>;
     for (var u = 0u; u < FWD_SPAN; u++) {
-        let ix = i32(ox0 + u) - i32(p.pad);
+        let ix = i32(ox0 * FWD_STRIDE + u) - i32(p.pad);
         inside[u] = ix >= 0 && ix < i32(p.w);
     }
     var acc: array<vec4<f32>, FWD_CO>;
@@ -408,10 +408,10 @@ fn conv2d_forward_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
     var ky = 0u;
     var plane = x_img;
     for (var step = 0u; step < p.cin * p.kh; step++) {
-        let iy = i32(oy + ky) - i32(p.pad);
+        let iy = i32(oy * FWD_STRIDE + ky) - i32(p.pad);
         let row_inside = iy >= 0 && iy < i32(p.h);
         // flat[j]: the value at the vec4-aligned index 4·first + j; the window starts `shift` into it.
-        let start = i32(plane + u32(clamp(iy, 0, i32(p.h) - 1)) * p.w + ox0) - i32(p.pad);
+        let start = i32(plane + u32(clamp(iy, 0, i32(p.h) - 1)) * p.w + ox0 * FWD_STRIDE) - i32(p.pad);
         let first = start >> 2u;
         let shift = u32(start & 3);
         var flat: array<f32, 4u * FWD_VEC4S>;
@@ -437,7 +437,7 @@ fn conv2d_forward_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
             for (var q = 0u; q < FWD_LOADS; q++) {
                 mine[q] = weight[mrow[q] + k];
             }
-            let pixels = vec4<f32>(win[0], win[1], win[2], win[3]);
+            let pixels = vec4<f32>(win[0], win[FWD_STRIDE], win[2u * FWD_STRIDE], win[3u * FWD_STRIDE]);
             for (var i = 0u; i < FWD_CO; i++) {
                 acc[i] = fma(vec4<f32>(from_lane(mine[i / LANES], i % LANES)), pixels, acc[i]);
             }

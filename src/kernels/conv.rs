@@ -49,30 +49,34 @@ const CONV2D_ROWS: Kernel = Kernel {
     ..CONV2D_DIRECT
 };
 
-/// The lines of conv.wgsl that fix conv2d_forward_rows' kernel width and channels per invocation.
-const FORWARD_ROW_LINES: [&str; 2] = ["const FWD_TAPS: u32 = 3u;", "const FWD_CO: u32 = 8u;"];
+/// The lines of conv.wgsl that fix conv2d_forward_rows' kernel width, stride and channels per invocation.
+const FORWARD_ROW_LINES: [&str; 3] = [
+    "const FWD_TAPS: u32 = 3u;",
+    "const FWD_STRIDE: u32 = 1u;",
+    "const FWD_CO: u32 = 8u;",
+];
 /// Output pixels per invocation of conv2d_forward_rows: one vec4.
 const FORWARD_ROW_PIXELS: u32 = 4;
 
-/// Output channels per invocation of conv2d_forward_rows for a stride-1 kernel `taps` wide, where it runs on
-/// CPU adapters. Measured on lavapipe (BENCHMARKS.md): with the 4 pixels' sums as vec4s, 16 channels beat 8, 12
-/// and 20, and 24 ran 4× slower (96 sums; as scalars, 32 already ran 3× slower). 1×1 convolutions gained nothing
-/// over conv2d_forward_direct.
-fn forward_row_channels(taps: usize) -> Option<u32> {
-    match taps {
-        3 | 5 => Some(16),
-        _ => None,
-    }
+/// Output channels per invocation of conv2d_forward_rows for a kernel `taps` wide at `stride`, where it runs on
+/// CPU adapters: kernels at least 3 wide, strides up to 4. Measured on lavapipe (BENCHMARKS.md): with the 4
+/// pixels' sums as vec4s, 16 channels beat 8, 12 and 20 for stride-1 kernels 3 and 5 wide, and 24 ran 4× slower
+/// (96 sums; as scalars, 32 already ran 3× slower); AlexNet's first convolution (11 wide, stride 4) ran 2.5× and
+/// SqueezeNet's (3 wide, stride 2) 1.6× faster than in conv2d_forward_direct. 1×1 convolutions gained nothing.
+fn forward_row_channels(taps: usize, stride: usize) -> Option<u32> {
+    (taps >= 3 && (1..=4).contains(&stride)).then_some(16)
 }
 
-/// conv2d_forward_rows specialised for kernels `taps` wide and `channels` per invocation, with the GPU's lanes.
-fn forward_rows_kernel(gpu: &Gpu, taps: u32, channels: u32) -> Kernel {
+/// conv2d_forward_rows specialised for kernels `taps` wide at `stride` and `channels` per invocation, with the
+/// GPU's lanes.
+fn forward_rows_kernel(gpu: &Gpu, taps: u32, stride: u32, channels: u32) -> Kernel {
     let (family, source) = conv_specialised(
         gpu,
-        format!("conv_forward_rows{taps}x{channels}"),
+        format!("conv_forward_rows{taps}s{stride}x{channels}"),
         &FORWARD_ROW_LINES,
         vec![
             format!("const FWD_TAPS: u32 = {taps}u;"),
+            format!("const FWD_STRIDE: u32 = {stride}u;"),
             format!("const FWD_CO: u32 = {channels}u;"),
         ],
     );
@@ -83,10 +87,10 @@ fn forward_rows_kernel(gpu: &Gpu, taps: u32, channels: u32) -> Kernel {
     }
 }
 
-/// Records a stride-1 convolution whose kernels are 3 or 5 wide on a CPU adapter (as implicit_gemm's):
+/// Records a convolution that [`forward_row_channels`] takes on a CPU adapter (as implicit_gemm's):
 /// conv2d_forward_rows over whole output rows in segments of FORWARD_ROW_PIXELS, the columns (b, oy, segment).
 fn forward_rows(gpu: &Gpu, mut params: ConvParams, tensors: [&Tensor; 4], channels: u32) -> Result<Dispatch> {
-    let kernel = forward_rows_kernel(gpu, params.kw, channels);
+    let kernel = forward_rows_kernel(gpu, params.kw, params.stride, channels);
     let segments = (params.batch * params.ho * params.wo.div_ceil(FORWARD_ROW_PIXELS)) as usize;
     let (gx, gz) = linear_grid(gpu, to_u32(segments.div_ceil(64), "conv row segments")?);
     params.groups_x = gx;
@@ -350,14 +354,15 @@ fn implicit_gemm(
     if winograd::applies(gpu, precision, &params) {
         return winograd::forward(gpu, params, tensors, scratch);
     }
-    let by_rows = forward_row_channels(params.kw as usize).filter(|_| params.stride == 1);
+    let by_rows = forward_row_channels(params.kw as usize, params.stride as usize);
     if let (Precision::F32, true, Some(channels)) = (precision, gpu.barrier_free, by_rows) {
         return Ok(vec![forward_rows(gpu, params, tensors, channels)?]);
     }
     let columns = (params.batch * params.ho * params.wo) as usize;
     // CPU adapters get the barrier-free variant (workgroup: 64 invocations × DIRECT_N columns, DIRECT_M channels)
-    // in f32 (for stride-1 kernels 3 or 5 wide its row form, above); the fast mode runs on cooperative matrices (4S × 4S output tiles) where the adapter has them;
-    // everything else runs the tiled kernel (in the fast mode with f16 tiles, which a GPU speeds up).
+    // in f32 (for kernels 3 or more wide its row form, above); the fast mode runs on cooperative matrices (4S × 4S
+    // output tiles) where the adapter has them; everything else runs the tiled kernel (in the fast mode with f16
+    // tiles, which a GPU speeds up).
     let (kernel, rows_per_group, columns, cols_per_group) = match (precision, gpu.barrier_free, gpu.coop_tile) {
         (Precision::F16, _, Some(tile)) => {
             let side = 4 * tile.side as usize;
