@@ -601,14 +601,15 @@ fn conv2d_backward_params(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_
     }
 }
 
-// conv2d_backward_params_rows: the same sums for stride-1 convolutions whose kernels are ROW_TAPS wide, on CPU
-// adapters, with an invocation per kernel row (ci, ky) — its ROW_TAPS weights kx — for ROW_CO output channels.
-// Walking an output row left to right, the inputs under a row of taps slide along by one value per pixel, so
-// they stay in registers and each pixel loads one new input value instead of ROW_TAPS (the loads, not the
-// arithmetic, bound the barrier-free kernels). Invocation Cin·KH is the bias, whose inputs are all 1. gy is
+// conv2d_backward_params_rows: the same sums for convolutions of stride ROW_STRIDE whose kernels are ROW_TAPS
+// wide, on CPU adapters, with an invocation per kernel row (ci, ky) — its ROW_TAPS weights kx — for ROW_CO output
+// channels. Walking an output row left to right, the inputs under a row of taps slide along by the stride per
+// pixel, so they stay in registers and each pixel loads min(stride, ROW_TAPS) new input values instead of
+// ROW_TAPS (the loads, not the arithmetic, bound the barrier-free kernels). Invocation Cin·KH is the bias, whose inputs are all 1. gy is
 // shared between lanes as in conv2d_backward_params.
 // Dispatch: workgroup 64; grid x*z covers ceil((Cin·KH + 1) / 64), y covers ceil(Cout / ROW_CO).
 const ROW_TAPS: u32 = 3u;
+const ROW_STRIDE: u32 = 1u;
 const ROW_CO: u32 = 16u;
 const ROW_LOADS: u32 = (ROW_CO + LANES - 1u) / LANES;
 
@@ -648,20 +649,23 @@ fn conv2d_backward_params_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(l
         let x_img = b * p.cin * p.h * p.w + plane;
         let g_img = b * p.ctot * hw_out;
         for (var oy = 0u; oy < p.ho; oy++) {
-            let iy = i32(oy) + dy;
+            let iy = i32(oy * ROW_STRIDE) + dy;
             let row_inside = is_weight && iy >= 0 && iy < i32(p.h);
             let x_row = x_img + u32(clamp(iy, 0, i32(p.h) - 1)) * p.w;
-            // win[t]: the input under tap t at the current pixel, ix = ox - pad + t. Before the first pixel,
-            // taps 1.. hold what taps 0.. need there.
+            // win[t]: the input under tap t at the current pixel, ix = ox·stride - pad + t. Each pixel slides the
+            // window along by the stride and loads the taps that come new. Before the first pixel, taps stride..
+            // hold what taps 0.. need there.
             var win: array<f32, ROW_TAPS>;
-            for (var t = 1u; t < ROW_TAPS; t++) {
-                win[t] = row_input(x_row, i32(t) - 1 - i32(p.pad), row_inside, is_bias);
+            for (var t = ROW_STRIDE; t < ROW_TAPS; t++) {
+                win[t] = row_input(x_row, i32(t - ROW_STRIDE) - i32(p.pad), row_inside, is_bias);
             }
             for (var ox = 0u; ox < p.wo; ox++) {
-                for (var t = 0u; t + 1u < ROW_TAPS; t++) {
-                    win[t] = win[t + 1u];
+                for (var t = 0u; t + ROW_STRIDE < ROW_TAPS; t++) {
+                    win[t] = win[t + ROW_STRIDE];
                 }
-                win[ROW_TAPS - 1u] = row_input(x_row, i32(ox + ROW_TAPS - 1u) - i32(p.pad), row_inside, is_bias);
+                for (var t = ROW_TAPS - min(ROW_STRIDE, ROW_TAPS); t < ROW_TAPS; t++) {
+                    win[t] = row_input(x_row, i32(ox * ROW_STRIDE + t) - i32(p.pad), row_inside, is_bias);
+                }
                 let out_pix = g_img + oy * p.wo + ox;
                 var mine: array<f32, ROW_LOADS>;
                 for (var q = 0u; q < ROW_LOADS; q++) {

@@ -449,28 +449,39 @@ const CONV2D_BACKWARD_PARAMS_ROWS: Kernel = Kernel {
     ..CONV2D_BACKWARD_PARAMS
 };
 /// The lines of conv.wgsl that fix conv2d_backward_params_rows' kernel width and output channels per invocation.
-const PARAMS_ROW_LINES: [&str; 2] = ["const ROW_TAPS: u32 = 3u;", "const ROW_CO: u32 = 16u;"];
+const PARAMS_ROW_LINES: [&str; 3] = [
+    "const ROW_TAPS: u32 = 3u;",
+    "const ROW_STRIDE: u32 = 1u;",
+    "const ROW_CO: u32 = 16u;",
+];
 
-/// Output channels per invocation of conv2d_backward_params_rows for a stride-1 kernel `taps` wide, where it
-/// runs. Measured on lavapipe (AVX-512, BENCHMARKS.md): more accumulators pay up to ~60 (3 × 16, 5 × 12) and
-/// collapse at 96, where they no longer stay in registers.
-fn params_row_channels(taps: usize) -> Option<u32> {
+/// Output channels per invocation of conv2d_backward_params_rows for a kernel `taps` wide at `stride`, where it
+/// runs: kernels 3 to 11 wide, strides up to 4. Measured on lavapipe (AVX-512, BENCHMARKS.md): more accumulators
+/// pay up to ~60 for stride-1 kernels (3 × 16, 5 × 12) and collapse at 96, where they no longer stay in
+/// registers; AlexNet's first convolution (11 wide, stride 4) ran best with 8 channels (88 sums; 12 collapsed),
+/// 2.5× faster than conv2d_backward_params, and SqueezeNet's (3 wide, stride 2) 2.2× faster with 16.
+fn params_row_channels(taps: usize, stride: usize) -> Option<u32> {
+    if !(1..=4).contains(&stride) {
+        return None;
+    }
     match taps {
-        3 => Some(16),
+        3 | 4 => Some(16),
         5 => Some(12),
+        6..=11 => Some(8),
         _ => None,
     }
 }
 
-/// conv2d_backward_params_rows for kernels `taps` wide, `channels` output channels per invocation, with the
-/// GPU's lanes.
-fn params_rows_kernel(gpu: &Gpu, taps: u32, channels: u32) -> Kernel {
+/// conv2d_backward_params_rows for kernels `taps` wide at `stride`, `channels` output channels per invocation,
+/// with the GPU's lanes.
+fn params_rows_kernel(gpu: &Gpu, taps: u32, stride: u32, channels: u32) -> Kernel {
     let (family, source) = conv_specialised(
         gpu,
-        format!("conv_rows{taps}x{channels}"),
+        format!("conv_rows{taps}s{stride}x{channels}"),
         &PARAMS_ROW_LINES,
         vec![
             format!("const ROW_TAPS: u32 = {taps}u;"),
+            format!("const ROW_STRIDE: u32 = {stride}u;"),
             format!("const ROW_CO: u32 = {channels}u;"),
         ],
     );
@@ -666,15 +677,15 @@ pub fn conv2d_backward_params(
     }
     let depth = c.shape.cin * c.shape.kernel * c.shape.kernel;
     if gpu.barrier_free {
-        // Stride-1 kernels 3 or 5 wide: an invocation per kernel row (and one for the bias), else per BACK_K
-        // depth indices.
-        let by_rows = params_row_channels(c.shape.kernel).filter(|_| c.shape.stride == 1);
+        // Kernels 3 to 11 wide: an invocation per kernel row (and one for the bias), else per BACK_K depth
+        // indices.
+        let by_rows = params_row_channels(c.shape.kernel, c.shape.stride);
         let (invocations, per_invocation, channels, kernel) = match by_rows {
             Some(channels) => (
                 c.shape.cin * c.shape.kernel + 1,
                 1,
                 channels as usize,
-                params_rows_kernel(gpu, c.shape.kernel as u32, channels),
+                params_rows_kernel(gpu, c.shape.kernel as u32, c.shape.stride as u32, channels),
             ),
             None => (
                 depth + 1,
