@@ -45,6 +45,15 @@ fn imagenet_normalize(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invo
         return;
     }
     let v = x4[idx];
+    let plane = 4u * idx / p.positions;
+    if (4u * idx + 3u < min(n, (plane + 1u) * p.positions)) {
+        // The four values in one channel of one image (always, where H·W is a multiple of 4).
+        let ch = plane % p.c;
+        let img = plane / p.c;
+        let inside = img >= p.first && img < p.last;
+        y4[idx] = select(v, (v - IMAGENET_MEAN[ch]) / IMAGENET_STD[ch], inside);
+        return;
+    }
     var out = y4[idx];
     for (var k = 0u; k < 4u; k++) {
         let i = 4u * idx + k;
