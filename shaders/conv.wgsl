@@ -605,8 +605,8 @@ fn conv2d_backward_params(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_
 // wide, on CPU adapters, with an invocation per kernel row (ci, ky) — its ROW_TAPS weights kx — for ROW_CO output
 // channels. Walking an output row left to right, the inputs under a row of taps slide along by the stride per
 // pixel, so they stay in registers and each pixel loads min(stride, ROW_TAPS) new input values instead of
-// ROW_TAPS (the loads, not the arithmetic, bound the barrier-free kernels). Invocation Cin·KH is the bias, whose inputs are all 1. gy is
-// shared between lanes as in conv2d_backward_params.
+// ROW_TAPS (the loads, not the arithmetic, bound the barrier-free kernels). Invocation Cin·KH is the bias, whose
+// inputs are all 1. gy is shared between lanes as in conv2d_backward_params.
 // Dispatch: workgroup 64; grid x*z covers ceil((Cin·KH + 1) / 64), y covers ceil(Cout / ROW_CO).
 const ROW_TAPS: u32 = 3u;
 const ROW_STRIDE: u32 = 1u;

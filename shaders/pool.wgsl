@@ -5,12 +5,14 @@
 // PyTorch's CPU and CUDA kernels record as the index; the last NaN wins, as there), summing over overlapping
 // windows, in two passes: maxpool2d_argmax finds each window's maximum once (its index within the plane), then
 // maxpool2d_backward_cells (or maxpool2d_backward, for windows wider than twice the stride) gathers: each input
-// value adds the gradients of the few windows whose maximum it is, so no two invocations write the same value. (Re-finding the maxima per input value instead reads every window up to
-// four times over for 3×3 windows at stride 2: 12× the time of the forward on SqueezeNet, BENCHMARKS.md.)
+// value adds the gradients of the few windows whose maximum it is, so no two invocations write the same value.
+// (Re-finding the maxima per input value instead reads every window up to four times over for 3×3 windows at
+// stride 2: 12× the time of the forward on SqueezeNet, BENCHMARKS.md.)
 //
 // Layout: x / grad_x [planes, H, W] and y / gy / argmax [planes, Ho, Wo] with planes = B*C, f32 (argmax u32).
 // Dispatch: workgroup 256, one thread per output value (forward, argmax), cell of stride × stride input values
-//           (backward_cells) or input value (backward); linear workgroup index = x + z*groups_x. accumulate (backward only): add to grad_x instead of overwriting it.
+//           (backward_cells) or input value (backward); linear workgroup index = x + z*groups_x.
+//           accumulate (backward only): add to grad_x instead of overwriting it.
 
 struct PoolParams {
     planes: u32, h: u32, w: u32, ho: u32,
@@ -78,9 +80,9 @@ fn maxpool2d_argmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoca
 @group(0) @binding(3) var<storage, read_write> grad_x: array<f32>;
 
 // The windows along one axis (rows or columns) that may contain input position i, where kernel <= 2·stride (the
-// three nets' pools): i / stride and the one before it, the same for every position of a cell. `first`/`second` are they, clamped into range so they can
-// always be read, and the flags say which exist. (A window that exists but does not contain i, where windows
-// leave gaps, is harmless: its argmax is inside it, so never i.)
+// three nets' pools): i / stride and the one before it, the same for every position of a cell. `first`/`second`
+// are they, clamped into range so they can always be read, and the flags say which exist. (A window that exists
+// but does not contain i, where windows leave gaps, is harmless: its argmax is inside it, so never i.)
 struct AxisWindows {
     first: u32,
     second: u32,

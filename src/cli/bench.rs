@@ -328,8 +328,9 @@ fn report(gpu: &Gpu, kind: NetKind, what: &str, args: &BenchArgs, timing: Timing
 /// Where the time goes: after a warm-up batch, every dispatch of an eval chunk (forward pass, per-tap transforms,
 /// distances), then of what tune's step runs after the forward of a chunk (the weighted sum, rank net and ∂L/∂w
 /// of the batch; the distances' backward to the taps; the network's ReLU, max-pool and convolution gradients;
-/// Adam on w, the rank net and every conv parameter), each submitted on its own and waited for, `--iters` times; the means summed by kernel (entry point). Each lone submission adds its launch cost
-/// (tens of µs on a GPU), so the figures are those of batches large enough for the kernels to dominate.
+/// Adam on w, the rank net and every conv parameter), each submitted on its own and waited for, `--iters` times;
+/// the means summed by kernel (entry point). Each lone submission adds its launch cost (tens of µs on a GPU), so
+/// the figures are those of batches large enough for the kernels to dominate.
 fn profile_eval(gpu: &Gpu, kind: NetKind, args: &BenchArgs, members: &[&[u8]]) -> Result<()> {
     let metric = warm_metric(gpu, kind, args, members, false)?;
     let plan = metric
