@@ -317,10 +317,10 @@ fn conv_finite_difference_cases(gpu: &Gpu) {
     let mut rng = Lcg(31);
     // (batch, cin, h, w, cout, kernel, stride, pad, ctot, c_off): AlexNet's first conv and SqueezeNet's (weight
     // gradients only: the images get none; rows of 5 outputs, more than the 4 CPU adapters' forward takes), a
-    // 3×3 writing a middle channel slice, AlexNet's 5×5 with padding 2, an unpadded 3×3 on a non-square map, a 1×1 expand writing the last channels of its concatenation, and 297
-    // output columns, which GPUs' weight gradient splits into 5 ranges of 60 that cut across images; then a 3×3
-    // and a 5×5 with more output channels than CPU adapters' forward (16) and weight gradient (16 and 12) take
-    // per invocation.
+    // 3×3 writing a middle channel slice, AlexNet's 5×5 with padding 2, an unpadded 3×3 on a non-square map, a
+    // 1×1 expand writing the last channels of its concatenation, and 297 output columns, which GPUs' weight
+    // gradient splits into 5 ranges of 60 that cut across images; then a 3×3 and a 5×5 with more output channels
+    // than CPU adapters' forward (16) and weight gradient (16 and 12) take per invocation.
     let cases = [
         (2, 3, 17, 23, 5, 11, 4, 2, 5, 0),
         (2, 3, 9, 11, 6, 3, 2, 0, 6, 0),
