@@ -74,6 +74,88 @@ fn maxpool2d_argmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoca
     argmax_out[idx] = window_max(idx / (p.ho * p.wo), idx % (p.ho * p.wo)).index;
 }
 
+// The _pairs variants: two neighbouring outputs of a row per thread, where their windows fit in 5 columns
+// (stride + kernel <= 5: the nets' 3×3 and 2×2 windows at stride 2). Each window row's inputs are read as the two
+// whole vec4s that hold them (a SIMD rasteriser such as lavapipe pays per load and lane, whatever the width: 2
+// loads per row for both outputs where there were up to 6), then scanned in the same order as window_max.
+@group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
+
+fn window_max_pair(plane: u32, oy: u32, ox0: u32) -> array<WindowMax, 2> {
+    let y0 = oy * p.stride;
+    let y1 = min(y0 + p.kernel, p.h);
+    let x0 = ox0 * p.stride;
+    var best = array<WindowMax, 2>(
+        WindowMax(bitcast<f32>(0xff800000u), y0 * p.w + x0),
+        WindowMax(bitcast<f32>(0xff800000u), y0 * p.w + x0 + p.stride),
+    );
+    for (var yy = y0; yy < y1; yy++) {
+        let start = (plane * p.h + yy) * p.w + x0;
+        let a = x4[start / 4u];
+        let b = x4[start / 4u + 1u];
+        var flat = array<f32, 8>(a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w);
+        let shift = start % 4u;
+        for (var u = 0u; u < 5u; u++) {
+            var v = flat[u];
+            v = select(v, flat[u + 1u], shift == 1u);
+            v = select(v, flat[u + 2u], shift == 2u);
+            v = select(v, flat[u + 3u], shift == 3u);
+            for (var j = 0u; j < 2u; j++) {
+                // Column x0 + u is tap u - j·stride of window j.
+                let in_window = u >= j * p.stride && u < j * p.stride + p.kernel && x0 + u < p.w;
+                if (in_window && (v > best[j].value || is_nan(v))) {
+                    best[j] = WindowMax(v, yy * p.w + x0 + u);
+                }
+            }
+        }
+    }
+    return best;
+}
+
+// Thread idx of a _pairs variant: its plane, output row and first output column, and whether the second exists.
+struct PairOutputs {
+    ok: bool,
+    plane: u32,
+    oy: u32,
+    ox0: u32,
+    second: bool,
+}
+
+fn pair_outputs(idx: u32) -> PairOutputs {
+    let pairs_x = (p.wo + 1u) / 2u;
+    let plane = idx / (p.ho * pairs_x);
+    let oy = (idx / pairs_x) % p.ho;
+    let ox0 = 2u * (idx % pairs_x);
+    return PairOutputs(idx < p.planes * p.ho * pairs_x, plane, oy, ox0, ox0 + 1u < p.wo);
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn maxpool2d_forward_pairs(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let o = pair_outputs((wid.x + wid.z * p.groups_x) * 256u + li);
+    if (!o.ok) {
+        return;
+    }
+    let best = window_max_pair(o.plane, o.oy, o.ox0);
+    let at = (o.plane * p.ho + o.oy) * p.wo + o.ox0;
+    y[at] = best[0].value;
+    if (o.second) {
+        y[at + 1u] = best[1].value;
+    }
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn maxpool2d_argmax_pairs(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let o = pair_outputs((wid.x + wid.z * p.groups_x) * 256u + li);
+    if (!o.ok) {
+        return;
+    }
+    let best = window_max_pair(o.plane, o.oy, o.ox0);
+    let at = (o.plane * p.ho + o.oy) * p.wo + o.ox0;
+    argmax_out[at] = best[0].index;
+    if (o.second) {
+        argmax_out[at + 1u] = best[1].index;
+    }
+}
+
 // maxpool2d_backward: grad_x[i] (+)= the sum of gy over the windows whose argmax is i.
 @group(0) @binding(1) var<storage, read> argmax: array<u32>;
 @group(0) @binding(2) var<storage, read> gy: array<f32>;

@@ -517,6 +517,40 @@ fn maxpool_backward_matches_finite_differences_of_the_forward() {
     }
 }
 
+/// Windows of nothing but -inf: PyTorch's max-pool starts each window at (-inf, its first element's index) and
+/// only a greater value or a NaN replaces it, so such a window's gradient goes to its first element. Two such
+/// windows in a row (3×3 at stride 2 over [[-inf; 5]; 3]: columns 0–2 and 2–4), and a second plane with a finite
+/// value in the second window only.
+#[test]
+fn maxpool_routes_the_gradient_of_an_all_minus_infinity_window_to_its_first_element() {
+    let gpu = common::gpu();
+    let shape = PoolShape {
+        kernel: 3,
+        stride: 2,
+        ceil_mode: false,
+    };
+    let ninf = f32::NEG_INFINITY;
+    // Plane 0 all -inf; plane 1 the same but for a -5 at (1, 4), inside the second window only.
+    let mut xv = vec![ninf; 2 * 15];
+    xv[15 + 5 + 4] = -5.0;
+    let x = gpu.upload("x", &[1, 2, 3, 5], &xv).unwrap();
+    let y = gpu.zeros("y", &[1, 2, 1, 2]).unwrap();
+    run(&gpu, &[pool::maxpool2d(&gpu, shape, &x, &y).unwrap()]);
+    assert_eq!(read_all(&gpu, &y), [ninf, ninf, ninf, -5.0]);
+    let gy = gpu.upload("gy", &y.shape, &[1.0, 2.0, 3.0, 4.0]).unwrap();
+    let grad_x = gpu.zeros("grad_x", &x.shape).unwrap();
+    run(
+        &gpu,
+        &pool::maxpool2d_backward(&gpu, shape, &x, &gy, &grad_x, false).unwrap(),
+    );
+    let mut want = vec![0.0; 2 * 15];
+    want[0] = 1.0; // window (0, 0) of plane 0: its first element (0, 0)
+    want[2] = 2.0; // window (0, 1): its first element (0, 2)
+    want[15] = 3.0; // plane 1, window (0, 0)
+    want[15 + 5 + 4] = 4.0; // plane 1, window (0, 1): the -5
+    assert_eq!(read_all(&gpu, &grad_x), want);
+}
+
 /// NaNs in a window: PyTorch's max-pool keeps `val > maxval || isnan(val)` while scanning a window in row-major
 /// order, so the window's value is NaN and its gradient goes to the last NaN (torch 2.15 on the CPU: index 3 for
 /// the window [[1, nan, 2], [nan, 0, 3], [1, 1, 1]]). A plain CPU reference of that rule.

@@ -69,6 +69,14 @@ const MAXPOOL2D_BACKWARD: Kernel = Kernel {
     entry: "maxpool2d_backward",
     bindings: &[Access::Read, Access::Read, Access::ReadWrite],
 };
+const MAXPOOL2D_PAIRS: Kernel = Kernel {
+    entry: "maxpool2d_forward_pairs",
+    ..MAXPOOL2D
+};
+const MAXPOOL2D_ARGMAX_PAIRS: Kernel = Kernel {
+    entry: "maxpool2d_argmax_pairs",
+    ..MAXPOOL2D_ARGMAX
+};
 const MAXPOOL2D_BACKWARD_CELLS: Kernel = Kernel {
     entry: "maxpool2d_backward_cells",
     ..MAXPOOL2D_BACKWARD
@@ -79,6 +87,8 @@ const MAXPOOL2D_BACKWARD_CELLS: Kernel = Kernel {
 enum Threads {
     /// An output value (the forward, the argmax).
     Output,
+    /// Two neighbouring output values of a row (the same, where their windows fit in 5 columns).
+    OutputPair,
     /// An input value (the backward's gather).
     Input,
     /// A stride × stride cell of input values (the gather where windows are at most twice the stride).
@@ -100,6 +110,7 @@ fn params(gpu: &Gpu, shape: PoolShape, x: &Tensor, y: &Tensor, threads: Threads)
     let count = to_u32(
         match threads {
             Threads::Output => b * c * ho * wo,
+            Threads::OutputPair => b * c * ho * wo.div_ceil(2),
             Threads::Input => b * c * h * w,
             Threads::Cell => b * c * h.div_ceil(shape.stride) * w.div_ceil(shape.stride),
         },
@@ -121,14 +132,25 @@ fn params(gpu: &Gpu, shape: PoolShape, x: &Tensor, y: &Tensor, threads: Threads)
     Ok((params, [gx, 1, gz]))
 }
 
+/// The forward's (or with `argmax`, the argmax's) kernel for `shape` and what its threads compute: two
+/// neighbouring outputs where their windows fit in 5 columns, else one.
+fn forward_kernel(shape: PoolShape, argmax: bool) -> (Kernel, Threads) {
+    match (shape.stride + shape.kernel <= 5, argmax) {
+        (true, false) => (MAXPOOL2D_PAIRS, Threads::OutputPair),
+        (true, true) => (MAXPOOL2D_ARGMAX_PAIRS, Threads::OutputPair),
+        (false, false) => (MAXPOOL2D, Threads::Output),
+        (false, true) => (MAXPOOL2D_ARGMAX, Threads::Output),
+    }
+}
+
 /// `y = maxpool(x)` for x [B, C, H, W], y [B, C, Ho, Wo].
 pub fn maxpool2d(gpu: &Gpu, shape: PoolShape, x: &Tensor, y: &Tensor) -> Result<Dispatch> {
-    let (params, grid) = params(gpu, shape, x, y, Threads::Output)?;
-    let pipeline = gpu.pipeline(&MAXPOOL2D)?;
+    let (kernel, threads) = forward_kernel(shape, false);
+    let (params, grid) = params(gpu, shape, x, y, threads)?;
     Dispatch::new(
         gpu,
-        pipeline,
-        "maxpool2d_forward",
+        gpu.pipeline(&kernel)?,
+        kernel.entry,
         &params,
         &[x.binding(), y.binding()],
         grid,
@@ -164,11 +186,12 @@ pub fn maxpool2d_backward(
     params.accumulate = accumulate as u32;
     // u32 indices, in a buffer of gy's size.
     let argmax = gpu.zeros("max-pool argmax", &gy.shape)?;
-    let (argmax_params, argmax_grid) = self::params(gpu, shape, x, gy, Threads::Output)?;
+    let (find_kernel, find_threads) = forward_kernel(shape, true);
+    let (argmax_params, argmax_grid) = self::params(gpu, shape, x, gy, find_threads)?;
     let find = Dispatch::new(
         gpu,
-        gpu.pipeline(&MAXPOOL2D_ARGMAX)?,
-        MAXPOOL2D_ARGMAX.entry,
+        gpu.pipeline(&find_kernel)?,
+        find_kernel.entry,
         &argmax_params,
         &[x.binding(), argmax.binding()],
         argmax_grid,
