@@ -263,7 +263,7 @@ fn bench_profile_accounts_for_every_dispatch_by_kernel() {
         20,
         "{kernels:?}"
     );
-    assert_eq!(count(&["maxpool2d_argmax"]), 3, "{kernels:?}");
+    assert_eq!(count(&["maxpool2d_argmax_pairs"]), 3, "{kernels:?}");
     assert_eq!(count(&["maxpool2d_backward_cells"]), 3, "{kernels:?}");
     let seconds: Vec<f64> = b["dispatches"]
         .as_array()
