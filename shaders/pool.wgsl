@@ -111,48 +111,48 @@ fn window_max_pair(plane: u32, oy: u32, ox0: u32) -> array<WindowMax, 2> {
     return best;
 }
 
-// Thread idx of a _pairs variant: its plane, output row and first output column, and whether the second exists.
-struct PairOutputs {
+// What a thread of a _pairs variant found: whether it has outputs, where its first output is in y (the second
+// follows it, if it exists) and the two windows' maxima.
+struct PairMaxima {
     ok: bool,
-    plane: u32,
-    oy: u32,
-    ox0: u32,
+    at: u32,
     second: bool,
+    best: array<WindowMax, 2>,
 }
 
-fn pair_outputs(idx: u32) -> PairOutputs {
+fn pair_maxima(wid: vec3<u32>, li: u32) -> PairMaxima {
+    let idx = (wid.x + wid.z * p.groups_x) * 256u + li;
     let pairs_x = (p.wo + 1u) / 2u;
-    let plane = idx / (p.ho * pairs_x);
+    let ok = idx < p.planes * p.ho * pairs_x;
+    let plane = min(idx / (p.ho * pairs_x), p.planes - 1u);
     let oy = (idx / pairs_x) % p.ho;
     let ox0 = 2u * (idx % pairs_x);
-    return PairOutputs(idx < p.planes * p.ho * pairs_x, plane, oy, ox0, ox0 + 1u < p.wo);
+    var best: array<WindowMax, 2>;
+    if (ok) {
+        best = window_max_pair(plane, oy, ox0);
+    }
+    return PairMaxima(ok, (plane * p.ho + oy) * p.wo + ox0, ox0 + 1u < p.wo, best);
 }
 
 @compute @workgroup_size(256, 1, 1)
 fn maxpool2d_forward_pairs(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-    let o = pair_outputs((wid.x + wid.z * p.groups_x) * 256u + li);
-    if (!o.ok) {
-        return;
+    let m = pair_maxima(wid, li);
+    if (m.ok) {
+        y[m.at] = m.best[0].value;
     }
-    let best = window_max_pair(o.plane, o.oy, o.ox0);
-    let at = (o.plane * p.ho + o.oy) * p.wo + o.ox0;
-    y[at] = best[0].value;
-    if (o.second) {
-        y[at + 1u] = best[1].value;
+    if (m.ok && m.second) {
+        y[m.at + 1u] = m.best[1].value;
     }
 }
 
 @compute @workgroup_size(256, 1, 1)
 fn maxpool2d_argmax_pairs(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-    let o = pair_outputs((wid.x + wid.z * p.groups_x) * 256u + li);
-    if (!o.ok) {
-        return;
+    let m = pair_maxima(wid, li);
+    if (m.ok) {
+        argmax_out[m.at] = m.best[0].index;
     }
-    let best = window_max_pair(o.plane, o.oy, o.ox0);
-    let at = (o.plane * p.ho + o.oy) * p.wo + o.ox0;
-    argmax_out[at] = best[0].index;
-    if (o.second) {
-        argmax_out[at + 1u] = best[1].index;
+    if (m.ok && m.second) {
+        argmax_out[m.at + 1u] = m.best[1].index;
     }
 }
 
