@@ -2,7 +2,7 @@
 // computed as an implicit GEMM (no im2col buffer), and its backward (relu_backward, the conv2d_backward_params
 // family; the input gradient is these same forward kernels run as a transposed convolution, see the section at
 // the end).
-// (kernels::conv runs f32 3×3 stride-1 convolutions, forward and input gradient, as winograd.wgsl instead.)
+// (kernels::conv runs GPUs' f32 3×3 stride-1 convolutions, forward and input gradient, as winograd.wgsl instead.)
 //
 // Layout: x [B, Xtot, H, W] of which channels x_coff .. x_coff+Cin are read, weight [Cout, Cin, KH, KW] (OIHW),
 //         bias [Cout], all f32, row-major; window [Cin·KH·KW] (vec2<u32>, see its declaration) for the tiled
@@ -478,7 +478,7 @@ fn conv2d_forward_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
 // - the input gradient is the transposed convolution of the masked gy: for stride 1, conv2d_forward (or _direct)
 //   with x = gy's channel slice (x_ctot = Ctot, x_coff = c_off), p.flip, padding KH-1-pad, no bias, output
 //   grad_x [B, Cin, H, W] (kernels::conv::conv2d_backward_input), so it is tiled on GPUs as the forward is (and
-//   a 3×3 one runs as winograd.wgsl's Winograd transform, with the flipped filters, as its forward does);
+//   on a GPU a 3×3 one runs as winograd.wgsl's Winograd transform, with the flipped filters, as its forward does);
 // - the weight and bias gradients are conv2d_backward_params (or _rows, on CPU adapters; _tiled on GPUs) below.
 // p.accumulate: add to the gradient buffer instead of overwriting it (a tap feeds both the distance and the next
 // layer; the squeeze map feeds both expands; micro-batches sum their weight gradients).

@@ -4,7 +4,9 @@
 // patch transformed: 16 products per tile and input channel where the direct convolution makes 36, 2.25× fewer.
 // kernels::conv prepends conv.wgsl's shared part (ConvParams `p`, the tensors, `Column`, `store_output`), so
 // bias, ReLU, the output channel slice, accumulate, the input channel slice and the input gradient's flipped
-// weights (p.flip) behave as there.
+// weights (p.flip) behave as there. GPUs only: CPU adapters run conv.wgsl's conv2d_forward_rows, which on lavapipe
+// beat a barrier-free form of this kernel 2× (its loads of the patches and filters cost more than the
+// multiplications saved; kernels::winograd::applies).
 //
 // Layout: filters [Cout, Cin, 16] f32 as vec4 rows (filters[(m·Cin + c)·4 + i] is U's row i); x, bias, y as in
 //         conv.wgsl. Tiles t = (b, ty, tx) over ceil(Ho/2) × ceil(Wo/2) per image; tile (ty, tx) writes outputs
@@ -48,7 +50,7 @@ fn winograd_filters(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoca
     filters_out[base + 3u] = filter_row(g[2]);
 }
 
-// ---- Shared by the forward kernels ----
+// ---- Patches and outputs ----
 @group(0) @binding(2) var<storage, read> filters: array<vec4<f32>>;
 
 // A tile t = (img, ty, tx): its image, the output pixel of its top-left corner, and its input patch's origin.
@@ -109,47 +111,6 @@ fn store_tile(t: Tile, m: u32, acc: array<vec4<f32>, 4>) {
             if (t.ok && oy < p.ho && ox < p.wo) {
                 store_output(Column(true, t.img, oy * p.wo + ox, 0, 0, 0), m, out[dy][dx]);
             }
-        }
-    }
-}
-
-// ---- Forward without workgroup memory (CPU adapters, as conv.wgsl's conv2d_forward_direct) ----
-// winograd_forward_direct: each invocation computes one tile for WINO_M output channels: per input channel it
-// transforms its patch once (16 loads, 32 additions) and multiplies it into each channel's 16 accumulators. The
-// channels' filters are the workgroup's own, their 4·WINO_M rows (vec4) loaded once per LANES lanes (from_lane4).
-// Dispatch: workgroup 64; grid x*z covers ceil(tiles / 64), y covers ceil(Cout / WINO_M).
-const WINO_M: u32 = 4u;
-const WINO_ROWS: u32 = 4u * WINO_M;
-
-@compute @workgroup_size(64, 1, 1)
-fn winograd_forward_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-    // A tile past the end computes a copy of the last one (every lane must reach from_lane4) and stores nothing.
-    let t = tile((wid.x + wid.z * p.groups_x) * 64u + li);
-    let m0 = wid.y * WINO_M;
-    // This lane loads filter rows LANES·q + lane: row r of channel m0 + i is row 4i + r.
-    let lane = lane_index() % LANES;
-    var urow: array<u32, WINO_ROWS / LANES>;
-    for (var q = 0u; q < WINO_ROWS / LANES; q++) {
-        let row = LANES * q + lane;
-        urow[q] = min(m0 + row / 4u, p.cout - 1u) * p.cin * 4u + row % 4u;
-    }
-    var acc: array<array<vec4<f32>, 4>, WINO_M>;
-    for (var c = 0u; c < p.cin; c++) {
-        let v = input_transform(t, c);
-        var mine: array<vec4<f32>, WINO_ROWS / LANES>;
-        for (var q = 0u; q < WINO_ROWS / LANES; q++) {
-            mine[q] = filters[urow[q] + 4u * c];
-        }
-        for (var i = 0u; i < WINO_M; i++) {
-            for (var r = 0u; r < 4u; r++) {
-                let row = 4u * i + r;
-                acc[i][r] = fma(from_lane4(mine[row / LANES], row % LANES), v[r], acc[i][r]);
-            }
-        }
-    }
-    for (var i = 0u; i < WINO_M; i++) {
-        if (m0 + i < p.cout) {
-            store_tile(t, m0 + i, acc[i]);
         }
     }
 }

@@ -194,10 +194,10 @@ fn case(batch: usize, cin: usize, hw: (usize, usize), cout: usize, ksp: (usize, 
     }
 }
 
-/// The GPU once per conv variant: the tiled one with workgroup memory in each of its blocks, the barrier-free
-/// one that CPU adapters pick by default (its lanes sharing loads through subgroups, and each lane loading its
-/// own), both with their 3×3 stride-1 convolutions as Winograd transforms (the
-/// default) and as implicit GEMMs, the fast mode's tiled one (f16 tiles and products) in its smallest and
+/// The GPU once per conv variant: the tiled one with workgroup memory in each of its blocks, with its 3×3
+/// stride-1 convolutions as Winograd transforms (the default) and as implicit GEMMs, the barrier-free one that
+/// CPU adapters pick by default (its lanes sharing loads through subgroups, and each lane loading its own), the
+/// fast mode's tiled one (f16 tiles and products) in its smallest and
 /// largest block and, where the adapter offers cooperative matrices, the fast mode's tensor-core one.
 fn conv_variants() -> Vec<Gpu> {
     let mut gpus = Vec::new();
@@ -221,13 +221,10 @@ fn conv_variants() -> Vec<Gpu> {
     }
     // The barrier-free kernels with the adapter's lanes sharing loads (where it has subgroups) and with one.
     for lanes in [default.weight_lanes, 1] {
-        for winograd in [true, false] {
-            let mut gpu = common::gpu();
-            gpu.barrier_free = true;
-            gpu.weight_lanes = lanes;
-            gpu.winograd = winograd;
-            gpus.push(gpu);
-        }
+        let mut gpu = common::gpu();
+        gpu.barrier_free = true;
+        gpu.weight_lanes = lanes;
+        gpus.push(gpu);
     }
     for rows in [4, 8] {
         let mut tiled_f16 = common::gpu_for(Precision::F16);

@@ -55,7 +55,8 @@ pub struct BenchArgs {
     #[arg(long, value_name = "RxC", value_parser = ConvBlock::parse)]
     conv_block: Option<ConvBlock>,
     /// Run 3×3 stride-1 convolutions as implicit GEMMs like the others instead of Winograd F(2×2, 3×3), to
-    /// compare the two (TFLOP/s counts the direct convolution's arithmetic either way).
+    /// compare the two (TFLOP/s counts the direct convolution's arithmetic either way). GPUs only: CPU adapters
+    /// never use Winograd.
     #[arg(long)]
     no_winograd: bool,
     /// Print one JSON object per net.
@@ -277,7 +278,7 @@ fn with_settings(gpu: &Gpu, args: &BenchArgs, mut figures: serde_json::Value) ->
         "adapter": gpu.describe(), "seed": args.seed,
         "weights": if args.random_weights { "random" } else { "files" },
         "conv_block": args.conv_block.map_or("auto".into(), |b| b.name()),
-        "winograd": gpu.winograd,
+        "winograd": gpu.uses_winograd(),
     });
     if let (Some(f), serde_json::Value::Object(s)) = (figures.as_object_mut(), settings) {
         f.extend(s);

@@ -33,7 +33,11 @@ pub fn run(choice: &AdapterChoice, args: InfoArgs) -> Result<()> {
         (true, lanes) => format!("barrier-free, {lanes} lanes sharing each weight load"),
         (false, _) => "tiled in workgroup memory".to_string(),
     };
-    let f32_mode = format!("implicit-GEMM convolutions, 3×3 stride-1 ones as Winograd F(2×2, 3×3); kernels {kernels}");
+    let f32_mode = if !gpu.uses_winograd() {
+        format!("implicit-GEMM convolutions; kernels {kernels}")
+    } else {
+        format!("implicit-GEMM convolutions, 3×3 stride-1 ones as Winograd F(2×2, 3×3); kernels {kernels}")
+    };
     let l = &gpu.limits;
     let i = &gpu.info;
     let limits = [

@@ -188,8 +188,9 @@ pub struct Gpu {
     /// The block every tiled convolution uses, when forced (tests; `bench --conv-block`); None: kernels::conv
     /// picks one per convolution.
     pub conv_block: Option<ConvBlock>,
-    /// Run 3×3 stride-1 convolutions in f32 as Winograd F(2×2, 3×3) (kernels::winograd): 2.25× fewer
-    /// multiplications. On by default; tests and `bench --no-winograd` turn it off to compare.
+    /// Run 3×3 stride-1 convolutions in f32 as Winograd F(2×2, 3×3) (kernels::winograd) where the tiled kernels
+    /// run (not on CPU adapters): 2.25× fewer multiplications. On by default; tests and `bench --no-winograd`
+    /// turn it off to compare.
     pub winograd: bool,
     /// The largest device-local memory heap the driver reports (Vulkan only).
     pub device_memory: Option<u64>,
@@ -417,6 +418,12 @@ impl Gpu {
         let pipeline = Arc::new(pipeline);
         self.pipelines.lock().unwrap().insert(key, pipeline.clone());
         Ok(pipeline)
+    }
+
+    /// Whether f32 3×3 stride-1 convolutions run as Winograd F(2×2, 3×3): asked for, and not on a CPU adapter
+    /// (see kernels::winograd).
+    pub fn uses_winograd(&self) -> bool {
+        self.winograd && !self.barrier_free
     }
 
     /// Largest number of bytes one storage binding may cover on this adapter.

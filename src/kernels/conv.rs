@@ -342,8 +342,8 @@ pub fn conv2d(
 
 /// Records one convolution described by `params` over `[x, weight, bias, y]` (conv.wgsl's bindings 1–4; `bias`
 /// is not read without `has_bias`) in `precision`: the forward, and the input gradient as a transposed
-/// convolution. 3×3 stride-1 convolutions in f32 run as Winograd F(2×2, 3×3) (kernels::winograd), the rest as
-/// an implicit GEMM.
+/// convolution. On GPUs 3×3 stride-1 convolutions in f32 run as Winograd F(2×2, 3×3) (kernels::winograd), the
+/// rest as an implicit GEMM; CPU adapters run kernels 3 or more wide by rows.
 fn implicit_gemm(
     gpu: &Gpu,
     precision: Precision,

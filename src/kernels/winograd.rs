@@ -8,15 +8,9 @@ use super::conv::{shared_part, variant, ConvParams, ConvScratch};
 use super::{to_u32, WINOGRAD_WGSL};
 
 /// `entry` of winograd.wgsl, compiled behind conv.wgsl's shared part (the parameter block, the tensors, the
-/// output epilogue, the lanes' shared loads for the GPU's lanes).
-fn kernel(gpu: &Gpu, entry: &'static str, bindings: &'static [Access]) -> Kernel {
-    let lanes = gpu.weight_lanes;
-    let name = if lanes > 1 {
-        format!("winograd_lanes{lanes}")
-    } else {
-        "winograd".into()
-    };
-    let (family, source) = variant(name, || format!("{}\n{WINOGRAD_WGSL}", shared_part(lanes)));
+/// output epilogue; its kernels share no loads between lanes, so one lane's lines).
+fn kernel(entry: &'static str, bindings: &'static [Access]) -> Kernel {
+    let (family, source) = variant("winograd".into(), || format!("{}\n{WINOGRAD_WGSL}", shared_part(1)));
     Kernel {
         family,
         source,
@@ -25,20 +19,20 @@ fn kernel(gpu: &Gpu, entry: &'static str, bindings: &'static [Access]) -> Kernel
     }
 }
 
-/// Output channels per invocation of the barrier-free forward (WINO_M in winograd.wgsl), and output channels ×
-/// tiles per workgroup of the tiled one (WT_K × WT_T).
-const WINO_M: usize = 4;
+/// Output channels × tiles per workgroup of the forward (WT_K × WT_T in winograd.wgsl).
 const TILED_CHANNELS: usize = 32;
 const TILED_TILES: usize = 32;
 
-/// Whether a convolution of `params` in `precision` runs here: f32 (the fast mode keeps its f16 and tensor-core
-/// kernels, whose rounding the transforms would add to), 3×3, stride 1, the GPU not told otherwise, and an output
-/// whose 2×2 tiles leave it at least 1.5× fewer multiplications (a 3×3 output takes four tiles, 64 products per
-/// channel pair against the direct 81, and measured no faster on lavapipe: AlexNet's last three layers, BENCHMARKS.md).
+/// Whether a convolution of `params` in `precision` runs here: on a GPU (CPU adapters run conv.wgsl's row
+/// kernel, which on lavapipe beat both this file's barrier-free tile kernel, 2×, and Winograd as 16 GEMMs over
+/// transformed patches, on every VGG-16 layer: BENCHMARKS.md, eleventh session), in f32 (the fast mode keeps its
+/// f16 and tensor-core kernels, whose rounding the transforms would add to), 3×3, stride 1, the GPU not told
+/// otherwise, and an output whose 2×2 tiles leave it at least 1.5× fewer multiplications (a 3×3 output takes
+/// four tiles, 64 products per channel pair against the direct 81).
 pub(super) fn applies(gpu: &Gpu, precision: Precision, params: &ConvParams) -> bool {
     let tiled_pixels = 4 * params.ho.div_ceil(2) as usize * params.wo.div_ceil(2) as usize;
     let saving = 2.25 * (params.ho * params.wo) as f64 / tiled_pixels as f64;
-    gpu.winograd
+    gpu.uses_winograd()
         && precision == Precision::F32
         && params.kh == 3
         && params.kw == 3
@@ -58,7 +52,7 @@ pub(super) fn forward(
     let (cout, cin) = (params.cout as usize, params.cin as usize);
     let filters = scratch.filters(gpu, cout * cin * 16)?;
 
-    let filter_kernel = kernel(gpu, "winograd_filters", &[Access::Read, Access::ReadWrite]);
+    let filter_kernel = kernel("winograd_filters", &[Access::Read, Access::ReadWrite]);
     let (fx, fz) = linear_grid(gpu, to_u32((cout * cin).div_ceil(256), "winograd filters")?);
     let transform = Dispatch::new(
         gpu,
@@ -70,18 +64,11 @@ pub(super) fn forward(
     )?;
 
     let tiles = params.batch as usize * (params.ho as usize).div_ceil(2) * (params.wo as usize).div_ceil(2);
-    // CPU adapters run the barrier-free kernel (64 tiles × WINO_M channels per workgroup), GPUs the tiled one.
-    let (entry, tiles_per_group, channels_per_group) = if gpu.barrier_free {
-        ("winograd_forward_direct", 64, WINO_M)
-    } else {
-        ("winograd_forward", TILED_TILES, TILED_CHANNELS)
-    };
     let tiles_kernel = kernel(
-        gpu,
-        entry,
+        "winograd_forward",
         &[Access::Read, Access::Read, Access::Read, Access::ReadWrite],
     );
-    let (gx, gz) = linear_grid(gpu, to_u32(tiles.div_ceil(tiles_per_group), "winograd tiles")?);
+    let (gx, gz) = linear_grid(gpu, to_u32(tiles.div_ceil(TILED_TILES), "winograd tiles")?);
     params.groups_x = gx;
     let tiles = Dispatch::new(
         gpu,
@@ -89,7 +76,7 @@ pub(super) fn forward(
         tiles_kernel.entry,
         &params,
         &[x.binding(), filters.binding(), bias.binding(), y.binding()],
-        [gx, to_u32(cout.div_ceil(channels_per_group), "winograd rows")?, gz],
+        [gx, to_u32(cout.div_ceil(TILED_CHANNELS), "winograd rows")?, gz],
     )?;
     Ok(vec![transform, tiles])
 }

@@ -33,17 +33,16 @@ pub fn conv_variant(gpu: &Gpu) -> String {
     match (gpu.precision, gpu.coop_tile) {
         (Precision::F16, Some(t)) => format!("f16 on {0}x{0}x{0} cooperative matrices", t.side),
         // The fast mode's forward runs the tiled kernel even where barrier_free (which its f32 backward follows).
-        (Precision::F32, _) if gpu.barrier_free => format!(
-            "f32, barrier_free, {} lanes sharing loads, winograd {}",
-            gpu.weight_lanes, gpu.winograd
-        ),
+        (Precision::F32, _) if gpu.barrier_free => {
+            format!("f32, barrier_free, {} lanes sharing loads", gpu.weight_lanes)
+        }
         (p, _) => format!(
             "{}, tiled, block {}, barrier_free {}{}",
             p.name(),
             gpu.conv_block.map_or("chosen per conv".into(), |b| b.name()),
             gpu.barrier_free,
             if p == Precision::F32 {
-                format!(", winograd {}", gpu.winograd)
+                format!(", winograd {}", gpu.uses_winograd())
             } else {
                 String::new()
             }
