@@ -33,7 +33,9 @@ pub fn run(choice: &AdapterChoice, args: InfoArgs) -> Result<()> {
         (true, lanes) => format!("barrier-free, {lanes} lanes sharing each weight load"),
         (false, _) => "tiled in workgroup memory".to_string(),
     };
-    let f32_mode = if !gpu.uses_winograd() {
+    let f32_mode = if gpu.barrier_free {
+        format!("implicit-GEMM convolutions, those 3 or more wide by output rows; kernels {kernels}")
+    } else if !gpu.uses_winograd() {
         format!("implicit-GEMM convolutions; kernels {kernels}")
     } else {
         format!("implicit-GEMM convolutions, 3×3 stride-1 ones as Winograd F(2×2, 3×3); kernels {kernels}")
