@@ -352,6 +352,73 @@ fn conv2d_forward_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_i
     }
 }
 
+// conv2d_forward_pointwise: conv2d_forward_direct for 1×1 convolutions of stride 1 without padding (also their
+// input gradients, with p.flip), each invocation PW_CO channels × 4 consecutive columns n = (b, pixel) of the
+// batch — across rows and images, so that small maps leave no lane idle —, the columns' sums a vec4. The inputs
+// are always inside the map: per input channel 4 loads without bounds checks, the weights loaded once per LANES
+// lanes.
+// Dispatch: workgroup 64; grid x*z covers ceil(ceil(B·H·W / 4) / 64), y covers ceil(Cout / PW_CO).
+const PW_CO: u32 = 16u;
+const PW_LOADS: u32 = (PW_CO + LANES - 1u) / LANES;
+
+@compute @workgroup_size(64, 1, 1)
+fn conv2d_forward_pointwise(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let hw = p.h * p.w;
+    let columns = p.batch * hw;
+    let quads = (columns + 3u) / 4u;
+    // Quads past the end compute a copy of the last one (every lane must reach from_lane) and store nothing.
+    let quad = (wid.x + wid.z * p.groups_x) * 64u + li;
+    let qq = min(quad, quads - 1u);
+    let m0 = wid.y * PW_CO;
+    var src: array<u32, 4>;
+    for (var j = 0u; j < 4u; j++) {
+        let n = min(4u * qq + j, columns - 1u);
+        src[j] = ((n / hw) * p.x_ctot + p.x_coff) * hw + n % hw;
+    }
+    // Weight (m, ci) is at m·m_stride + ci·ci_stride ([Cin, Cout] with p.flip, see weight_value).
+    let flip = p.flip != 0u;
+    let m_stride = select(p.cin, 1u, flip);
+    let ci_stride = select(1u, p.cout, flip);
+    let lane = lane_index() % LANES;
+    var mrow: array<u32, PW_LOADS>;
+    for (var q = 0u; q < PW_LOADS; q++) {
+        mrow[q] = min(m0 + LANES * q + lane, p.cout - 1u) * m_stride;
+    }
+    var acc: array<vec4<f32>, PW_CO>;
+    for (var i = 0u; i < PW_CO; i++) {
+        acc[i] = vec4<f32>(0.0);
+    }
+    var plane = 0u;
+    var k = 0u;
+    for (var ci = 0u; ci < p.cin; ci++) {
+        let v = vec4<f32>(x[src[0] + plane], x[src[1] + plane], x[src[2] + plane], x[src[3] + plane]);
+        var mine: array<f32, PW_LOADS>;
+        for (var q = 0u; q < PW_LOADS; q++) {
+            mine[q] = weight[mrow[q] + k];
+        }
+        for (var i = 0u; i < PW_CO; i++) {
+            acc[i] = fma(vec4<f32>(from_lane(mine[i / LANES], i % LANES)), v, acc[i]);
+        }
+        plane += hw;
+        k += ci_stride;
+    }
+    if (quad >= quads) {
+        return;
+    }
+    for (var j = 0u; j < 4u; j++) {
+        let n = 4u * quad + j;
+        if (n >= columns) {
+            continue;
+        }
+        let c = Column(true, n / hw, n % hw, 0, 0, 0);
+        for (var i = 0u; i < PW_CO; i++) {
+            if (m0 + i < p.cout) {
+                store_output(c, m0 + i, acc[i][j]);
+            }
+        }
+    }
+}
+
 // conv2d_forward_rows: conv2d_forward_direct for convolutions of stride FWD_STRIDE whose kernels are FWD_TAPS
 // wide (also the input gradients of stride-1 ones, with p.flip), each invocation FWD_CO channels × 4 neighbouring
 // pixels of one output row, the pixels a vec4. Along a kernel row (ci, ky) the pixels' windows span
@@ -475,10 +542,11 @@ fn conv2d_forward_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
 // [B, Ctot, Ho, Wo] output; only the conv's channel slice is read (the fire module's concat backward).
 // relu_backward first masks gy in place by the forward's output (PyTorch's threshold_backward), once for every
 // convolution that reads it (both expands of a fire module share one map). Then:
-// - the input gradient is the transposed convolution of the masked gy: for stride 1, conv2d_forward (or _direct)
-//   with x = gy's channel slice (x_ctot = Ctot, x_coff = c_off), p.flip, padding KH-1-pad, no bias, output
-//   grad_x [B, Cin, H, W] (kernels::conv::conv2d_backward_input), so it is tiled on GPUs as the forward is (and
-//   on a GPU a 3×3 one runs as winograd.wgsl's Winograd transform, with the flipped filters, as its forward does);
+// - the input gradient is the transposed convolution of the masked gy: for stride 1, conv2d_forward (or
+//   _direct, _rows, _pointwise) with x = gy's channel slice (x_ctot = Ctot, x_coff = c_off), p.flip, padding
+//   KH-1-pad, no bias, output grad_x [B, Cin, H, W] (kernels::conv::conv2d_backward_input), so it is tiled on
+//   GPUs as the forward is (and on a GPU a 3×3 one runs as winograd.wgsl's Winograd transform, with the flipped
+//   filters, as its forward does);
 // - the weight and bias gradients are conv2d_backward_params (or _rows, on CPU adapters; _tiled on GPUs) below.
 // p.accumulate: add to the gradient buffer instead of overwriting it (a tap feeds both the distance and the next
 // layer; the squeeze map feeds both expands; micro-batches sum their weight gradients).

@@ -262,7 +262,12 @@ fn bench_profile_accounts_for_every_dispatch_by_kernel() {
     );
     assert_eq!(count(&["winograd_forward"]), winograd, "{kernels:?}");
     assert_eq!(
-        count(&["conv2d_forward", "conv2d_forward_direct", "conv2d_forward_rows"]),
+        count(&[
+            "conv2d_forward",
+            "conv2d_forward_direct",
+            "conv2d_forward_rows",
+            "conv2d_forward_pointwise"
+        ]),
         24 - winograd,
         "{kernels:?}"
     );

@@ -43,6 +43,11 @@ const CONV2D_DIRECT: Kernel = Kernel {
     entry: "conv2d_forward_direct",
     bindings: FORWARD_BINDINGS,
 };
+const CONV2D_POINTWISE: Kernel = Kernel {
+    entry: "conv2d_forward_pointwise",
+    bindings: &[Access::Read, Access::Read, Access::Read, Access::ReadWrite],
+    ..CONV2D_DIRECT
+};
 const CONV2D_ROWS: Kernel = Kernel {
     entry: "conv2d_forward_rows",
     bindings: &[Access::Read, Access::Read, Access::Read, Access::ReadWrite],
@@ -85,6 +90,28 @@ fn forward_rows_kernel(gpu: &Gpu, taps: u32, stride: u32, channels: u32) -> Kern
         source,
         ..CONV2D_ROWS
     }
+}
+
+/// Output channels per invocation of conv2d_forward_pointwise (PW_CO).
+const POINTWISE_CHANNELS: usize = 16;
+
+/// Records a 1×1 stride-1 unpadded convolution on a CPU adapter (as implicit_gemm's): conv2d_forward_pointwise
+/// over the batch's columns in fours.
+fn forward_pointwise(gpu: &Gpu, mut params: ConvParams, tensors: [&Tensor; 4]) -> Result<Dispatch> {
+    let kernel = conv_kernel(gpu, CONV2D_POINTWISE, Precision::F32, PLAIN);
+    let quads = (params.batch as usize * (params.h * params.w) as usize).div_ceil(4);
+    let (gx, gz) = linear_grid(gpu, to_u32(quads.div_ceil(64), "conv column quads")?);
+    params.groups_x = gx;
+    let bindings: Vec<_> = tensors.iter().map(|t| t.binding()).collect();
+    let channel_blocks = to_u32((params.cout as usize).div_ceil(POINTWISE_CHANNELS), "conv channels")?;
+    Dispatch::new(
+        gpu,
+        gpu.pipeline(&kernel)?,
+        kernel.entry,
+        &params,
+        &bindings,
+        [gx, channel_blocks, gz],
+    )
 }
 
 /// Records a convolution that [`forward_row_channels`] takes on a CPU adapter (as implicit_gemm's):
@@ -357,6 +384,10 @@ fn implicit_gemm(
     let by_rows = forward_row_channels(params.kw as usize, params.stride as usize);
     if let (Precision::F32, true, Some(channels)) = (precision, gpu.barrier_free, by_rows) {
         return Ok(vec![forward_rows(gpu, params, tensors, channels)?]);
+    }
+    let pointwise = params.kh == 1 && params.kw == 1 && params.stride == 1 && params.pad == 0;
+    if precision == Precision::F32 && gpu.barrier_free && pointwise {
+        return Ok(vec![forward_pointwise(gpu, params, tensors)?]);
     }
     let columns = (params.batch * params.ho * params.wo) as usize;
     // CPU adapters get the barrier-free variant (workgroup: 64 invocations × DIRECT_N columns, DIRECT_M channels)
