@@ -97,16 +97,37 @@ const POINTWISE_CHANNELS: usize = 16;
 
 /// Records a 1×1 stride-1 unpadded convolution on a CPU adapter (as implicit_gemm's): conv2d_forward_pointwise
 /// over the batch's columns in fours.
-fn forward_pointwise(gpu: &Gpu, mut params: ConvParams, tensors: [&Tensor; 4]) -> Result<Dispatch> {
+fn forward_pointwise(gpu: &Gpu, params: ConvParams, tensors: [&Tensor; 4]) -> Result<Dispatch> {
     let kernel = conv_kernel(gpu, CONV2D_POINTWISE, Precision::F32, PLAIN);
     let quads = (params.batch as usize * (params.h * params.w) as usize).div_ceil(4);
-    let (gx, gz) = linear_grid(gpu, to_u32(quads.div_ceil(64), "conv column quads")?);
+    lane_blocks(gpu, &kernel, params, tensors, quads, POINTWISE_CHANNELS)
+}
+
+/// Records a convolution that [`forward_row_channels`] takes on a CPU adapter (as implicit_gemm's):
+/// conv2d_forward_rows over whole output rows in segments of FORWARD_ROW_PIXELS, the columns (b, oy, segment).
+fn forward_rows(gpu: &Gpu, params: ConvParams, tensors: [&Tensor; 4], channels: u32) -> Result<Dispatch> {
+    let kernel = forward_rows_kernel(gpu, params.kw, params.stride, channels);
+    let segments = (params.batch * params.ho * params.wo.div_ceil(FORWARD_ROW_PIXELS)) as usize;
+    lane_blocks(gpu, &kernel, params, tensors, segments, channels as usize)
+}
+
+/// One dispatch of a barrier-free forward `kernel` over `[x, weight, bias, y]`: workgroups of 64 invocations, one
+/// per column block (`blocks` in all, linear over x and z), and a row of workgroups per `channels` outputs.
+fn lane_blocks(
+    gpu: &Gpu,
+    kernel: &Kernel,
+    mut params: ConvParams,
+    tensors: [&Tensor; 4],
+    blocks: usize,
+    channels: usize,
+) -> Result<Dispatch> {
+    let (gx, gz) = linear_grid(gpu, to_u32(blocks.div_ceil(64), "conv column blocks")?);
     params.groups_x = gx;
     let bindings: Vec<_> = tensors.iter().map(|t| t.binding()).collect();
-    let channel_blocks = to_u32((params.cout as usize).div_ceil(POINTWISE_CHANNELS), "conv channels")?;
+    let channel_blocks = to_u32((params.cout as usize).div_ceil(channels), "conv channel blocks")?;
     Dispatch::new(
         gpu,
-        gpu.pipeline(&kernel)?,
+        gpu.pipeline(kernel)?,
         kernel.entry,
         &params,
         &bindings,
@@ -114,24 +135,6 @@ fn forward_pointwise(gpu: &Gpu, mut params: ConvParams, tensors: [&Tensor; 4]) -
     )
 }
 
-/// Records a convolution that [`forward_row_channels`] takes on a CPU adapter (as implicit_gemm's):
-/// conv2d_forward_rows over whole output rows in segments of FORWARD_ROW_PIXELS, the columns (b, oy, segment).
-fn forward_rows(gpu: &Gpu, mut params: ConvParams, tensors: [&Tensor; 4], channels: u32) -> Result<Dispatch> {
-    let kernel = forward_rows_kernel(gpu, params.kw, params.stride, channels);
-    let segments = (params.batch * params.ho * params.wo.div_ceil(FORWARD_ROW_PIXELS)) as usize;
-    let (gx, gz) = linear_grid(gpu, to_u32(segments.div_ceil(64), "conv row segments")?);
-    params.groups_x = gx;
-    let bindings: Vec<_> = tensors.iter().map(|t| t.binding()).collect();
-    let channel_blocks = to_u32(params.cout.div_ceil(channels) as usize, "conv rows")?;
-    Dispatch::new(
-        gpu,
-        gpu.pipeline(&kernel)?,
-        kernel.entry,
-        &params,
-        &bindings,
-        [gx, channel_blocks, gz],
-    )
-}
 const CONV2D: Kernel = Kernel {
     family: "conv",
     source: CONV_WGSL,
