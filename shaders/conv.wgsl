@@ -123,7 +123,6 @@ fn store_output(c: Column, m: u32, acc: f32) {
 const LANES: u32 = 1u;
 fn lane_index() -> u32 { return 0u; }
 fn from_lane(v: f32, lane: u32) -> f32 { return v; }
-fn from_lane4(v: vec4<f32>, lane: u32) -> vec4<f32> { return v; }
 // ---- end of the shared part ----
 
 // Per-thread block of the tiled kernels: BLOCK_M rows × BLOCK_N columns, each 4 or 8 (groups of 4 consecutive

@@ -153,11 +153,10 @@ const TILED_LINES: [&str; 4] = [
 
 /// The lines of conv.wgsl's shared part that let the barrier-free kernels' lanes share loads, as written: one
 /// lane, each loading every value itself. [`lane_lines`] has them for more.
-const LANE_LINES: [&str; 4] = [
+const LANE_LINES: [&str; 3] = [
     "const LANES: u32 = 1u;",
     "fn lane_index() -> u32 { return 0u; }",
     "fn from_lane(v: f32, lane: u32) -> f32 { return v; }",
-    "fn from_lane4(v: vec4<f32>, lane: u32) -> vec4<f32> { return v; }",
 ];
 
 /// LANE_LINES for `lanes` lanes of a subgroup (the shared part's own lines for one).
@@ -171,7 +170,6 @@ fn lane_lines(lanes: u32) -> Vec<String> {
         // are exactly its subgroup invocation id.
         "fn lane_index() -> u32 { return subgroupExclusiveAdd(1u); }".into(),
         "fn from_lane(v: f32, lane: u32) -> f32 { return subgroupShuffle(v, lane); }".into(),
-        "fn from_lane4(v: vec4<f32>, lane: u32) -> vec4<f32> { return subgroupShuffle(v, lane); }".into(),
     ]
 }
 
@@ -373,7 +371,7 @@ pub fn conv2d(
 /// Records one convolution described by `params` over `[x, weight, bias, y]` (conv.wgsl's bindings 1–4; `bias`
 /// is not read without `has_bias`) in `precision`: the forward, and the input gradient as a transposed
 /// convolution. On GPUs 3×3 stride-1 convolutions in f32 run as Winograd F(2×2, 3×3) (kernels::winograd), the
-/// rest as an implicit GEMM; CPU adapters run kernels 3 or more wide by rows.
+/// rest as an implicit GEMM; CPU adapters run kernels 3 or more wide by rows and 1×1 stride-1 ones by columns.
 fn implicit_gemm(
     gpu: &Gpu,
     precision: Precision,
@@ -394,9 +392,9 @@ fn implicit_gemm(
     }
     let columns = (params.batch * params.ho * params.wo) as usize;
     // CPU adapters get the barrier-free variant (workgroup: 64 invocations × DIRECT_N columns, DIRECT_M channels)
-    // in f32 (for kernels 3 or more wide its row form, above); the fast mode runs on cooperative matrices (4S × 4S
-    // output tiles) where the adapter has them; everything else runs the tiled kernel (in the fast mode with f16
-    // tiles, which a GPU speeds up).
+    // in f32 (for kernels 3 or more wide its row form, for 1×1 stride-1 ones its pointwise form, above); the fast
+    // mode runs on cooperative matrices (4S × 4S output tiles) where the adapter has them; everything else runs
+    // the tiled kernel (in the fast mode with f16 tiles, which a GPU speeds up).
     let (kernel, rows_per_group, columns, cols_per_group) = match (precision, gpu.barrier_free, gpu.coop_tile) {
         (Precision::F16, _, Some(tile)) => {
             let side = 4 * tile.side as usize;
