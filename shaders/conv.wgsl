@@ -772,6 +772,90 @@ fn conv2d_backward_params_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(l
     }
 }
 
+// conv2d_backward_params_pointwise: the same sums for 1×1 stride-1 unpadded convolutions on CPU adapters, as the
+// partial sums of the split reduction below (partials [splits, Cout, Cin + 1] bound as grad_w, which
+// conv2d_backward_params_reduce adds up): an invocation takes PW_CO output channels × 4 input channels (a
+// channel's 4 sums a vec4) over split s's range of the batch's columns (b, pixel), per column 4 input loads
+// without bounds checks and the gy shared between lanes as in conv2d_backward_params. Input-channel quad
+// ceil(Cin / 4) is the bias, whose inputs are all 1. A squeeze layer has too few weights for one invocation per
+// block to fill the grid, hence the splits.
+// Dispatch: workgroup 64, as 8 units of 8 lanes (LANES divides 8; a unit's lanes share its split and columns);
+// linear index x + z*groups_x over units (split, block of 8 quads, output-channel block), the last fastest.
+const PWB_UNIT: u32 = 8u;
+
+@compute @workgroup_size(64, 1, 1)
+fn conv2d_backward_params_pointwise(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let quads = (p.cin + 3u) / 4u + 1u;
+    let quad_blocks = (quads + PWB_UNIT - 1u) / PWB_UNIT;
+    let co_blocks = (p.cout + PW_CO - 1u) / PW_CO;
+    let unit = (wid.x + wid.z * p.groups_x) * (64u / PWB_UNIT) + li / PWB_UNIT;
+    let co0 = (unit % co_blocks) * PW_CO;
+    let rest = unit / co_blocks;
+    // Invocations past the last quad or split compute a copy and store nothing (every lane reaches from_lane).
+    let quad = (rest % quad_blocks) * PWB_UNIT + li % PWB_UNIT;
+    let split = rest / quad_blocks;
+    let qq = min(quad, quads - 1u);
+    let is_bias = qq + 1u == quads;
+    let hw = p.ho * p.wo;
+    let columns = p.batch * hw;
+    let per_split = (columns + p.splits - 1u) / p.splits;
+    let n0 = min(min(split, p.splits - 1u) * per_split, columns);
+    let n1 = min(n0 + per_split, columns);
+    var planes: array<u32, 4>;
+    for (var j = 0u; j < 4u; j++) {
+        planes[j] = min(4u * qq + j, p.cin - 1u) * hw;
+    }
+    let lane = lane_index() % LANES;
+    var gbase: array<u32, PW_LOADS>;
+    for (var q = 0u; q < PW_LOADS; q++) {
+        gbase[q] = (p.c_off + min(co0 + LANES * q + lane, p.cout - 1u)) * hw;
+    }
+    var acc: array<vec4<f32>, PW_CO>;
+    for (var i = 0u; i < PW_CO; i++) {
+        acc[i] = vec4<f32>(0.0);
+    }
+    // Column n = (b, pix) at x_fwd[x_at + planes[j]] and gy[gbase[q] + g_at], stepped across images by selects.
+    var pix = n0 % hw;
+    var x_at = (n0 / hw) * p.cin * hw + pix;
+    var g_at = (n0 / hw) * p.ctot * hw + pix;
+    for (var n = n0; n < n1; n++) {
+        var v = vec4<f32>(x_fwd[x_at + planes[0]], x_fwd[x_at + planes[1]], x_fwd[x_at + planes[2]],
+            x_fwd[x_at + planes[3]]);
+        v = select(v, vec4<f32>(1.0), is_bias);
+        var mine: array<f32, PW_LOADS>;
+        for (var q = 0u; q < PW_LOADS; q++) {
+            mine[q] = gy[gbase[q] + g_at];
+        }
+        for (var i = 0u; i < PW_CO; i++) {
+            acc[i] = fma(vec4<f32>(from_lane(mine[i / LANES], i % LANES)), v, acc[i]);
+        }
+        let wrap = pix + 1u == hw;
+        pix = select(pix + 1u, 0u, wrap);
+        x_at += select(1u, 1u + (p.cin - 1u) * hw, wrap);
+        g_at += select(1u, 1u + (p.ctot - 1u) * hw, wrap);
+    }
+    if (quad >= quads || split >= p.splits) {
+        return;
+    }
+    let row = p.cin + 1u;
+    for (var i = 0u; i < PW_CO; i++) {
+        let co = co0 + i;
+        if (co >= p.cout) {
+            continue;
+        }
+        let base = (split * p.cout + co) * row;
+        if (is_bias) {
+            grad_w[base + p.cin] = acc[i].x;
+        } else {
+            for (var j = 0u; j < 4u; j++) {
+                if (4u * quad + j < p.cin) {
+                    grad_w[base + 4u * quad + j] = acc[i][j];
+                }
+            }
+        }
+    }
+}
+
 // conv2d_backward_params_tiled: the same sums on GPUs, as a tiled GEMM like conv2d_forward's: rows m = output
 // channel, columns k = (ci, ky, kx) and the bias column k = depth (whose "input" is 1), and the product's depth
 // n = (b, oy, ox), the output columns of the batch. n is split into p.splits ranges of ceil(N / splits) (one

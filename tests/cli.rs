@@ -180,8 +180,9 @@ fn bench_runs_on_random_weights_without_weight_files() {
 /// `bench --what profile` times every dispatch of an eval chunk and sums them by kernel. SqueezeNet 1.1 at 64×64
 /// (torchvision's layers) runs 25 convolutions: on a GPU the 3×3 expands of fire2–fire5 (15×15 and 7×7 maps) as
 /// Winograd transforms, each with its filter transform, those of fire6–fire9 (3×3 maps, where 2×2 tiles save too
-/// little) and the rest as implicit GEMMs (on CPU adapters all 25 as implicit GEMMs); and 7 taps, each unit-normalised and compared once. The network's backward
-/// and the rest of a tune step are profiled too (counts below).
+/// little) and the rest as implicit GEMMs (on CPU adapters all 25 as implicit GEMMs); and 7 taps, each
+/// unit-normalised and compared once. The network's backward and the rest of a tune step are profiled too
+/// (counts below).
 #[test]
 fn bench_profile_accounts_for_every_dispatch_by_kernel() {
     let out = dps(&[
@@ -234,9 +235,9 @@ fn bench_profile_accounts_for_every_dispatch_by_kernel() {
     // The rest of a tune step on that chunk: per tap its distance's backward (the unit normalisation recomputed,
     // the pair profile's and the normalisation's backward: 7 each); per torchvision's SqueezeNet 1.1, a ReLU
     // backward per conv map (conv1, and each fire's squeeze map and expand concatenation: 1 + 8·2), a weight
-    // gradient per convolution (25), an input gradient for all but conv1 (24, the four 3×3 expands among them,
-    // Winograd or not as in the forward) and 3 max-pools (each its maxima found, then gathered); Adam on the 25
-    // weights and biases, the channel weights and the rank net (52).
+    // gradient per convolution (25; split ones add a reduction), an input gradient for all but conv1 (24, the
+    // four 3×3 expands among them, Winograd or not as in the forward) and 3 max-pools (each its maxima found,
+    // then gathered); Adam on the 25 weights and biases, the channel weights and the rank net (52).
     let b = &v["backward"];
     let kernels = b["kernels"].as_array().expect("the backward's kernels");
     let count = |names: &[&str]| -> u64 {
@@ -255,7 +256,8 @@ fn bench_profile_accounts_for_every_dispatch_by_kernel() {
         count(&[
             "conv2d_backward_params",
             "conv2d_backward_params_rows",
-            "conv2d_backward_params_tiled"
+            "conv2d_backward_params_tiled",
+            "conv2d_backward_params_pointwise"
         ]),
         25,
         "{kernels:?}"

@@ -476,6 +476,10 @@ const CONV2D_BACKWARD_PARAMS: Kernel = Kernel {
     entry: "conv2d_backward_params",
     bindings: &[Access::Read, Access::Read, Access::ReadWrite, Access::ReadWrite],
 };
+const CONV2D_BACKWARD_PARAMS_POINTWISE: Kernel = Kernel {
+    entry: "conv2d_backward_params_pointwise",
+    ..CONV2D_BACKWARD_PARAMS
+};
 const CONV2D_BACKWARD_PARAMS_ROWS: Kernel = Kernel {
     entry: "conv2d_backward_params_rows",
     ..CONV2D_BACKWARD_PARAMS
@@ -708,6 +712,10 @@ pub fn conv2d_backward_params(
         );
     }
     let depth = c.shape.cin * c.shape.kernel * c.shape.kernel;
+    let pointwise = c.shape.kernel == 1 && c.shape.stride == 1 && c.shape.pad == 0;
+    if gpu.barrier_free && pointwise {
+        return backward_params_pointwise(gpu, c, params, grad_weight, grad_bias, scratch);
+    }
     if gpu.barrier_free {
         // Kernels 3 to 11 wide: an invocation per kernel row (and one for the bias), else per BACK_K depth
         // indices.
@@ -780,20 +788,76 @@ pub fn conv2d_backward_params(
         ],
         [gx, to_u32(row_tiles * splits, "conv weight gradient rows")?, gz],
     )?;
-    let (rx, rz) = linear_grid(
-        gpu,
-        to_u32((c.shape.cout * (depth + 1)).div_ceil(256), "conv weight-gradient sum")?,
-    );
+    let reduce = reduce_partials(gpu, params, &partials, grad_weight, grad_bias)?;
+    Ok(vec![sums, reduce])
+}
+
+/// The second step of a split weight gradient: `grad_weight` and `grad_bias` (+)= the sum of `partials`
+/// ([params.splits, Cout, depth + 1]) over the splits.
+fn reduce_partials(
+    gpu: &Gpu,
+    mut params: ConvParams,
+    partials: &Tensor,
+    grad_weight: &Tensor,
+    grad_bias: &Tensor,
+) -> Result<Dispatch> {
+    let sums = (params.cout * (params.cin * params.kh * params.kw + 1)) as usize;
+    let (rx, rz) = linear_grid(gpu, to_u32(sums.div_ceil(256), "conv weight-gradient sum")?);
     params.groups_x = rx;
-    let reduce = Dispatch::new(
+    Dispatch::new(
         gpu,
         gpu.pipeline(&CONV2D_BACKWARD_PARAMS_REDUCE)?,
         CONV2D_BACKWARD_PARAMS_REDUCE.entry,
         &params,
         &[partials.binding(), grad_weight.binding(), grad_bias.binding()],
         [rx, 1, rz],
+    )
+}
+
+/// Units (8 lanes) that the CPU adapters' 1×1 weight gradient aims for, splitting the batch's columns until it
+/// has them.
+const POINTWISE_PARAMS_UNITS: usize = 128;
+/// Fewest columns a split of the 1×1 weight gradient reduces.
+const POINTWISE_MIN_SPLIT_COLUMNS: usize = 64;
+
+/// The weight and bias gradients of a 1×1 stride-1 unpadded convolution on a CPU adapter (as
+/// conv2d_backward_params'): conv2d_backward_params_pointwise's partial sums, then their reduction.
+fn backward_params_pointwise(
+    gpu: &Gpu,
+    c: &ConvBackward,
+    mut params: ConvParams,
+    grad_weight: &Tensor,
+    grad_bias: &Tensor,
+    scratch: &mut ConvScratch,
+) -> Result<Vec<Dispatch>> {
+    let (cin, cout) = (c.shape.cin, c.shape.cout);
+    let units_per_split = (cin.div_ceil(4) + 1).div_ceil(8) * cout.div_ceil(POINTWISE_CHANNELS);
+    let columns = (params.batch * params.ho * params.wo) as usize;
+    let partial_bytes = (cout * (cin + 1) * 4) as u64;
+    let splits = POINTWISE_PARAMS_UNITS
+        .div_ceil(units_per_split)
+        .min(columns.div_ceil(POINTWISE_MIN_SPLIT_COLUMNS))
+        .min((SCRATCH_BYTES.min(gpu.max_binding_bytes()) / partial_bytes).max(1) as usize)
+        .max(1);
+    params.splits = to_u32(splits, "weight gradient splits")?;
+    let partials = scratch.partials(gpu, [splits, cout, cin + 1])?;
+    let kernel = conv_kernel(gpu, CONV2D_BACKWARD_PARAMS_POINTWISE, Precision::F32, PLAIN);
+    let (gx, gz) = linear_grid(
+        gpu,
+        to_u32((splits * units_per_split).div_ceil(8), "conv weight gradient")?,
+    );
+    let sums = Dispatch::new(
+        gpu,
+        gpu.pipeline(&kernel)?,
+        kernel.entry,
+        &ConvParams { groups_x: gx, ..params },
+        &[c.gy.binding(), c.x.binding(), partials.binding(), grad_bias.binding()],
+        [gx, 1, gz],
     )?;
-    Ok(vec![sums, reduce])
+    Ok(vec![
+        sums,
+        reduce_partials(gpu, params, &partials, grad_weight, grad_bias)?,
+    ])
 }
 
 /// conv.wgsl's `pixel_origin`: for each output pixel, (oy·stride) << 16 | ox·stride.
