@@ -546,7 +546,8 @@ fn conv2d_forward_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
 //   KH-1-pad, no bias, output grad_x [B, Cin, H, W] (kernels::conv::conv2d_backward_input), so it is tiled on
 //   GPUs as the forward is (and on a GPU a 3×3 one runs as winograd.wgsl's Winograd transform, with the flipped
 //   filters, as its forward does);
-// - the weight and bias gradients are conv2d_backward_params (or _rows, on CPU adapters; _tiled on GPUs) below.
+// - the weight and bias gradients are conv2d_backward_params (or _rows and _pointwise, on CPU adapters; _tiled on
+//   GPUs) below.
 // p.accumulate: add to the gradient buffer instead of overwriting it (a tap feeds both the distance and the next
 // layer; the squeeze map feeds both expands; micro-batches sum their weight gradients).
 
@@ -975,7 +976,7 @@ fn conv2d_backward_params_tiled(
 }
 
 // conv2d_backward_params_reduce: grad_w[co, k] (+)= sum over s of partials[s, co, k] for k < depth, and
-// grad_b[co] (+)= the same at k = depth; the second step of the split reduction above.
+// grad_b[co] (+)= the same at k = depth; the second step of the split reductions above (tiled, and pointwise).
 // Dispatch: workgroup 256; linear index x + z*groups_x over Cout * (depth + 1).
 @group(0) @binding(1) var<storage, read> partials: array<f32>;
 @group(0) @binding(2) var<storage, read_write> grad_w_sum: array<f32>;

@@ -653,8 +653,8 @@ pub fn conv2d_backward_input(
     implicit_gemm(gpu, Precision::F32, params, [c.gy, c.weight, c.weight, grad_x], scratch)
 }
 
-/// Scratch shared by the convolutions of a pass recorded in one command stream: the partial sums of GPUs' tiled
-/// weight gradients and the Winograd-transformed filters. Each convolution consumes its scratch (adds up its
+/// Scratch shared by the convolutions of a pass recorded in one command stream: the partial sums of split weight
+/// gradients (GPUs' tiled ones, CPU adapters' 1×1 ones) and the Winograd-transformed filters. Each convolution consumes its scratch (adds up its
 /// partials, reads its filters) before the next one's dispatches write over it, so one buffer of each serves
 /// all. A buffer grows (to at least twice its size) when a convolution needs more; dispatches already recorded
 /// keep the buffer they were bound to.
