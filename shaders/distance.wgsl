@@ -22,7 +22,8 @@
 // Layout: g [N, C, P] f32, pairs [n_pairs] vec2<u32> image indices, state [2] u32, s [n_pairs, K] (K = all columns), w [K],
 //         d / grad_d [n_pairs], grad_w [K].
 // Dispatch: one thread per output value (pair_profile: per (pair, c); weighted_sum: per pair; backward: per k;
-//           pair_profile_backward: per value of the chunk's references, chunk·C·P),
+//           pair_profile_backward: per 4 consecutive values of an image of the chunk's references,
+//           chunk·ceil(C·P/4)),
 //           workgroup 256, linear workgroup index x + z*groups_x.
 
 struct ProfileParams {
@@ -47,11 +48,16 @@ fn hash(v: u32) -> u32 {
     return x;
 }
 
-fn keep(pair: u32, column: u32, p: u32) -> bool {
+// The hash chain up to the position, shared by a row's values: hash(hash(hash(seed ^ hash(step)) ^ global pair)
+// ^ column).
+fn row_stream(pair: u32, column: u32) -> u32 {
     let others = pp.n_pairs / pp.chunk;
     let global_pair = (state[1] + pair % pp.chunk) * others + pair / pp.chunk;
-    let h = hash(hash(hash(hash(pp.seed ^ hash(state[0])) ^ global_pair) ^ column) ^ p);
-    return f32(h >> 8u) * (1.0 / 16777216.0) >= bitcast<f32>(state[2]);
+    return hash(hash(hash(pp.seed ^ hash(state[0])) ^ global_pair) ^ column);
+}
+
+fn kept(stream: u32, p: u32) -> bool {
+    return f32(hash(stream ^ p) >> 8u) * (1.0 / 16777216.0) >= bitcast<f32>(state[2]);
 }
 
 @compute @workgroup_size(256, 1, 1)
@@ -68,10 +74,10 @@ fn pair_profile(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     var acc = 0.0;
     let drop = bitcast<f32>(state[2]);
     if (drop > 0.0) {
-        let column = pp.offset + c;
+        let stream = row_stream(pair, pp.offset + c);
         for (var q = 0u; q < pp.positions; q++) {
             let diff = g[gi + q] - g[gj + q];
-            if (keep(pair, column, q)) {
+            if (kept(stream, q)) {
                 acc = fma(diff, diff, acc);
             }
         }
@@ -122,43 +128,89 @@ fn weighted_sum_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_i
 }
 
 // pair_profile_backward's bindings: the pairs are not read (their member-major layout is assumed, see the
-// header), so grad_d takes binding 2; g and state keep theirs.
+// header), so grad_d takes binding 2; g (as vec4s, tensors being allocated in whole vec4s) and state keep theirs.
 @group(0) @binding(2) var<storage, read> grad_d: array<f32>;
 @group(0) @binding(4) var<storage, read> weights: array<f32>;
-@group(0) @binding(5) var<storage, read_write> grad_g: array<f32>;
+@group(0) @binding(1) var<storage, read> g4: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> grad_g4: array<vec4<f32>>;
 
-// One thread per value (c, q) of a group's reference: it reads the reference's value and each other member's
-// once and writes all of the group's gradients there. (A thread per value of g gathered the reference's value
-// once per pair and each pair's twice, and drew each dropout decision twice.)
+// The 4 values of g from index `at` on (the last repeated past `count`): one vec4 load where the images are whole
+// vec4s (C·P a multiple of 4: every net's taps), else one load per value.
+fn load4(aligned: bool, at: u32, count: u32) -> vec4<f32> {
+    if (aligned) {
+        return g4[at / 4u];
+    }
+    var v: vec4<f32>;
+    for (var j = 0u; j < 4u; j++) {
+        let i = at + min(j, count - 1u);
+        v[j] = g4[i / 4u][i % 4u];
+    }
+    return v;
+}
+
+fn store4(aligned: bool, at: u32, count: u32, v: vec4<f32>) {
+    if (aligned) {
+        grad_g4[at / 4u] = v;
+        return;
+    }
+    for (var j = 0u; j < count; j++) {
+        grad_g4[(at + j) / 4u][(at + j) % 4u] = v[j];
+    }
+}
+
+// One thread per 4 consecutive values of a group's reference (its flat index c·P + q; fewer at the image's end):
+// it reads the reference's values and each other member's once, as vec4s where aligned (a SIMD rasteriser such
+// as lavapipe pays per load and lane, whatever the width), and writes all of the group's gradients there, each
+// pair's dropout stream hashed once per channel the 4 values touch. (A thread per value of g gathered the
+// reference's value once per pair and each pair's twice, and drew each dropout decision twice.)
 @compute @workgroup_size(256, 1, 1)
 fn pair_profile_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let others = pp.n_pairs / pp.chunk;
     let per_image = pp.c * pp.positions;
+    let quads = (per_image + 3u) / 4u;
     let idx = (wid.x + wid.z * pp.groups_x) * 256u + li;
-    if (idx >= pp.chunk * per_image) {
+    if (idx >= pp.chunk * quads) {
         return;
     }
-    let group = idx / per_image;
-    let value = idx % per_image;
-    let c = value / pp.positions;
-    let q = value % pp.positions;
-    let column = pp.offset + c;
+    let aligned = per_image % 4u == 0u;
+    let group = idx / quads;
+    let v0 = (idx % quads) * 4u;
+    let count = min(per_image - v0, 4u);
     let drop = bitcast<f32>(state[2]);
-    let scale = weights[column] * 2.0 / (f32(pp.positions) * (1.0 - drop));
-    let reference = group * per_image + value;
-    let v_ref = g[reference];
+    // Each value's channel (column of the profile) and position, stepped from the first's.
+    var column: array<u32, 4>;
+    var position: array<u32, 4>;
+    var scale: vec4<f32>;
+    var c = v0 / pp.positions;
+    var q = v0 % pp.positions;
+    for (var j = 0u; j < 4u; j++) {
+        column[j] = pp.offset + min(c, pp.c - 1u);
+        position[j] = q;
+        scale[j] = weights[column[j]] * 2.0 / (f32(pp.positions) * (1.0 - drop));
+        q += 1u;
+        c += u32(q == pp.positions);
+        q = select(q, 0u, q == pp.positions);
+    }
+    let reference = group * per_image + v0;
+    let v_ref = load4(aligned, reference, count);
     // Pair (m - 1)·chunk + group compares the reference with member m; whichever order it holds them in,
     // ∂d/∂g is +(2/P)·w·(v_ref - v_m) for the reference and its negative for the member.
-    var acc = 0.0;
+    var acc = vec4<f32>(0.0);
     for (var m = 1u; m <= others; m++) {
         let pair = (m - 1u) * pp.chunk + group;
-        let member = (m * pp.chunk + group) * per_image + value;
-        var t = grad_d[pair] * (v_ref - g[member]);
-        if (drop > 0.0 && !keep(pair, column, q)) {
-            t = 0.0;
+        let member = (m * pp.chunk + group) * per_image + v0;
+        var t = grad_d[pair] * (v_ref - load4(aligned, member, count));
+        if (drop > 0.0) {
+            var stream = row_stream(pair, column[0]);
+            for (var j = 0u; j < 4u; j++) {
+                if (j > 0u && column[j] != column[j - 1u]) {
+                    stream = row_stream(pair, column[j]);
+                }
+                t[j] = select(0.0, t[j], kept(stream, position[j]));
+            }
         }
         acc += t;
-        grad_g[member] = -t * scale;
+        store4(aligned, member, count, -t * scale);
     }
-    grad_g[reference] = acc * scale;
+    store4(aligned, reference, count, acc * scale);
 }

@@ -152,7 +152,7 @@ pub fn pair_profile_backward(
     let (gx, gz) = linear_grid(
         gpu,
         to_u32(
-            (chunk * c * positions).div_ceil(LINEAR_WORKGROUP as usize),
+            (chunk * (c * positions).div_ceil(4)).div_ceil(LINEAR_WORKGROUP as usize),
             "pair profile backward",
         )?,
     );
