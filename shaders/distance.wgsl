@@ -6,8 +6,8 @@
 //   pair_profile_backward  grad_g = dL/dg of one column block through d = s.w, given grad_d (backward, for the
 //                          features): grad_g[i,c,p] = sum over the pairs (i, j) holding image i of
 //                          +-(2/P) grad_d[pair] w[off+c] mask (g[i,c,p] - g[j,c,p]) / (1 - drop)
-//                          (+ for the first image of the pair, - for the second); one thread per value of a
-//                          group's reference, writing the whole group's.
+//                          (+ for the first image of the pair, - for the second); one thread per 4 values of
+//                          a group's reference, writing the whole group's.
 //                          It relies on the member-major layout: image m*chunk + g (m = 0 the reference) is in
 //                          pair (m-1)*chunk + g, and reference g in pairs m*chunk + g for every m.
 // A tap's term uses P = H*W positions (spatial), P = 1 (mean) or P = H*W sorted ranks (sort); every (tap, part)
