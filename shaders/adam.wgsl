@@ -5,7 +5,9 @@
 // The per-step scalars live in a storage buffer the host rewrites every step, so the recorded dispatch is reused:
 //   step = [lr, 1 - beta1^t, 1 - beta2^t].
 //
-// Layout: theta, grad, m, v [n] f32. Dispatch: one thread per parameter, workgroup 256, x + z*groups_x.
+// Layout: theta, grad, m, v [n] f32, read and written as vec4s (tensors are allocated in whole vec4s; values past
+// n keep theirs, as a parameter vector may be a view of a longer buffer).
+// Dispatch: one thread per 4 parameters, workgroup 256, x + z*groups_x.
 
 struct AdamParams {
     n: u32, groups_x: u32, clamp: u32, _unused: u32,
@@ -13,31 +15,35 @@ struct AdamParams {
 }
 
 @group(0) @binding(0) var<uniform> ap: AdamParams;
-@group(0) @binding(1) var<storage, read> grad: array<f32>;
+@group(0) @binding(1) var<storage, read> grad: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> step: array<f32>;
-@group(0) @binding(3) var<storage, read_write> theta: array<f32>;
-@group(0) @binding(4) var<storage, read_write> m: array<f32>;
-@group(0) @binding(5) var<storage, read_write> v: array<f32>;
+@group(0) @binding(3) var<storage, read_write> theta: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> m: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> v: array<vec4<f32>>;
 
 @compute @workgroup_size(256, 1, 1)
 fn adam_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let i = (wid.x + wid.z * ap.groups_x) * 256u + li;
-    if (i >= ap.n) {
+    if (4u * i >= ap.n) {
         return;
     }
+    let inside = vec4<u32>(4u * i) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(ap.n);
     let g = grad[i];
-    let mi = ap.beta1 * m[i] + (1.0 - ap.beta1) * g;
-    let vi = ap.beta2 * v[i] + (1.0 - ap.beta2) * g * g;
-    m[i] = mi;
-    v[i] = vi;
-    var x = theta[i];
+    let m0 = m[i];
+    let v0 = v[i];
+    let mi = ap.beta1 * m0 + (1.0 - ap.beta1) * g;
+    let vi = ap.beta2 * v0 + (1.0 - ap.beta2) * g * g;
+    m[i] = select(m0, mi, inside);
+    v[i] = select(v0, vi, inside);
+    let t0 = theta[i];
+    var x = t0;
     if (ap.clamp == 2u) {
-        x = max(x, 0.0);
+        x = max(x, vec4<f32>(0.0));
     }
     let denom = sqrt(vi) / sqrt(step[2]) + ap.eps;
     x -= (step[0] / step[1]) * mi / denom;
     if (ap.clamp == 1u) {
-        x = max(x, 0.0);
+        x = max(x, vec4<f32>(0.0));
     }
-    theta[i] = x;
+    theta[i] = select(t0, x, inside);
 }

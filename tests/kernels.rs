@@ -1,11 +1,13 @@
-//! Every kernel wrapper of `dps_gpu::kernels::{conv, pool, channel, distance}` run on the GPU against the plain
-//! CPU references of `common::cpu`, on random inputs with awkward shapes, plus the wrappers' shape checks.
+//! Every kernel wrapper of `dps_gpu::kernels::{conv, pool, channel, distance, adam}` run on the GPU against the
+//! plain CPU references of `common::cpu` (Adam's written out here), on random inputs with awkward shapes, plus the
+//! wrappers' shape checks.
 
 mod common;
 
 use common::cpu::{self, Maps};
 use common::Lcg;
 use dps_gpu::gpu::{ConvBlock, Dispatch, Gpu, Precision, Tensor};
+use dps_gpu::kernels::adam::{self, AdamConfig, Clamp};
 use dps_gpu::kernels::channel::{self, SORT_CAPACITY};
 use dps_gpu::kernels::conv::{self, ConvScratch, ConvShape};
 use dps_gpu::kernels::distance;
@@ -912,6 +914,80 @@ fn pair_profile_dropout_follows_the_hash_and_ignores_chunking() {
                     );
                 }
             }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- Adam
+
+/// Three steps of torch.optim.Adam (no weight decay) with each clamp, on 7 parameters viewed from 11-value
+/// buffers: the 7 follow Adam's update written out plainly (in f64) and the 4 after them are left alone (the
+/// kernel takes 4 parameters per invocation).
+#[test]
+fn adam_step_matches_cpu_and_stops_at_the_parameters_end() {
+    let gpu = common::gpu();
+    let mut rng = Lcg(41);
+    let config = AdamConfig {
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+    };
+    let (n, stored) = (7, 11);
+    for clamp in [Clamp::None, Clamp::AfterStep, Clamp::BeforeUpdate] {
+        let theta0 = rng.vec(stored, -1.0, 1.0);
+        let m0 = rng.vec(stored, -0.1, 0.1);
+        let v0 = rng.vec(stored, 0.0, 0.01);
+        let grads: Vec<Vec<f32>> = (0..3).map(|_| rng.vec(stored, -2.0, 2.0)).collect();
+        let buffers = [("theta", &theta0), ("m", &m0), ("v", &v0)]
+            .map(|(name, values)| gpu.upload(name, &[stored], values).unwrap());
+        let [theta, m, v] = buffers.each_ref().map(|t| t.view(&[n]).unwrap());
+        let grad = gpu.zeros("grad", &[n]).unwrap();
+        let step = gpu.upload_pod("step", &[0f32; 4]).unwrap();
+        let dispatch = adam::adam_step(&gpu, &config, clamp, &theta, &grad, &m, &v, &step).unwrap();
+        let (mut want_theta, mut want_m, mut want_v): (Vec<f64>, Vec<f64>, Vec<f64>) = (
+            theta0.iter().map(|&x| x as f64).collect(),
+            m0.iter().map(|&x| x as f64).collect(),
+            v0.iter().map(|&x| x as f64).collect(),
+        );
+        let lr = 0.01;
+        for (t, g) in grads.iter().enumerate() {
+            let t = t as i32 + 1;
+            gpu.write(&grad, 0, &g[..n]).unwrap();
+            gpu.write_pod(&step, &adam::step_scalars(&config, lr, t as u32))
+                .unwrap();
+            gpu.run(std::slice::from_ref(&dispatch)).unwrap();
+            let (b1, b2) = (config.beta1 as f64, config.beta2 as f64);
+            for i in 0..n {
+                let g = g[i] as f64;
+                want_m[i] = b1 * want_m[i] + (1.0 - b1) * g;
+                want_v[i] = b2 * want_v[i] + (1.0 - b2) * g * g;
+                if clamp == Clamp::BeforeUpdate {
+                    want_theta[i] = want_theta[i].max(0.0);
+                }
+                let denom = want_v[i].sqrt() / (1.0 - b2.powi(t)).sqrt() + config.eps as f64;
+                want_theta[i] -= lr as f64 / (1.0 - b1.powi(t)) * want_m[i] / denom;
+                if clamp == Clamp::AfterStep {
+                    want_theta[i] = want_theta[i].max(0.0);
+                }
+            }
+        }
+        for ((name, want), buffer) in [("theta", &want_theta), ("m", &want_m), ("v", &want_v)]
+            .iter()
+            .zip(&buffers)
+        {
+            let got = read_all(&gpu, buffer);
+            let want: Vec<f32> = want.iter().map(|&x| x as f32).collect();
+            assert_within(
+                &got[..n],
+                &want[..n],
+                |i| 1e-5 * (1.0 + want[i].abs() as f64),
+                &format!("{clamp:?} {name}"),
+            );
+            assert_eq!(
+                got[n..],
+                want[n..],
+                "{clamp:?} {name}: the values after the parameters changed"
+            );
         }
     }
 }

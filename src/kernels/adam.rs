@@ -76,7 +76,7 @@ pub fn adam_step(
             grad.shape
         );
     }
-    let (gx, gz) = linear_grid(gpu, to_u32(n.div_ceil(LINEAR_WORKGROUP as usize), "adam")?);
+    let (gx, gz) = linear_grid(gpu, to_u32(n.div_ceil(4 * LINEAR_WORKGROUP as usize), "adam")?);
     let params = AdamParams {
         n: n as u32,
         groups_x: gx,
