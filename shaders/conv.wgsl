@@ -119,10 +119,14 @@ fn store_output(c: Column, m: u32, acc: f32) {
 // loads: lane l loads the values l, l + LANES, ... of a block and from_lane(v, i) is lane i's v. As written here
 // each lane loads every value itself (LANES 1); kernels::conv compiles these lines with subgroup operations where
 // the adapter has them (Gpu::weight_lanes). Every lane must reach a from_lane call, so those kernels never return
-// early.
+// early. For the same reason every lane of a subgroup walks the same loop: lanes_min and lanes_max make a loop
+// range the subgroup's (the smallest start and largest end of its lanes'), each lane masking what is outside its
+// own.
 const LANES: u32 = 1u;
 fn lane_index() -> u32 { return 0u; }
 fn from_lane(v: f32, lane: u32) -> f32 { return v; }
+fn lanes_min(v: u32) -> u32 { return v; }
+fn lanes_max(v: u32) -> u32 { return v; }
 // ---- end of the shared part ----
 
 // Per-thread block of the tiled kernels: BLOCK_M rows × BLOCK_N columns, each 4 or 8 (groups of 4 consecutive
@@ -425,7 +429,9 @@ fn conv2d_forward_pointwise(@builtin(workgroup_id) wid: vec3<u32>, @builtin(loca
 // vec4s (a SIMD rasteriser such as lavapipe pays per load instruction and lane, whatever the width: loads, not
 // arithmetic, bound these kernels). The sums are vec4s so that the loops over channels stay small enough for the
 // shader compiler to unroll: unrolled, every array index is a constant and the arrays live in registers. Pixels
-// past the row's end are computed from clamped reads and not stored.
+// past the row's end are computed from clamped reads and not stored. The image varies fastest between
+// invocations, so a subgroup's lanes share their output row and skip together the kernel rows that fall in the
+// padding (on 3×3 maps with a 3×3 kernel, 2 of 9 (oy, ky) rows).
 // Dispatch: workgroup 64; grid x*z covers ceil(B·Ho·ceil(Wo / 4) / 64), y covers ceil(Cout / FWD_CO).
 const FWD_TAPS: u32 = 3u;
 const FWD_STRIDE: u32 = 1u;
@@ -443,10 +449,14 @@ fn conv2d_forward_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
     // Groups past the end compute a copy of the last one (every lane must reach from_lane) and store nothing.
     let group = (wid.x + wid.z * p.groups_x) * 64u + li;
     let gg = min(group, groups - 1u);
-    let img = gg / (p.ho * segs);
-    let oy = (gg / segs) % p.ho;
-    let ox0 = (gg % segs) * 4u;
+    let img = gg % p.batch;
+    let oy = gg / (p.batch * segs);
+    let ox0 = ((gg / p.batch) % segs) * 4u;
     let m0 = wid.y * FWD_CO;
+    // The kernel rows whose inputs iy = oy·stride + ky − pad lie inside the map, widened to the subgroup's.
+    let top = i32(oy * FWD_STRIDE) - i32(p.pad);
+    let ky0 = lanes_min(u32(clamp(-top, 0, i32(p.kh))));
+    let ky1 = max(lanes_max(u32(clamp(i32(p.h) - top, 0, i32(p.kh)))), ky0);
     let khw = p.kh * p.kw;
     let x_img = (img * p.x_ctot + p.x_coff) * p.h * p.w;
     // Weight (m, ci, tap) is at m·m_stride + ci·ci_stride + tap, the tap flipped with p.flip (see weight_value).
@@ -471,9 +481,9 @@ fn conv2d_forward_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
     }
     // One flat loop over the kernel rows (ci, ky), stepped by selects (see conv2d_forward_direct).
     var ci = 0u;
-    var ky = 0u;
+    var ky = ky0;
     var plane = x_img;
-    for (var step = 0u; step < p.cin * p.kh; step++) {
+    for (var step = 0u; step < p.cin * (ky1 - ky0); step++) {
         let iy = i32(oy * FWD_STRIDE + ky) - i32(p.pad);
         let row_inside = iy >= 0 && iy < i32(p.h);
         // flat[j]: the value at the vec4-aligned index 4·first + j; the window starts `shift` into it.
@@ -513,8 +523,8 @@ fn conv2d_forward_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
                 win[u] = win[u + 1u];
             }
         }
-        let plane_done = ky + 1u == p.kh;
-        ky = select(ky + 1u, 0u, plane_done);
+        let plane_done = ky + 1u == ky1;
+        ky = select(ky + 1u, ky0, plane_done);
         ci += u32(plane_done);
         plane += select(0u, p.h * p.w, plane_done);
     }
@@ -674,7 +684,9 @@ fn conv2d_backward_params(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_
 // channels. Walking an output row left to right, the inputs under a row of taps slide along by the stride per
 // pixel, so they stay in registers and each pixel loads min(stride, ROW_TAPS) new input values instead of
 // ROW_TAPS (the loads, not the arithmetic, bound the barrier-free kernels). Invocation Cin·KH is the bias, whose
-// inputs are all 1. gy is shared between lanes as in conv2d_backward_params.
+// inputs are all 1. gy is shared between lanes as in conv2d_backward_params. Invocation r takes kernel row
+// ky = r / Cin of input channel r % Cin, so that a subgroup's lanes share ky and skip together the output rows
+// whose inputs fall in the padding.
 // Dispatch: workgroup 64; grid x*z covers ceil((Cin·KH + 1) / 64), y covers ceil(Cout / ROW_CO).
 const ROW_TAPS: u32 = 3u;
 const ROW_STRIDE: u32 = 1u;
@@ -697,8 +709,16 @@ fn conv2d_backward_params_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(l
     let is_weight = row < rows;
     let is_bias = row == rows;
     let r = min(row, rows - 1u);
-    let plane = (r / p.kh) * p.h * p.w;
-    let dy = i32(r % p.kh) - i32(p.pad);
+    let ci = r % p.cin;
+    let ky = r / p.cin;
+    let plane = ci * p.h * p.w;
+    let dy = i32(ky) - i32(p.pad);
+    // The output rows whose inputs iy = oy·stride + dy lie inside the map (all of them for the bias), widened to
+    // the subgroup's.
+    let first = select(u32(max(-dy, 0) + i32(ROW_STRIDE) - 1) / ROW_STRIDE, 0u, is_bias);
+    let past = select(u32(max(i32(p.h) - dy + i32(ROW_STRIDE) - 1, 0)) / ROW_STRIDE, p.ho, is_bias);
+    let oy0 = min(lanes_min(first), p.ho);
+    let oy1 = max(min(lanes_max(past), p.ho), oy0);
     let co0 = wid.y * ROW_CO;
     let hw_out = p.ho * p.wo;
     // This lane loads the gy of channels co0 + LANES·q + lane.
@@ -716,7 +736,7 @@ fn conv2d_backward_params_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(l
     for (var b = 0u; b < p.batch; b++) {
         let x_img = b * p.cin * p.h * p.w + plane;
         let g_img = b * p.ctot * hw_out;
-        for (var oy = 0u; oy < p.ho; oy++) {
+        for (var oy = oy0; oy < oy1; oy++) {
             let iy = i32(oy * ROW_STRIDE) + dy;
             let row_inside = is_weight && iy >= 0 && iy < i32(p.h);
             let x_row = x_img + u32(clamp(iy, 0, i32(p.h) - 1)) * p.w;
@@ -756,7 +776,7 @@ fn conv2d_backward_params_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(l
         }
         if (is_weight) {
             for (var t = 0u; t < ROW_TAPS; t++) {
-                let o = co * depth + r * ROW_TAPS + t;
+                let o = co * depth + (ci * p.kh + ky) * ROW_TAPS + t;
                 var v = acc[i][t];
                 if (p.accumulate != 0u) {
                     v += grad_w[o];

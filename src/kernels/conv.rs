@@ -153,10 +153,12 @@ const TILED_LINES: [&str; 4] = [
 
 /// The lines of conv.wgsl's shared part that let the barrier-free kernels' lanes share loads, as written: one
 /// lane, each loading every value itself. [`lane_lines`] has them for more.
-const LANE_LINES: [&str; 3] = [
+const LANE_LINES: [&str; 5] = [
     "const LANES: u32 = 1u;",
     "fn lane_index() -> u32 { return 0u; }",
     "fn from_lane(v: f32, lane: u32) -> f32 { return v; }",
+    "fn lanes_min(v: u32) -> u32 { return v; }",
+    "fn lanes_max(v: u32) -> u32 { return v; }",
 ];
 
 /// LANE_LINES for `lanes` lanes of a subgroup (the shared part's own lines for one).
@@ -170,6 +172,8 @@ fn lane_lines(lanes: u32) -> Vec<String> {
         // are exactly its subgroup invocation id.
         "fn lane_index() -> u32 { return subgroupExclusiveAdd(1u); }".into(),
         "fn from_lane(v: f32, lane: u32) -> f32 { return subgroupShuffle(v, lane); }".into(),
+        "fn lanes_min(v: u32) -> u32 { return subgroupMin(v); }".into(),
+        "fn lanes_max(v: u32) -> u32 { return subgroupMax(v); }".into(),
     ]
 }
 
