@@ -99,11 +99,17 @@ fn weight_value(m: u32, k: u32) -> f32 {
 
 // y[:, c_off + m] at the column's pixel (+)= acc + bias, then ReLU: the epilogue of every forward variant.
 fn store_output(c: Column, m: u32, acc: f32) {
-    let o = (c.img * p.ctot + p.c_off + m) * p.ho * p.wo + c.pix;
     var v = acc;
     if (p.has_bias != 0u) {
         v += bias[m];
     }
+    store_biased(c, m, v);
+}
+
+// store_output for a sum that has its bias already.
+fn store_biased(c: Column, m: u32, sum: f32) {
+    let o = (c.img * p.ctot + p.c_off + m) * p.ho * p.wo + c.pix;
+    var v = sum;
     if (p.relu != 0u) {
         v = max(v, 0.0);
     }
@@ -405,6 +411,14 @@ fn conv2d_forward_pointwise(@builtin(workgroup_id) wid: vec3<u32>, @builtin(loca
         plane += hw;
         k += ci_stride;
     }
+    // The biases, as the weights: loaded once per LANES lanes.
+    var biases: array<f32, PW_LOADS>;
+    for (var q = 0u; q < PW_LOADS; q++) {
+        biases[q] = select(0.0, bias[min(m0 + LANES * q + lane, p.cout - 1u)], p.has_bias != 0u);
+    }
+    for (var i = 0u; i < PW_CO; i++) {
+        acc[i] += vec4<f32>(from_lane(biases[i / LANES], i % LANES));
+    }
     if (quad >= quads) {
         return;
     }
@@ -416,7 +430,7 @@ fn conv2d_forward_pointwise(@builtin(workgroup_id) wid: vec3<u32>, @builtin(loca
         let c = Column(true, n / hw, n % hw, 0, 0, 0);
         for (var i = 0u; i < PW_CO; i++) {
             if (m0 + i < p.cout) {
-                store_output(c, m0 + i, acc[i][j]);
+                store_biased(c, m0 + i, acc[i][j]);
             }
         }
     }
@@ -528,6 +542,14 @@ fn conv2d_forward_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
         ci += u32(plane_done);
         plane += select(0u, p.h * p.w, plane_done);
     }
+    // The biases, as the weights: loaded once per LANES lanes.
+    var biases: array<f32, FWD_LOADS>;
+    for (var q = 0u; q < FWD_LOADS; q++) {
+        biases[q] = select(0.0, bias[min(m0 + LANES * q + lane, p.cout - 1u)], p.has_bias != 0u);
+    }
+    for (var i = 0u; i < FWD_CO; i++) {
+        acc[i] += vec4<f32>(from_lane(biases[i / LANES], i % LANES));
+    }
     if (group >= groups) {
         return;
     }
@@ -540,7 +562,7 @@ fn conv2d_forward_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
         for (var i = 0u; i < FWD_CO; i++) {
             let m = m0 + i;
             if (m < p.cout) {
-                store_output(c, m, acc[i][j]);
+                store_biased(c, m, acc[i][j]);
             }
         }
     }
