@@ -106,6 +106,14 @@ fn store_output(c: Column, m: u32, acc: f32) {
     store_biased(c, m, v);
 }
 
+// The bias this lane loads for a block of channels from m0 whose lanes share their loads (see from_lane below):
+// that of channel m0 + LANES·q + lane (0 without biases). The barrier-free kernels add the block's biases to
+// their sums and store them with store_biased, a bias load per LANES lanes and channels where store_output
+// makes one per lane and output.
+fn lane_bias(m0: u32, q: u32, lane: u32) -> f32 {
+    return select(0.0, bias[min(m0 + LANES * q + lane, p.cout - 1u)], p.has_bias != 0u);
+}
+
 // store_output for a sum that has its bias already.
 fn store_biased(c: Column, m: u32, sum: f32) {
     let o = (c.img * p.ctot + p.c_off + m) * p.ho * p.wo + c.pix;
@@ -411,10 +419,9 @@ fn conv2d_forward_pointwise(@builtin(workgroup_id) wid: vec3<u32>, @builtin(loca
         plane += hw;
         k += ci_stride;
     }
-    // The biases, as the weights: loaded once per LANES lanes.
     var biases: array<f32, PW_LOADS>;
     for (var q = 0u; q < PW_LOADS; q++) {
-        biases[q] = select(0.0, bias[min(m0 + LANES * q + lane, p.cout - 1u)], p.has_bias != 0u);
+        biases[q] = lane_bias(m0, q, lane);
     }
     for (var i = 0u; i < PW_CO; i++) {
         acc[i] += vec4<f32>(from_lane(biases[i / LANES], i % LANES));
@@ -542,10 +549,9 @@ fn conv2d_forward_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
         ci += u32(plane_done);
         plane += select(0u, p.h * p.w, plane_done);
     }
-    // The biases, as the weights: loaded once per LANES lanes.
     var biases: array<f32, FWD_LOADS>;
     for (var q = 0u; q < FWD_LOADS; q++) {
-        biases[q] = select(0.0, bias[min(m0 + LANES * q + lane, p.cout - 1u)], p.has_bias != 0u);
+        biases[q] = lane_bias(m0, q, lane);
     }
     for (var i = 0u; i < FWD_CO; i++) {
         acc[i] += vec4<f32>(from_lane(biases[i / LANES], i % LANES));
