@@ -181,12 +181,13 @@ fn pair_profile_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_i
     var column: array<u32, 4>;
     var position: array<u32, 4>;
     var scale: vec4<f32>;
+    let per_weight = 2.0 / (f32(pp.positions) * (1.0 - drop));
     var c = v0 / pp.positions;
     var q = v0 % pp.positions;
     for (var j = 0u; j < 4u; j++) {
         column[j] = pp.offset + min(c, pp.c - 1u);
         position[j] = q;
-        scale[j] = weights[column[j]] * 2.0 / (f32(pp.positions) * (1.0 - drop));
+        scale[j] = weights[column[j]] * per_weight;
         q += 1u;
         c += u32(q == pp.positions);
         q = select(q, 0u, q == pp.positions);
