@@ -444,35 +444,39 @@ fn conv2d_forward_pointwise(@builtin(workgroup_id) wid: vec3<u32>, @builtin(loca
 }
 
 // conv2d_forward_rows: conv2d_forward_direct for convolutions of stride FWD_STRIDE whose kernels are FWD_TAPS
-// wide (also the input gradients of stride-1 ones, with p.flip), each invocation FWD_CO channels × 4 neighbouring
-// pixels of one output row, the pixels a vec4. Along a kernel row (ci, ky) the pixels' windows span
-// 3·FWD_STRIDE + FWD_TAPS inputs (they overlap for stride < taps), loaded once per row into registers as whole
-// vec4s (a SIMD rasteriser such as lavapipe pays per load instruction and lane, whatever the width: loads, not
-// arithmetic, bound these kernels). The sums are vec4s so that the loops over channels stay small enough for the
-// shader compiler to unroll: unrolled, every array index is a constant and the arrays live in registers. Pixels
-// past the row's end are computed from clamped reads and not stored. The image varies fastest between
-// invocations, so a subgroup's lanes share their output row and skip together the kernel rows that fall in the
-// padding (on 3×3 maps with a 3×3 kernel, 2 of 9 (oy, ky) rows).
-// Dispatch: workgroup 64; grid x*z covers ceil(B·Ho·ceil(Wo / 4) / 64), y covers ceil(Cout / FWD_CO).
+// wide (also the input gradients of stride-1 ones, with p.flip), each invocation FWD_CO channels × FWD_PIX
+// neighbouring pixels of one output row, the pixels a vector: a vec4, or a vec3 where that takes as many
+// invocations (rows 3 wide: a SIMD rasteriser computes each component apart, so a pixel past the row's end costs
+// as much as one inside it). Along a kernel row (ci, ky) the pixels' windows span (FWD_PIX − 1)·FWD_STRIDE +
+// FWD_TAPS inputs (they overlap for stride < taps), loaded once per row into registers as whole vec4s (a SIMD
+// rasteriser such as lavapipe pays per load instruction and lane, whatever the width: loads, not arithmetic,
+// bound these kernels). The sums are vectors so that the loops over channels stay small enough for the shader
+// compiler to unroll: unrolled, every array index is a constant and the arrays live in registers. Pixels past the
+// row's end are computed from clamped reads and not stored. The image varies fastest between invocations, so a
+// subgroup's lanes share their output row and skip together the kernel rows that fall in the padding (on 3×3
+// maps with a 3×3 kernel, 2 of 9 (oy, ky) rows).
+// Dispatch: workgroup 64; grid x*z covers ceil(B·Ho·ceil(Wo / FWD_PIX) / 64), y covers ceil(Cout / FWD_CO).
 const FWD_TAPS: u32 = 3u;
 const FWD_STRIDE: u32 = 1u;
 const FWD_CO: u32 = 8u;
+const FWD_PIX: u32 = 4u;
+alias FwdPixels = vec4<f32>;
 const FWD_LOADS: u32 = (FWD_CO + LANES - 1u) / LANES;
-// Inputs under a kernel row of the 4 pixels, and the whole vec4s that hold them wherever they start.
-const FWD_SPAN: u32 = 3u * FWD_STRIDE + FWD_TAPS;
+// Inputs under a kernel row of the FWD_PIX pixels, and the whole vec4s that hold them wherever they start.
+const FWD_SPAN: u32 = (FWD_PIX - 1u) * FWD_STRIDE + FWD_TAPS;
 const FWD_VEC4S: u32 = (FWD_SPAN + 3u + 3u) / 4u;
 @group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
 
 @compute @workgroup_size(64, 1, 1)
 fn conv2d_forward_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-    let segs = (p.wo + 3u) / 4u;
+    let segs = (p.wo + FWD_PIX - 1u) / FWD_PIX;
     let groups = p.batch * p.ho * segs;
     // Groups past the end compute a copy of the last one (every lane must reach from_lane) and store nothing.
     let group = (wid.x + wid.z * p.groups_x) * 64u + li;
     let gg = min(group, groups - 1u);
     let img = gg % p.batch;
     let oy = gg / (p.batch * segs);
-    let ox0 = ((gg / p.batch) % segs) * 4u;
+    let ox0 = ((gg / p.batch) % segs) * FWD_PIX;
     let m0 = wid.y * FWD_CO;
     // The kernel rows whose inputs iy = oy·stride + ky − pad lie inside the map, widened to the subgroup's.
     let top = i32(oy * FWD_STRIDE) - i32(p.pad);
@@ -496,9 +500,9 @@ fn conv2d_forward_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
         let ix = i32(ox0 * FWD_STRIDE + u) - i32(p.pad);
         inside[u] = ix >= 0 && ix < i32(p.w);
     }
-    var acc: array<vec4<f32>, FWD_CO>;
+    var acc: array<FwdPixels, FWD_CO>;
     for (var i = 0u; i < FWD_CO; i++) {
-        acc[i] = vec4<f32>(0.0);
+        acc[i] = FwdPixels(0.0);
     }
     // One flat loop over the kernel rows (ci, ky), stepped by selects (see conv2d_forward_direct).
     var ci = 0u;
@@ -534,9 +538,12 @@ fn conv2d_forward_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
             for (var q = 0u; q < FWD_LOADS; q++) {
                 mine[q] = weight[mrow[q] + k];
             }
-            let pixels = vec4<f32>(win[0], win[FWD_STRIDE], win[2u * FWD_STRIDE], win[3u * FWD_STRIDE]);
+            var pixels: FwdPixels;
+            for (var j = 0u; j < FWD_PIX; j++) {
+                pixels[j] = win[j * FWD_STRIDE];
+            }
             for (var i = 0u; i < FWD_CO; i++) {
-                acc[i] = fma(vec4<f32>(from_lane(mine[i / LANES], i % LANES)), pixels, acc[i]);
+                acc[i] = fma(FwdPixels(from_lane(mine[i / LANES], i % LANES)), pixels, acc[i]);
             }
             // Slid by one for the next tap, so that every index into `win` is a constant: the tap loop may stay
             // a loop, and an array indexed by its counter would live in memory.
@@ -554,12 +561,12 @@ fn conv2d_forward_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
         biases[q] = lane_bias(m0, q, lane);
     }
     for (var i = 0u; i < FWD_CO; i++) {
-        acc[i] += vec4<f32>(from_lane(biases[i / LANES], i % LANES));
+        acc[i] += FwdPixels(from_lane(biases[i / LANES], i % LANES));
     }
     if (group >= groups) {
         return;
     }
-    for (var j = 0u; j < 4u; j++) {
+    for (var j = 0u; j < FWD_PIX; j++) {
         let ox = ox0 + j;
         if (ox >= p.wo) {
             continue;

@@ -328,6 +328,10 @@ fn conv2d_matches_cpu_on_awkward_shapes() {
         case(2, 1, (5, 3), 9, (3, 1, 2), true),
         // ... over more tiles than a workgroup covers (2 × 16 × 16 = 512), VGG's first layer's 3 channels.
         case(2, 3, (32, 31), 64, (3, 1, 1), false),
+        // Rows 3 and 9 wide, which CPU adapters compute 3 pixels to an invocation (AlexNet's and SqueezeNet's
+        // last maps are 3×3), with 17 and 19 outputs (a partial block of 16).
+        case(3, 20, (3, 3), 19, (3, 1, 1), true),
+        case(2, 5, (9, 9), 17, (3, 1, 1), false),
     ];
     for gpu in conv_variants() {
         let mut rng = Lcg(1);

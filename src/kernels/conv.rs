@@ -54,14 +54,26 @@ const CONV2D_ROWS: Kernel = Kernel {
     ..CONV2D_DIRECT
 };
 
-/// The lines of conv.wgsl that fix conv2d_forward_rows' kernel width, stride and channels per invocation.
-const FORWARD_ROW_LINES: [&str; 3] = [
+/// The lines of conv.wgsl that fix conv2d_forward_rows' kernel width, stride, channels and pixels per invocation.
+const FORWARD_ROW_LINES: [&str; 5] = [
     "const FWD_TAPS: u32 = 3u;",
     "const FWD_STRIDE: u32 = 1u;",
     "const FWD_CO: u32 = 8u;",
+    "const FWD_PIX: u32 = 4u;",
+    "alias FwdPixels = vec4<f32>;",
 ];
-/// Output pixels per invocation of conv2d_forward_rows: one vec4.
-const FORWARD_ROW_PIXELS: u32 = 4;
+
+/// Output pixels per invocation of conv2d_forward_rows for output rows `wo` wide: a vec4, or a vec3 where that
+/// takes as many invocations (rows 1, 2, 3, 5, 6 or 9 wide). A SIMD rasteriser computes every component, so on
+/// AlexNet's and SqueezeNet's 3×3 maps a vec4 wasted a quarter of the products; on 15-wide rows, five vec3s per
+/// row ran slower than four vec4s (BENCHMARKS.md).
+fn forward_row_pixels(wo: u32) -> u32 {
+    if wo.div_ceil(3) == wo.div_ceil(4) {
+        3
+    } else {
+        4
+    }
+}
 
 /// Output channels per invocation of conv2d_forward_rows for a kernel `taps` wide at `stride`, where it runs on
 /// CPU adapters: kernels at least 3 wide, strides up to 4. Measured on lavapipe (BENCHMARKS.md): with the 4
@@ -72,17 +84,19 @@ fn forward_row_channels(taps: usize, stride: usize) -> Option<u32> {
     (taps >= 3 && (1..=4).contains(&stride)).then_some(16)
 }
 
-/// conv2d_forward_rows specialised for kernels `taps` wide at `stride` and `channels` per invocation, with the
-/// GPU's lanes.
-fn forward_rows_kernel(gpu: &Gpu, taps: u32, stride: u32, channels: u32) -> Kernel {
+/// conv2d_forward_rows specialised for kernels `taps` wide at `stride`, `channels` × `pixels` per invocation,
+/// with the GPU's lanes.
+fn forward_rows_kernel(gpu: &Gpu, taps: u32, stride: u32, channels: u32, pixels: u32) -> Kernel {
     let (family, source) = conv_specialised(
         gpu,
-        format!("conv_forward_rows{taps}s{stride}x{channels}"),
+        format!("conv_forward_rows{taps}s{stride}x{channels}p{pixels}"),
         &FORWARD_ROW_LINES,
         vec![
             format!("const FWD_TAPS: u32 = {taps}u;"),
             format!("const FWD_STRIDE: u32 = {stride}u;"),
             format!("const FWD_CO: u32 = {channels}u;"),
+            format!("const FWD_PIX: u32 = {pixels}u;"),
+            format!("alias FwdPixels = vec{pixels}<f32>;"),
         ],
     );
     Kernel {
@@ -104,10 +118,11 @@ fn forward_pointwise(gpu: &Gpu, params: ConvParams, tensors: [&Tensor; 4]) -> Re
 }
 
 /// Records a convolution that [`forward_row_channels`] takes on a CPU adapter (as implicit_gemm's):
-/// conv2d_forward_rows over whole output rows in segments of FORWARD_ROW_PIXELS, the columns (b, oy, segment).
+/// conv2d_forward_rows over whole output rows in segments of [`forward_row_pixels`], the columns (b, oy, segment).
 fn forward_rows(gpu: &Gpu, params: ConvParams, tensors: [&Tensor; 4], channels: u32) -> Result<Dispatch> {
-    let kernel = forward_rows_kernel(gpu, params.kw, params.stride, channels);
-    let segments = (params.batch * params.ho * params.wo.div_ceil(FORWARD_ROW_PIXELS)) as usize;
+    let pixels = forward_row_pixels(params.wo);
+    let kernel = forward_rows_kernel(gpu, params.kw, params.stride, channels, pixels);
+    let segments = (params.batch * params.ho * params.wo.div_ceil(pixels)) as usize;
     lane_blocks(gpu, &kernel, params, tensors, segments, channels as usize)
 }
 
