@@ -141,6 +141,13 @@ fn lane_index() -> u32 { return 0u; }
 fn from_lane(v: f32, lane: u32) -> f32 { return v; }
 fn lanes_min(v: u32) -> u32 { return v; }
 fn lanes_max(v: u32) -> u32 { return v; }
+
+// Whether every lane of this invocation's subgroup is at or past `end` of the range it indexes. Such a subgroup
+// leaves at once, its lanes together, so that no from_lane misses a lane (on a SIMD rasteriser it is a whole
+// vector's work); the lanes of a subgroup that straddles the end compute copies and store nothing.
+fn lanes_past(i: u32, end: u32) -> bool {
+    return lanes_min(i) >= end;
+}
 // ---- end of the shared part ----
 
 // Per-thread block of the tiled kernels: BLOCK_M rows × BLOCK_N columns, each 4 or 8 (groups of 4 consecutive
@@ -385,6 +392,9 @@ fn conv2d_forward_pointwise(@builtin(workgroup_id) wid: vec3<u32>, @builtin(loca
     let quads = (columns + 3u) / 4u;
     // Quads past the end compute a copy of the last one (every lane must reach from_lane) and store nothing.
     let quad = (wid.x + wid.z * p.groups_x) * 64u + li;
+    if (lanes_past(quad, quads)) {
+        return;
+    }
     let qq = min(quad, quads - 1u);
     let m0 = wid.y * PW_CO;
     var src: array<u32, 4>;
@@ -473,6 +483,9 @@ fn conv2d_forward_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
     let groups = p.batch * p.ho * segs;
     // Groups past the end compute a copy of the last one (every lane must reach from_lane) and store nothing.
     let group = (wid.x + wid.z * p.groups_x) * 64u + li;
+    if (lanes_past(group, groups)) {
+        return;
+    }
     let gg = min(group, groups - 1u);
     let img = gg % p.batch;
     let oy = gg / (p.batch * segs);
@@ -738,9 +751,13 @@ fn row_input(x_row: u32, ix: i32, row_inside: bool, is_bias: bool) -> f32 {
 
 @compute @workgroup_size(64, 1, 1)
 fn conv2d_backward_params_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-    // Invocations past the bias compute a copy of the last row and store nothing (every lane reaches from_lane).
+    // Invocations past the bias compute a copy of the last row and store nothing (every lane reaches from_lane);
+    // AlexNet's conv1 has 34 rows for 64 invocations.
     let row = (wid.x + wid.z * p.groups_x) * 64u + li;
     let rows = p.cin * p.kh;
+    if (lanes_past(row, rows + 1u)) {
+        return;
+    }
     let is_weight = row < rows;
     let is_bias = row == rows;
     let r = min(row, rows - 1u);
