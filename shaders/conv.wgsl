@@ -6,7 +6,8 @@
 //
 // Layout: x [B, Xtot, H, W] of which channels x_coff .. x_coff+Cin are read, weight [Cout, Cin, KH, KW] (OIHW),
 //         bias [Cout], all f32, row-major; window [Cin·KH·KW] (vec2<u32>, see its declaration) for the tiled
-//         kernels.
+//         kernels; weight_rows (an rgba32float texture, 4 taps to a texel, written by pack_weight_rows) for
+//         conv2d_forward_rows.
 //         y [B, Ctot, Ho, Wo]; this kernel writes channels c_off .. c_off+Cout, so the fire module's two expand
 //         convolutions write straight into their concatenation.
 // Options (ConvParams): relu, has_bias, accumulate (add to what y holds), and flip: read the weights as those
@@ -460,7 +461,7 @@ fn conv2d_forward_pointwise(@builtin(workgroup_id) wid: vec3<u32>, @builtin(loca
 // as much as one inside it). Along a kernel row (ci, ky) the pixels' windows span (FWD_PIX − 1)·FWD_STRIDE +
 // FWD_TAPS inputs (they overlap for stride < taps), loaded once per row into registers as whole vec4s (a SIMD
 // rasteriser such as lavapipe pays per load instruction and lane, whatever the width: loads, not arithmetic,
-// bound these kernels). The sums are vectors so that the loops over channels stay small enough for the shader
+// bound these kernels), and the row's weights come from weight_rows, a texel fetch per 4 taps and channel. The sums are vectors so that the loops over channels stay small enough for the shader
 // compiler to unroll: unrolled, every array index is a constant and the arrays live in registers. Pixels past the
 // row's end are computed from clamped reads and not stored. The image varies fastest between invocations, so a
 // subgroup's lanes share their output row and skip together the kernel rows that fall in the padding (on 3×3
@@ -475,7 +476,49 @@ const FWD_LOADS: u32 = (FWD_CO + LANES - 1u) / LANES;
 // Inputs under a kernel row of the FWD_PIX pixels, and the whole vec4s that hold them wherever they start.
 const FWD_SPAN: u32 = (FWD_PIX - 1u) * FWD_STRIDE + FWD_TAPS;
 const FWD_VEC4S: u32 = (FWD_SPAN + 3u + 3u) / 4u;
+// Texels of packed weights per kernel row (4 taps each).
+const FWD_QUADS: u32 = (FWD_TAPS + 3u) / 4u;
 @group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
+
+// The weights as conv2d_forward_rows reads them, written by pack_weight_rows: texel ((m·Cin + ci)·KH + ky)·quads +
+// quad (quads = ceil(KW / 4)) holds taps 4·quad .. 4·quad + 3 of kernel row (m, ci, ky), flipped as weight_value
+// flips them (0 past the row's end), at (texel % PACK_WIDTH, texel / PACK_WIDTH). A texture because on lavapipe a
+// storage-buffer load whose address differs between lanes is a loop over the lanes (a bounds check, a mask test
+// and a scalar load each), where a texel fetch is one vector gather, and brings 4 taps (BENCHMARKS.md).
+const PACK_WIDTH: u32 = 4096u;
+@group(0) @binding(2) var weight_rows: texture_2d<f32>;
+@group(0) @binding(1) var packed_rows: texture_storage_2d<rgba32float, write>;
+
+fn packed_texel(t: u32) -> vec2<u32> {
+    return vec2<u32>(t % PACK_WIDTH, t / PACK_WIDTH);
+}
+
+// pack_weight_rows: weight_rows from the convolution's weights (p.cout, p.cin, p.kh, p.kw and p.flip as the
+// convolution's). Dispatch: workgroup 64, one invocation per texel, linear index x + z*groups_x.
+@compute @workgroup_size(64, 1, 1)
+fn pack_weight_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let t = (wid.x + wid.z * p.groups_x) * 64u + li;
+    let quads = (p.kw + 3u) / 4u;
+    if (t >= p.cout * p.cin * p.kh * quads) {
+        return;
+    }
+    let row = t / quads;
+    let ky = row % p.kh;
+    let ci = (row / p.kh) % p.cin;
+    let m = row / (p.kh * p.cin);
+    let khw = p.kh * p.kw;
+    let flip = p.flip != 0u;
+    let base = m * select(p.cin * khw, khw, flip) + ci * select(khw, p.cout * khw, flip);
+    var v = vec4<f32>(0.0);
+    for (var j = 0u; j < 4u; j++) {
+        let kx = 4u * (t % quads) + j;
+        let tap = ky * p.kw + kx;
+        if (kx < p.kw) {
+            v[j] = weight[base + select(tap, khw - 1u - tap, flip)];
+        }
+    }
+    textureStore(packed_rows, packed_texel(t), v);
+}
 
 @compute @workgroup_size(64, 1, 1)
 fn conv2d_forward_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -495,17 +538,13 @@ fn conv2d_forward_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
     let top = i32(oy * FWD_STRIDE) - i32(p.pad);
     let ky0 = lanes_min(u32(clamp(-top, 0, i32(p.kh))));
     let ky1 = max(lanes_max(u32(clamp(i32(p.h) - top, 0, i32(p.kh)))), ky0);
-    let khw = p.kh * p.kw;
     let x_img = (img * p.x_ctot + p.x_coff) * p.h * p.w;
-    // Weight (m, ci, tap) is at m·m_stride + ci·ci_stride + tap, the tap flipped with p.flip (see weight_value).
-    // This lane loads the weights of channels m0 + LANES·q + lane.
-    let flip = p.flip != 0u;
-    let m_stride = select(p.cin * khw, khw, flip);
-    let ci_stride = select(khw, p.cout * khw, flip);
+    // This lane loads the weights of channels m0 + LANES·q + lane: kernel row (ci, ky) of channel m is texels
+    // (m·Cin·KH + ci·KH + ky)·FWD_QUADS + quad of weight_rows.
     let lane = lane_index() % LANES;
     var mrow: array<u32, FWD_LOADS>;
     for (var q = 0u; q < FWD_LOADS; q++) {
-        mrow[q] = min(m0 + LANES * q + lane, p.cout - 1u) * m_stride;
+        mrow[q] = min(m0 + LANES * q + lane, p.cout - 1u) * p.cin * p.kh * FWD_QUADS;
     }
     // Which of the window's inputs lie inside the row (the rest are padding): the same for every kernel row.
     var inside: array<bool, FWD_SPAN>;
@@ -544,12 +583,25 @@ fn conv2d_forward_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
             v = select(v, flat[u + 3u], shift == 3u);
             win[u] = select(0.0, v, row_inside && inside[u]);
         }
+        // The kernel row's taps, slid along as `win` is.
+        var taps: array<array<f32, 4u * FWD_QUADS>, FWD_LOADS>;
+        let row = (ci * p.kh + ky) * FWD_QUADS;
+        for (var q = 0u; q < FWD_LOADS; q++) {
+            for (var u = 0u; u < FWD_QUADS; u++) {
+                let v = textureLoad(weight_rows, packed_texel(mrow[q] + row + u), 0);
+                taps[q][4u * u] = v.x;
+                taps[q][4u * u + 1u] = v.y;
+                taps[q][4u * u + 2u] = v.z;
+                taps[q][4u * u + 3u] = v.w;
+            }
+        }
         for (var t = 0u; t < FWD_TAPS; t++) {
-            let tap = ky * p.kw + t;
-            let k = ci * ci_stride + select(tap, khw - 1u - tap, flip);
             var mine: array<f32, FWD_LOADS>;
             for (var q = 0u; q < FWD_LOADS; q++) {
-                mine[q] = weight[mrow[q] + k];
+                mine[q] = taps[q][0];
+                for (var u = 0u; u + 1u < 4u * FWD_QUADS; u++) {
+                    taps[q][u] = taps[q][u + 1u];
+                }
             }
             var pixels: FwdPixels;
             for (var j = 0u; j < FWD_PIX; j++) {

@@ -148,14 +148,42 @@ impl CoopTile {
     }
 }
 
-/// How a kernel uses one of its storage buffers (must match the WGSL declaration).
+/// How a kernel uses one of its bindings (must match the WGSL declaration): a storage buffer, or an rgba32float
+/// texture read with textureLoad (`texture_2d<f32>`) or written with textureStore
+/// (`texture_storage_2d<rgba32float, write>`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
     Read,
     ReadWrite,
+    Texture,
+    WriteTexture,
 }
 
-/// A WGSL entry point and the storage buffers it binds after its parameter block (bindings 1, 2, …).
+impl Access {
+    fn binding_type(self) -> wgpu::BindingType {
+        match self {
+            Access::Read | Access::ReadWrite => wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Storage {
+                    read_only: self == Access::Read,
+                },
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            Access::Texture => wgpu::BindingType::Texture {
+                sample_type: wgpu::TextureSampleType::Float { filterable: false },
+                view_dimension: wgpu::TextureViewDimension::D2,
+                multisampled: false,
+            },
+            Access::WriteTexture => wgpu::BindingType::StorageTexture {
+                access: wgpu::StorageTextureAccess::WriteOnly,
+                format: wgpu::TextureFormat::Rgba32Float,
+                view_dimension: wgpu::TextureViewDimension::D2,
+            },
+        }
+    }
+}
+
+/// A WGSL entry point and the storage buffers (or textures) it binds after its parameter block (bindings 1, 2, …).
 pub struct Kernel {
     pub family: &'static str,
     pub source: &'static str,
@@ -387,13 +415,7 @@ impl Gpu {
                 entries.push(wgpu::BindGroupLayoutEntry {
                     binding: i as u32 + 1,
                     visibility: wgpu::ShaderStages::COMPUTE,
-                    ty: wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Storage {
-                            read_only: *access == Access::Read,
-                        },
-                        has_dynamic_offset: false,
-                        min_binding_size: None,
-                    },
+                    ty: access.binding_type(),
                     count: None,
                 });
             }

@@ -48,11 +48,20 @@ const CONV2D_POINTWISE: Kernel = Kernel {
     bindings: &[Access::Read, Access::Read, Access::Read, Access::ReadWrite],
     ..CONV2D_DIRECT
 };
+/// x, the packed weights (pack_weight_rows'), bias and y.
 const CONV2D_ROWS: Kernel = Kernel {
     entry: "conv2d_forward_rows",
-    bindings: &[Access::Read, Access::Read, Access::Read, Access::ReadWrite],
+    bindings: &[Access::Read, Access::Texture, Access::Read, Access::ReadWrite],
     ..CONV2D_DIRECT
 };
+/// The packed weights (written) and the weights.
+const PACK_WEIGHT_ROWS: Kernel = Kernel {
+    entry: "pack_weight_rows",
+    bindings: &[Access::WriteTexture, Access::Read],
+    ..CONV2D_DIRECT
+};
+/// Texels per row of the packed weights' texture (PACK_WIDTH in conv.wgsl).
+const PACK_WIDTH: u32 = 4096;
 
 /// The lines of conv.wgsl that fix conv2d_forward_rows' kernel width, stride, channels and pixels per invocation.
 const FORWARD_ROW_LINES: [&str; 5] = [
@@ -114,38 +123,71 @@ const POINTWISE_CHANNELS: usize = 16;
 fn forward_pointwise(gpu: &Gpu, params: ConvParams, tensors: [&Tensor; 4]) -> Result<Dispatch> {
     let kernel = conv_kernel(gpu, CONV2D_POINTWISE, Precision::F32, PLAIN);
     let quads = (params.batch as usize * (params.h * params.w) as usize).div_ceil(4);
-    lane_blocks(gpu, &kernel, params, tensors, quads, POINTWISE_CHANNELS)
+    let bindings: Vec<_> = tensors.iter().map(|t| t.binding()).collect();
+    lane_blocks(gpu, &kernel, params, &bindings, quads, POINTWISE_CHANNELS)
 }
 
-/// Records a convolution that [`forward_row_channels`] takes on a CPU adapter (as implicit_gemm's):
-/// conv2d_forward_rows over whole output rows in segments of [`forward_row_pixels`], the columns (b, oy, segment).
-fn forward_rows(gpu: &Gpu, params: ConvParams, tensors: [&Tensor; 4], channels: u32) -> Result<Dispatch> {
+/// Records a convolution that [`forward_row_channels`] takes on a CPU adapter (as implicit_gemm's): its weights
+/// packed into `scratch`'s texture by pack_weight_rows, then conv2d_forward_rows over whole output rows in
+/// segments of [`forward_row_pixels`], the columns (b, oy, segment). The packing runs with every forward, so
+/// a recorded plan sees weights that training changed.
+fn forward_rows(
+    gpu: &Gpu,
+    mut params: ConvParams,
+    [x, weight, bias, y]: [&Tensor; 4],
+    channels: u32,
+    scratch: &mut ConvScratch,
+) -> Result<Vec<Dispatch>> {
     let pixels = forward_row_pixels(params.wo);
     let kernel = forward_rows_kernel(gpu, params.kw, params.stride, channels, pixels);
+    let texels = params.cout as usize * params.cin as usize * params.kh as usize * params.kw.div_ceil(4) as usize;
+    let packed = scratch.packed_weights(gpu, texels)?;
+    let pack_kernel = Kernel {
+        family: kernel.family,
+        source: kernel.source,
+        ..PACK_WEIGHT_ROWS
+    };
+    let (gx, gz) = linear_grid(gpu, to_u32(texels.div_ceil(64), "packed weight blocks")?);
+    params.groups_x = gx;
+    let pack = Dispatch::new(
+        gpu,
+        gpu.pipeline(&pack_kernel)?,
+        pack_kernel.entry,
+        &params,
+        &[wgpu::BindingResource::TextureView(&packed), weight.binding()],
+        [gx, 1, gz],
+    )?;
     let segments = (params.batch * params.ho * params.wo.div_ceil(pixels)) as usize;
-    lane_blocks(gpu, &kernel, params, tensors, segments, channels as usize)
+    let bindings = [
+        x.binding(),
+        wgpu::BindingResource::TextureView(&packed),
+        bias.binding(),
+        y.binding(),
+    ];
+    let conv = lane_blocks(gpu, &kernel, params, &bindings, segments, channels as usize)?;
+    Ok(vec![pack, conv])
 }
 
-/// One dispatch of a barrier-free forward `kernel` over `[x, weight, bias, y]`: workgroups of 64 invocations, one
-/// per column block (`blocks` in all, linear over x and z), and a row of workgroups per `channels` outputs.
+/// One dispatch of a barrier-free forward `kernel` over `bindings` (x, weight, bias, y): workgroups of 64
+/// invocations, one per column block (`blocks` in all, linear over x and z), and a row of workgroups per
+/// `channels` outputs.
 fn lane_blocks(
     gpu: &Gpu,
     kernel: &Kernel,
     mut params: ConvParams,
-    tensors: [&Tensor; 4],
+    bindings: &[wgpu::BindingResource<'_>],
     blocks: usize,
     channels: usize,
 ) -> Result<Dispatch> {
     let (gx, gz) = linear_grid(gpu, to_u32(blocks.div_ceil(64), "conv column blocks")?);
     params.groups_x = gx;
-    let bindings: Vec<_> = tensors.iter().map(|t| t.binding()).collect();
     let channel_blocks = to_u32((params.cout as usize).div_ceil(channels), "conv channel blocks")?;
     Dispatch::new(
         gpu,
         gpu.pipeline(kernel)?,
         kernel.entry,
         &params,
-        &bindings,
+        bindings,
         [gx, channel_blocks, gz],
     )
 }
@@ -403,7 +445,7 @@ fn implicit_gemm(
     }
     let by_rows = forward_row_channels(params.kw as usize, params.stride as usize);
     if let (Precision::F32, true, Some(channels)) = (precision, gpu.barrier_free, by_rows) {
-        return Ok(vec![forward_rows(gpu, params, tensors, channels)?]);
+        return forward_rows(gpu, params, tensors, channels, scratch);
     }
     let pointwise = params.kh == 1 && params.kw == 1 && params.stride == 1 && params.pad == 0;
     if precision == Precision::F32 && gpu.barrier_free && pointwise {
@@ -681,6 +723,8 @@ pub fn conv2d_backward_input(
 pub struct ConvScratch {
     partials: Option<Tensor>,
     filters: Option<Tensor>,
+    /// CPU adapters' row convolutions' packed weights (rgba32float, PACK_WIDTH texels wide) and its texels.
+    packed: Option<(wgpu::TextureView, usize)>,
 }
 
 impl ConvScratch {
@@ -692,6 +736,39 @@ impl ConvScratch {
     /// `len` values of the transformed filters, grown to hold them.
     pub(super) fn filters(&mut self, gpu: &Gpu, len: usize) -> Result<Tensor> {
         grown(gpu, &mut self.filters, "winograd filters", &[len])
+    }
+
+    /// The packed weights' texture, grown (to at least twice its texels) to hold `texels`.
+    fn packed_weights(&mut self, gpu: &Gpu, texels: usize) -> Result<wgpu::TextureView> {
+        let held = self.packed.as_ref().map_or(0, |p| p.1);
+        if held < texels {
+            let most = PACK_WIDTH as usize * gpu.limits.max_texture_dimension_2d as usize;
+            if texels > most {
+                bail!("a convolution's packed weights need {texels} texels; this adapter's textures hold {most}");
+            }
+            let texels = texels.max(2 * held).min(most);
+            let rows = to_u32(texels.div_ceil(PACK_WIDTH as usize), "packed weight rows")?;
+            let view = gpu.checked("allocating the packed weights", || {
+                gpu.device
+                    .create_texture(&wgpu::TextureDescriptor {
+                        label: Some("packed conv weights"),
+                        size: wgpu::Extent3d {
+                            width: PACK_WIDTH,
+                            height: rows,
+                            depth_or_array_layers: 1,
+                        },
+                        mip_level_count: 1,
+                        sample_count: 1,
+                        dimension: wgpu::TextureDimension::D2,
+                        format: wgpu::TextureFormat::Rgba32Float,
+                        usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::STORAGE_BINDING,
+                        view_formats: &[],
+                    })
+                    .create_view(&Default::default())
+            })?;
+            self.packed = Some((view, rows as usize * PACK_WIDTH as usize));
+        }
+        Ok(self.packed.as_ref().expect("allocated above").0.clone())
     }
 }
 
