@@ -461,9 +461,10 @@ fn conv2d_forward_pointwise(@builtin(workgroup_id) wid: vec3<u32>, @builtin(loca
 // as much as one inside it). Along a kernel row (ci, ky) the pixels' windows span (FWD_PIX − 1)·FWD_STRIDE +
 // FWD_TAPS inputs (they overlap for stride < taps), loaded once per row into registers as whole vec4s (a SIMD
 // rasteriser such as lavapipe pays per load instruction and lane, whatever the width: loads, not arithmetic,
-// bound these kernels), and the row's weights come from weight_rows, a texel fetch per 4 taps and channel. The sums are vectors so that the loops over channels stay small enough for the shader
-// compiler to unroll: unrolled, every array index is a constant and the arrays live in registers. Pixels past the
-// row's end are computed from clamped reads and not stored. The image varies fastest between invocations, so a
+// bound these kernels), and the row's weights come from weight_rows, a texel fetch per 4 taps and channel. The
+// sums are vectors so that the loops over channels stay small enough for the shader compiler to unroll:
+// unrolled, every array index is a constant and the arrays live in registers. Pixels past the row's end are
+// computed from clamped reads and not stored. The image varies fastest between invocations, so a
 // subgroup's lanes share their output row and skip together the kernel rows that fall in the padding (on 3×3
 // maps with a 3×3 kernel, 2 of 9 (oy, ky) rows).
 // Dispatch: workgroup 64; grid x*z covers ceil(B·Ho·ceil(Wo / FWD_PIX) / 64), y covers ceil(Cout / FWD_CO).
