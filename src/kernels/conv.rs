@@ -715,10 +715,11 @@ pub fn conv2d_backward_input(
 }
 
 /// Scratch shared by the convolutions of a pass recorded in one command stream: the partial sums of split weight
-/// gradients (GPUs' tiled ones, CPU adapters' 1×1 ones) and the Winograd-transformed filters. Each convolution consumes its scratch (adds up its
-/// partials, reads its filters) before the next one's dispatches write over it, so one buffer of each serves
-/// all. A buffer grows (to at least twice its size) when a convolution needs more; dispatches already recorded
-/// keep the buffer they were bound to.
+/// gradients (GPUs' tiled ones, CPU adapters' 1×1 ones), the Winograd-transformed filters and CPU adapters'
+/// packed row weights (a texture). Each convolution consumes its scratch (adds up its partials, reads its
+/// filters or packed weights) before the next one's dispatches write over it, so one buffer of each serves all.
+/// A buffer grows (to at least twice its size) when a convolution needs more; dispatches already recorded keep
+/// the buffer they were bound to.
 #[derive(Default)]
 pub struct ConvScratch {
     partials: Option<Tensor>,
