@@ -5,6 +5,8 @@
 //   imagenet_normalize  x[n,c,p] = (x - mean[c]) / std[c] for images n in [first, last); one thread per four
 //                       values.
 //   unit_normalize      y[n,:,p] = x[n,:,p] / max(||x[n,:,p]||_2, 1e-12); one thread per (n, p).
+//   inverse_norm        y[n,p]   = 1 / max(||x[n,:,p]||_2, 1e-12), the factor unit_normalize scales by (the
+//                       forward's pair_profile applies it itself); one thread per (n, p).
 //   channel_mean        y[n,c]   = mean_p x[n,c,p]; one thread per (n, c).
 //   channel_sort        y[n,c,:] = x[n,c,:] sorted ascending; one workgroup of 256 per (n, c) row, a bitonic
 //                       sort in workgroup memory (P <= 4096, padded with +inf to a power of two).
@@ -69,6 +71,25 @@ fn imagenet_normalize(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invo
     y4[idx] = out;
 }
 
+// 1 / max(||x[n,:,p]||, 1e-12) of the column at `base` (n·C·P + p).
+fn column_inverse_norm(base: u32) -> f32 {
+    var sumsq = 0.0;
+    for (var c = 0u; c < p.c; c++) {
+        let v = x[base + c * p.positions];
+        sumsq = fma(v, v, sumsq);
+    }
+    return 1.0 / max(sqrt(sumsq), 1e-12);
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn inverse_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let idx = thread_index(wid, li);
+    if (idx >= p.n * p.positions) {
+        return;
+    }
+    y[idx] = column_inverse_norm((idx / p.positions) * p.c * p.positions + idx % p.positions);
+}
+
 @compute @workgroup_size(256, 1, 1)
 fn unit_normalize(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let idx = thread_index(wid, li);
@@ -76,12 +97,7 @@ fn unit_normalize(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocati
         return;
     }
     let base = (idx / p.positions) * p.c * p.positions + idx % p.positions;
-    var sumsq = 0.0;
-    for (var c = 0u; c < p.c; c++) {
-        let v = x[base + c * p.positions];
-        sumsq = fma(v, v, sumsq);
-    }
-    let inv = 1.0 / max(sqrt(sumsq), 1e-12);
+    let inv = column_inverse_norm(base);
     for (var c = 0u; c < p.c; c++) {
         y[base + c * p.positions] = x[base + c * p.positions] * inv;
     }

@@ -1,6 +1,8 @@
 // distance.wgsl: the weighted squared distance of the paper's eq. 1-3, split so that training gets the gradient
 // with respect to the channel weights for free:
-//   pair_profile           s[pair, off + c] = (1/P) * sum_p mask * (g[i,c,p] - g[j,c,p])^2,   (i, j) = pairs[pair]
+//   pair_profile           s[pair, off + c] = (1/P) * sum_p mask * (u[i,c,p] - u[j,c,p])^2,   (i, j) = pairs[pair],
+//                          u[n,c,p] = g[n,c,p] * r[n,p] with r the inverse norms (channel.wgsl's inverse_norm):
+//                          the unit-normalised maps, made on the fly rather than written and read back.
 //   weighted_sum           d[pair] = sum_k w[k] * s[pair, k]                    (forward)
 //   weighted_sum_backward  grad_w[k] = sum_pair grad_d[pair] * s[pair, k]       (backward, for w)
 //   pair_profile_backward  grad_g = dL/dg of one column block through d = s.w, given grad_d (backward, for the
@@ -19,9 +21,10 @@
 // state = [step seed, index of the chunk's first group, drop probability as f32 bits] is rewritten by the host
 // for every chunk and step (drop 0 for evaluation), so one recorded plan serves training and evaluation.
 //
-// Layout: g [N, C, P] f32, pairs [n_pairs] vec2<u32> image indices, state [2] u32, s [n_pairs, K] (K = all columns), w [K],
-//         d / grad_d [n_pairs], grad_w [K].
-// Dispatch: one thread per output value (pair_profile: per (pair, c); weighted_sum: per pair; backward: per k;
+// Layout: g [N, C, P] f32, r [N, P], pairs [n_pairs] vec2<u32> image indices, state [2] u32, s [n_pairs, K]
+//         (K = all columns), w [K], d / grad_d [n_pairs], grad_w [K].
+// Dispatch: one thread per output value (pair_profile: per (pair, 4 channels); weighted_sum: per pair; backward:
+//           per k;
 //           pair_profile_backward: per 4 consecutive values of an image of the chunk's references,
 //           chunk·ceil(C·P/4)),
 //           workgroup 256, linear workgroup index x + z*groups_x.
@@ -36,6 +39,7 @@ struct ProfileParams {
 @group(0) @binding(2) var<storage, read> pairs: array<vec2<u32>>;
 @group(0) @binding(3) var<storage, read> state: array<u32>;
 @group(0) @binding(4) var<storage, read_write> s: array<f32>;
+@group(0) @binding(5) var<storage, read> inv_norm: array<f32>;
 
 // A 32-bit integer hash (lowbias32) chained over the coordinates; its low 24 bits give a uniform in [0, 1).
 fn hash(v: u32) -> u32 {
@@ -60,35 +64,58 @@ fn kept(stream: u32, p: u32) -> bool {
     return f32(hash(stream ^ p) >> 8u) * (1.0 / 16777216.0) >= bitcast<f32>(state[2]);
 }
 
+// A thread takes PROFILE_CO channels of a pair, so that each position's two inverse norms are loaded once for
+// them (a load per value is what these loops pay on a SIMD rasteriser such as lavapipe).
+const PROFILE_CO: u32 = 4u;
+
 @compute @workgroup_size(256, 1, 1)
 fn pair_profile(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let idx = (wid.x + wid.z * pp.groups_x) * 256u + li;
-    if (idx >= pp.n_pairs * pp.c) {
+    let blocks = (pp.c + PROFILE_CO - 1u) / PROFILE_CO;
+    if (idx >= pp.n_pairs * blocks) {
         return;
     }
-    let pair = idx / pp.c;
-    let c = idx % pp.c;
+    let pair = idx / blocks;
+    let c0 = (idx % blocks) * PROFILE_CO;
     let ij = pairs[pair];
-    let gi = (ij.x * pp.c + c) * pp.positions;
-    let gj = (ij.y * pp.c + c) * pp.positions;
-    var acc = 0.0;
+    let ri = ij.x * pp.positions;
+    let rj = ij.y * pp.positions;
+    // Channels past C repeat the last one and are not stored.
+    var gi: array<u32, PROFILE_CO>;
+    var gj: array<u32, PROFILE_CO>;
+    var stream: array<u32, PROFILE_CO>;
+    for (var k = 0u; k < PROFILE_CO; k++) {
+        let c = min(c0 + k, pp.c - 1u);
+        gi[k] = (ij.x * pp.c + c) * pp.positions;
+        gj[k] = (ij.y * pp.c + c) * pp.positions;
+        stream[k] = row_stream(pair, pp.offset + c);
+    }
+    var acc = vec4<f32>(0.0);
     let drop = bitcast<f32>(state[2]);
-    if (drop > 0.0) {
-        let stream = row_stream(pair, pp.offset + c);
-        for (var q = 0u; q < pp.positions; q++) {
-            let diff = g[gi + q] - g[gj + q];
-            if (kept(stream, q)) {
-                acc = fma(diff, diff, acc);
+    for (var q = 0u; q < pp.positions; q++) {
+        let inv_i = inv_norm[ri + q];
+        let inv_j = inv_norm[rj + q];
+        var kept_q = vec4<bool>(true);
+        if (drop > 0.0) {
+            for (var k = 0u; k < PROFILE_CO; k++) {
+                kept_q[k] = kept(stream[k], q);
             }
         }
+        var diff: vec4<f32>;
+        for (var k = 0u; k < PROFILE_CO; k++) {
+            diff[k] = g[gi[k] + q] * inv_i - g[gj[k] + q] * inv_j;
+        }
+        acc = select(acc, fma(diff, diff, acc), kept_q);
+    }
+    if (drop > 0.0) {
         acc /= 1.0 - drop;
-    } else {
-        for (var q = 0u; q < pp.positions; q++) {
-            let diff = g[gi + q] - g[gj + q];
-            acc = fma(diff, diff, acc);
+    }
+    acc /= f32(pp.positions);
+    for (var k = 0u; k < PROFILE_CO; k++) {
+        if (c0 + k < pp.c) {
+            s[pair * pp.columns + pp.offset + c0 + k] = acc[k];
         }
     }
-    s[pair * pp.columns + pp.offset + c] = acc / f32(pp.positions);
 }
 
 struct SumParams {

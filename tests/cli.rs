@@ -194,7 +194,7 @@ fn bench_profile_accounts_for_every_dispatch_by_kernel() {
         "--batch",
         "1",
         "--iters",
-        "1",
+        "2",
         "--json",
         "--random-weights",
     ]);
@@ -218,7 +218,9 @@ fn bench_profile_accounts_for_every_dispatch_by_kernel() {
     assert_eq!(count("winograd_forward"), winograd, "{kernels:?}");
     assert_eq!(count("winograd_filters"), winograd, "{kernels:?}");
     assert_eq!(count("conv2d_forward"), 25 - winograd, "{kernels:?}");
-    assert_eq!(count("unit_normalize"), 7, "{kernels:?}");
+    // Per tap its columns' inverse norms and its pair profile (which normalises as it reads).
+    assert_eq!(count("inverse_norm"), 7, "{kernels:?}");
+    assert_eq!(count("unit_normalize"), 0, "{kernels:?}");
     assert_eq!(count("pair_profile"), 7, "{kernels:?}");
     let each = v["dispatches"].as_array().expect("a list of dispatches");
     assert_eq!(
@@ -227,6 +229,11 @@ fn bench_profile_accounts_for_every_dispatch_by_kernel() {
     );
     let seconds: Vec<f64> = each.iter().map(|d| d["seconds"].as_f64().unwrap()).collect();
     assert!(seconds.iter().all(|s| s.is_finite() && *s > 0.0), "{seconds:?}");
+    // The fastest of the two runs of each dispatch is positive and at most their mean.
+    for d in each {
+        let (mean, fastest) = (d["seconds"].as_f64().unwrap(), d["min_seconds"].as_f64().unwrap());
+        assert!(fastest > 0.0 && fastest <= mean * (1.0 + 1e-12), "{d}");
+    }
     let total = v["seconds"].as_f64().unwrap();
     assert!((seconds.iter().sum::<f64>() - total).abs() <= 1e-9 * total);
     let shares: f64 = kernels.iter().map(|k| k["share"].as_f64().unwrap()).sum();

@@ -585,7 +585,7 @@ fn bytes_become_unit_values_and_leave_the_rest_of_the_target() {
 }
 
 #[test]
-fn unit_normalize_matches_cpu_and_maps_zero_to_zero() {
+fn unit_normalize_and_inverse_norm_match_cpu_and_map_zero_to_zero() {
     let gpu = common::gpu();
     let mut rng = Lcg(5);
     // (n, c, spatial dims)
@@ -620,6 +620,30 @@ fn unit_normalize_matches_cpu_and_maps_zero_to_zero() {
         for ch in 0..c {
             assert_eq!(got[ch * p], 0.0, "{shape:?}: an all-zero position must stay 0");
         }
+        // The factor itself, for every column; the 1e-12 floor makes an all-zero column's 1e12.
+        let rt = gpu.upload("r", &[n, p], &vec![f32::NAN; n * p]).unwrap();
+        run(&gpu, vec![channel::inverse_norm(&gpu, &xt, &rt).unwrap()]);
+        let got = read_all(&gpu, &rt);
+        let want: Vec<f64> = (0..n * p)
+            .map(|col| {
+                let (img, q) = (col / p, col % p);
+                let sumsq: f64 = (0..c).map(|ch| (x[(img * c + ch) * p + q] as f64).powi(2)).sum();
+                1.0 / sumsq.sqrt().max(1e-12)
+            })
+            .collect();
+        assert_within(
+            &got,
+            &want.iter().map(|&v| v as f32).collect::<Vec<_>>(),
+            |i| 2e-6 * want[i],
+            &format!("inverse norm {shape:?}"),
+        );
+        assert!(
+            (got[0] / 1e12 - 1.0).abs() < 1e-5,
+            "{shape:?}: an all-zero column's inverse norm is 1 / 1e-12, not {}",
+            got[0]
+        );
+        let short = gpu.zeros("r", &[n * p - 1]).unwrap();
+        assert!(channel::inverse_norm(&gpu, &xt, &short).is_err());
     }
 }
 
@@ -688,6 +712,11 @@ fn channel_sort_keeps_infinities() {
 
 // ---------------------------------------------------------------- distances
 
+/// Inverse norms of 1 for `n` images of `p` positions: pair_profile then compares the maps as given.
+fn unit_factors(gpu: &Gpu, n: usize, p: usize) -> Tensor {
+    gpu.upload("r", &[n, p], &vec![1.0; n * p]).unwrap()
+}
+
 fn pairs_buffer(gpu: &Gpu, pairs: &[(usize, usize)]) -> wgpu::Buffer {
     let flat: Vec<u32> = pairs.iter().flat_map(|&(i, j)| [i as u32, j as u32]).collect();
     gpu.upload_pod("pairs", &flat).unwrap()
@@ -710,18 +739,24 @@ fn pair_profile_matches_cpu_in_its_column_block() {
     let mut gs = Vec::new();
     let mut dispatches = Vec::new();
     for (&(c, p), &offset) in taps.iter().zip(&offsets) {
+        // The maps and their columns' factors (any positive values: the kernel scales by what it is given).
         let g = rng.vec(n * c * p, -2.0, 2.0);
+        let r = rng.vec(n * p, 0.25, 2.0);
         let gt = gpu.upload("g", &[n, c, p], &g).unwrap();
+        let rt = gpu.upload("r", &[n, p], &r).unwrap();
         // chunk 3: the pairs are whole members of 3 groups (only dropout reads the layout).
-        dispatches.push(distance::pair_profile(&gpu, &gt, &pair_buf, pairs.len(), 3, &state, &s, offset, 0).unwrap());
-        gs.push((g, gt));
+        dispatches
+            .push(distance::pair_profile(&gpu, &gt, &rt, &pair_buf, pairs.len(), 3, &state, &s, offset, 0).unwrap());
+        // What the kernel compares: u[n, c, p] = g[n, c, p] · r[n, p], rounded to f32 as it is there.
+        let u: Vec<f32> = (0..g.len()).map(|i| g[i] * r[i / (c * p) * p + i % p]).collect();
+        gs.push((u, gt, rt));
     }
     run(&gpu, dispatches);
     let got = read_all(&gpu, &s);
     let mut want: Vec<f32> = prefill.clone();
     let mut tol = vec![0.0f64; want.len()];
-    for ((&(c, p), &offset), (g, _)) in taps.iter().zip(&offsets).zip(&gs) {
-        for (k, row) in cpu::pair_profile(g, c, p, &pairs).iter().enumerate() {
+    for ((&(c, p), &offset), (u, _, _)) in taps.iter().zip(&offsets).zip(&gs) {
+        for (k, row) in cpu::pair_profile(u, c, p, &pairs).iter().enumerate() {
             for (ch, &v) in row.iter().enumerate() {
                 want[k * columns + offset + ch] = v as f32;
                 tol[k * columns + offset + ch] = 1e-5 * v + 1e-7;
@@ -729,11 +764,14 @@ fn pair_profile_matches_cpu_in_its_column_block() {
         }
     }
     assert_within(&got, &want, |i| tol[i], "pair profile");
-    // Column blocks that do not fit, and pair counts that are not whole members of the chunk, are refused.
-    let (_, g0) = &gs[0];
-    assert!(distance::pair_profile(&gpu, g0, &pair_buf, 6, 3, &state, &s, 30, 0).is_err());
-    assert!(distance::pair_profile(&gpu, g0, &pair_buf, 6, 4, &state, &s, 0, 0).is_err());
-    assert!(distance::pair_profile(&gpu, g0, &pair_buf, 7, 7, &state, &s, 0, 0).is_err());
+    // Column blocks that do not fit, pair counts that are not whole members of the chunk and inverse norms that
+    // miss columns are refused.
+    let (_, g0, r0) = &gs[0];
+    assert!(distance::pair_profile(&gpu, g0, r0, &pair_buf, 6, 3, &state, &s, 30, 0).is_err());
+    assert!(distance::pair_profile(&gpu, g0, r0, &pair_buf, 6, 4, &state, &s, 0, 0).is_err());
+    assert!(distance::pair_profile(&gpu, g0, r0, &pair_buf, 7, 7, &state, &s, 0, 0).is_err());
+    let short = gpu.zeros("r", &[n * 13 - 1]).unwrap();
+    assert!(distance::pair_profile(&gpu, g0, &short, &pair_buf, 6, 3, &state, &s, 5, 0).is_err());
 }
 
 #[test]
@@ -797,13 +835,15 @@ fn profile_then_weighted_sum_is_the_weighted_pair_distance() {
     for (t, &(c, p)) in taps.iter().enumerate() {
         let g = rng.vec(n * c * p, -1.0, 1.0);
         let gt = gpu.upload("g", &[n, c, p], &g).unwrap();
-        dispatches.push(distance::pair_profile(&gpu, &gt, &pair_buf, pairs.len(), 5, &state, &s, offset, 0).unwrap());
+        let rt = unit_factors(&gpu, n, p);
+        dispatches
+            .push(distance::pair_profile(&gpu, &gt, &rt, &pair_buf, pairs.len(), 5, &state, &s, offset, 0).unwrap());
         let tap_d = cpu::pair_distance(&g, c, p, &pairs, &w[offset..offset + c]);
         for (acc, v) in want.iter_mut().zip(tap_d) {
             *acc += v;
         }
         offset += c;
-        keep.push(gt);
+        keep.push((gt, rt));
         if t == 0 {
             // With only the first tap's columns filled (the rest zero), d is that tap's distance.
             let mut first = std::mem::take(&mut dispatches);
@@ -855,6 +895,7 @@ fn pair_profile_dropout_follows_the_hash_and_ignores_chunking() {
     let (groups, others, c, p, offset, columns) = (4usize, 2usize, 21, 13, 3, 30);
     let g = rng.vec(groups * (others + 1) * c * p, -1.0, 1.0);
     let gt = gpu.upload("g", &[groups * (others + 1), c, p], &g).unwrap();
+    let rt = unit_factors(&gpu, groups * (others + 1), p);
     let (step_seed, seed, drop) = (77u32, 5u32, 0.5f32);
     // CPU: pair (group, member) has global id group·others + member.
     let mut want = vec![vec![0.0f64; c]; groups * others];
@@ -902,7 +943,8 @@ fn pair_profile_dropout_follows_the_hash_and_ignores_chunking() {
             run(
                 &gpu,
                 vec![
-                    distance::pair_profile(&gpu, &gt, &pair_buf, pairs.len(), chunk, &state, &s, offset, seed).unwrap(),
+                    distance::pair_profile(&gpu, &gt, &rt, &pair_buf, pairs.len(), chunk, &state, &s, offset, seed)
+                        .unwrap(),
                 ],
             );
             let got = read_all(&gpu, &s);

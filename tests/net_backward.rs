@@ -607,7 +607,8 @@ fn maxpool_propagates_nan_and_routes_its_gradient_as_pytorch() {
 // ---------------------------------------------------------------- distance side
 
 /// The buffers of one tap's distance term on the GPU: maps t [N, C, P], the transformed maps v, their unit
-/// normalisation u, and everything the pair profile and its backward read.
+/// normalisation u (for the backward) and its factors r (for the forward's pair profile), and everything the pair
+/// profile and its backward read.
 struct DistanceCase {
     part: String,
     chunk: usize,
@@ -617,6 +618,7 @@ struct DistanceCase {
     t: Tensor,
     v: Tensor,
     u: Tensor,
+    r: Tensor,
     order: Tensor,
     w: Tensor,
     grad_d: Tensor,
@@ -657,6 +659,7 @@ impl DistanceCase {
             t: gpu.upload("t", &[n, c, p], t).unwrap(),
             v: gpu.zeros("v", &[n, c, vp]).unwrap(),
             u: gpu.zeros("u", &[n, c, vp]).unwrap(),
+            r: gpu.zeros("r", &[n, vp]).unwrap(),
             order: gpu.zeros("order", &[n, c, p]).unwrap(),
             w: gpu.upload("w", &[w.len()], w).unwrap(),
             grad_d: gpu.upload("grad_d", &[n_pairs], grad_d).unwrap(),
@@ -667,7 +670,8 @@ impl DistanceCase {
         }
     }
 
-    /// Transform, unit normalisation, the pair profile's column block and d = s·w.
+    /// Transform, unit normalisation (the forward's factors, and the maps the backward reads), the pair profile's
+    /// column block and d = s·w.
     fn forward(&self, gpu: &Gpu) -> Vec<Dispatch> {
         let mut out = match self.part.as_str() {
             "spatial" => vec![],
@@ -676,10 +680,12 @@ impl DistanceCase {
         };
         let v = if self.part == "spatial" { &self.t } else { &self.v };
         out.push(channel::unit_normalize(gpu, v, &self.u).unwrap());
+        out.push(channel::inverse_norm(gpu, v, &self.r).unwrap());
         out.push(
             distance::pair_profile(
                 gpu,
-                &self.u,
+                v,
+                &self.r,
                 &self.pairs,
                 self.n_pairs,
                 self.chunk,

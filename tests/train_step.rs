@@ -62,8 +62,23 @@ fn setup(
             &distance::dropout_state(m["step_seed"].as_u64().unwrap() as u32, 0, drop),
         )
         .unwrap();
-    let profile =
-        distance::pair_profile(gpu, &g, &pairs, 2 * triplets, triplets, &dropout, &state.profile, 0, 0).unwrap();
+    // g is unit-normalised already (tools/make_train_fixtures.py), so its columns' factors are 1.
+    let ones = gpu
+        .upload("r", &[3 * triplets, p], &vec![1.0; 3 * triplets * p])
+        .unwrap();
+    let profile = distance::pair_profile(
+        gpu,
+        &g,
+        &ones,
+        &pairs,
+        2 * triplets,
+        triplets,
+        &dropout,
+        &state.profile,
+        0,
+        0,
+    )
+    .unwrap();
     gpu.run(&[profile]).unwrap();
     (state, w)
 }

@@ -46,7 +46,7 @@ pub struct BenchArgs {
     /// network's conv layers trained too: `train --variant net`) and triplets (drawing the parameters, uploading
     /// the clean images and distorting them into p0 and p1 on the GPU; no network), and profile (where the time of an
     /// eval chunk, and of a tune step's work after its forward pass on a chunk, goes: every dispatch timed on its
-    /// own, summed by kernel).
+    /// own, summed by kernel; with --json each dispatch's mean and fastest of --iters runs).
     #[arg(long, default_value = "eval,train")]
     what: String,
     /// Force one block (outputs per invocation, rows x columns) on every tiled convolution, to compare them on
@@ -395,22 +395,28 @@ fn profile_eval(gpu: &Gpu, kind: NetKind, args: &BenchArgs, members: &[&[u8]]) -
 /// The times of one chunk's dispatches, each run alone.
 struct Profile<'a> {
     chunk: usize,
-    /// Per dispatch: its kernel and mean seconds.
-    each: Vec<(&'a str, f64)>,
+    /// Per dispatch: its kernel, mean seconds and fastest run's seconds (steadier on a shared machine).
+    each: Vec<(&'a str, f64, f64)>,
 }
 
 impl<'a> Profile<'a> {
     fn measure(gpu: &Gpu, dispatches: &[&'a Dispatch], chunk: usize, iters: usize) -> Result<Profile<'a>> {
-        let mut seconds = vec![0.0; dispatches.len()];
+        let mut seconds = vec![(0.0, f64::INFINITY); dispatches.len()];
         for _ in 0..iters {
-            for (d, s) in dispatches.iter().zip(&mut seconds) {
+            for (d, (mean, fastest)) in dispatches.iter().zip(&mut seconds) {
                 let start = Instant::now();
                 gpu.run(std::slice::from_ref(*d))?;
                 gpu.wait()?;
-                *s += start.elapsed().as_secs_f64() / iters as f64;
+                let took = start.elapsed().as_secs_f64();
+                *mean += took / iters as f64;
+                *fastest = fastest.min(took);
             }
         }
-        let each = dispatches.iter().map(|d| d.label()).zip(seconds).collect();
+        let each = dispatches
+            .iter()
+            .zip(seconds)
+            .map(|(d, (mean, fastest))| (d.label(), mean, fastest))
+            .collect();
         Ok(Profile { chunk, each })
     }
 
@@ -418,13 +424,13 @@ impl<'a> Profile<'a> {
         self.each.iter().map(|e| e.1).sum()
     }
 
-    /// (kernel, dispatches, seconds) in the order each kernel first runs.
-    fn by_kernel(&self) -> Vec<(&'a str, usize, f64)> {
-        let mut kernels: Vec<(&'a str, usize, f64)> = Vec::new();
-        for &(label, s) in &self.each {
+    /// (kernel, dispatches, mean seconds, fastest seconds) in the order each kernel first runs.
+    fn by_kernel(&self) -> Vec<(&'a str, usize, f64, f64)> {
+        let mut kernels: Vec<(&'a str, usize, f64, f64)> = Vec::new();
+        for &(label, s, fastest) in &self.each {
             match kernels.iter_mut().find(|k| k.0 == label) {
-                Some(k) => (k.1, k.2) = (k.1 + 1, k.2 + s),
-                None => kernels.push((label, 1, s)),
+                Some(k) => (k.1, k.2, k.3) = (k.1 + 1, k.2 + s, k.3 + fastest),
+                None => kernels.push((label, 1, s, fastest)),
             }
         }
         kernels
@@ -435,12 +441,14 @@ impl<'a> Profile<'a> {
         let by_kernel: Vec<_> = self
             .by_kernel()
             .iter()
-            .map(|(k, n, s)| json!({"kernel": k, "dispatches": n, "seconds": s, "share": s / total}))
+            .map(|(k, n, s, fastest)| {
+                json!({"kernel": k, "dispatches": n, "seconds": s, "min_seconds": fastest, "share": s / total})
+            })
             .collect();
         let each: Vec<_> = self
             .each
             .iter()
-            .map(|(k, s)| json!({"kernel": k, "seconds": s}))
+            .map(|(k, s, fastest)| json!({"kernel": k, "seconds": s, "min_seconds": fastest}))
             .collect();
         json!({"chunk": self.chunk, "seconds": total, "kernels": by_kernel, "dispatches": each})
     }
@@ -452,7 +460,7 @@ impl<'a> Profile<'a> {
             "  {:<36} {:>10} {:>12} {:>7}",
             "kernel", "dispatches", "ms / chunk", "share"
         );
-        for (k, n, s) in self.by_kernel() {
+        for (k, n, s, _) in self.by_kernel() {
             println!("  {k:<36} {n:>10} {:>12.3} {:>6.1}%", 1e3 * s, 100.0 * s / total);
         }
         println!("  {:<36} {:>10} {:>12.3}", "all", self.each.len(), 1e3 * total);

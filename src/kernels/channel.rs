@@ -112,6 +112,26 @@ pub fn unit_normalize(gpu: &Gpu, x: &Tensor, y: &Tensor) -> Result<Dispatch> {
     )
 }
 
+/// `y[n, p] = 1 / max(‖x[n, :, p]‖₂, 1e-12)`: the factor [`unit_normalize`] scales a column by. `y` holds at
+/// least N·P values.
+pub fn inverse_norm(gpu: &Gpu, x: &Tensor, y: &Tensor) -> Result<Dispatch> {
+    let (n, c, pos) = ncp(x, "inverse norm")?;
+    if y.numel() < n * pos {
+        bail!(
+            "inverse norm: output {:?} holds fewer than the {n} × {pos} columns of {:?}",
+            y.shape,
+            x.shape
+        );
+    }
+    launch(
+        gpu,
+        "inverse_norm",
+        params(n, c, pos)?,
+        (n * pos).div_ceil(LINEAR_WORKGROUP as usize),
+        &[x, y],
+    )
+}
+
 /// `y[n, c] = mean over positions of x[n, c, :]`.
 pub fn channel_mean(gpu: &Gpu, x: &Tensor, y: &Tensor) -> Result<Dispatch> {
     let (n, c, pos) = ncp(x, "channel mean")?;

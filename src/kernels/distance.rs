@@ -9,8 +9,17 @@ const PAIR_PROFILE: Kernel = Kernel {
     family: "distance",
     source: DISTANCE_WGSL,
     entry: "pair_profile",
-    bindings: &[Access::Read, Access::Read, Access::Read, Access::ReadWrite],
+    bindings: &[
+        Access::Read,
+        Access::Read,
+        Access::Read,
+        Access::ReadWrite,
+        Access::Read,
+    ],
 };
+
+/// Channels per invocation of pair_profile (PROFILE_CO).
+const PROFILE_CHANNELS: usize = 4;
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -31,13 +40,18 @@ pub fn dropout_state(step_seed: u32, first_group: u32, drop: f32) -> [u32; 4] {
     [step_seed, first_group, drop.to_bits(), 0]
 }
 
-/// `s[k, offset + c] = (1/P) Σ_p mask · (g[i,c,p] − g[j,c,p])²` for each pair k = (i, j) of `pairs` (a buffer
-/// of `n_pairs` u32 pairs, laid out member-major over `chunk` groups); `g` is [N, C, ...] with P positions and
-/// `s` is [n_pairs, columns]. `state` holds [`dropout_state`]; `seed` separates the hash streams of metrics.
+/// `s[k, offset + c] = (1/P) Σ_p mask · (u[i,c,p] − u[j,c,p])²` for each pair k = (i, j) of `pairs` (a buffer
+/// of `n_pairs` u32 pairs, laid out member-major over `chunk` groups), where `u[n,c,p] = g[n,c,p] · r[n,p]` are
+/// the unit-normalised maps: `g` is [N, C, ...] with P positions, `inv_norm` its [`channel::inverse_norm`]s
+/// ([N, P]) and `s` is [n_pairs, columns]. `state` holds [`dropout_state`]; `seed` separates the hash streams of
+/// metrics.
+///
+/// [`channel::inverse_norm`]: super::channel::inverse_norm
 #[allow(clippy::too_many_arguments)]
 pub fn pair_profile(
     gpu: &Gpu,
     g: &Tensor,
+    inv_norm: &Tensor,
     pairs: &wgpu::Buffer,
     n_pairs: usize,
     chunk: usize,
@@ -55,6 +69,14 @@ pub fn pair_profile(
     }
     let c = g.shape[1];
     let positions: usize = g.shape[2..].iter().product();
+    if inv_norm.numel() < g.shape[0] * positions {
+        bail!(
+            "pair profile: inverse norms {:?} do not cover g {:?} ({} images × {positions} positions)",
+            inv_norm.shape,
+            g.shape,
+            g.shape[0]
+        );
+    }
     let columns = s.shape[1];
     if chunk == 0 || !n_pairs.is_multiple_of(chunk) || state.size() < 12 {
         bail!("pair profile: {n_pairs} pairs are not whole members of {chunk} groups");
@@ -68,7 +90,10 @@ pub fn pair_profile(
     }
     let (gx, gz) = linear_grid(
         gpu,
-        to_u32((n_pairs * c).div_ceil(LINEAR_WORKGROUP as usize), "pair profile")?,
+        to_u32(
+            (n_pairs * c.div_ceil(PROFILE_CHANNELS)).div_ceil(LINEAR_WORKGROUP as usize),
+            "pair profile",
+        )?,
     );
     let params = ProfileParams {
         n_pairs: n_pairs as u32,
@@ -91,6 +116,7 @@ pub fn pair_profile(
             pairs.as_entire_binding(),
             state.as_entire_binding(),
             s.binding(),
+            inv_norm.binding(),
         ],
         [gx, 1, gz],
     )

@@ -6,14 +6,15 @@ use super::{GroupPlan, Metric, Part};
 
 /// The recorded backward of a [`GroupPlan`]'s distances: from `grad_d` (∂L/∂d of the chunk's pairs, written by
 /// the caller) to the gradient of every tap, through the pair profile (same dropout state as the forward),
-/// the unit normalisation and the mean or sort of each part. The shared scratch of the plan is recomputed tap
-/// by tap, so the forward's dispatches must have run on the same chunk. The first part of a tap writes its
+/// the unit normalisation and the mean or sort of each part. The plan's transformed maps (its scratch) and the
+/// unit-normalised maps (this backward's) are recomputed tap by tap, so the forward's dispatches must have run on
+/// the same chunk. The first part of a tap writes its
 /// gradient and later parts add to it.
 pub struct DistanceBackward {
     /// [pairs] of the chunk, member-major as the plan's pairs.
     pub grad_d: Tensor,
     pub dispatches: Vec<Dispatch>,
-    _scratch: [Tensor; 3],
+    _scratch: [Tensor; 4],
 }
 
 impl DistanceBackward {
@@ -29,6 +30,7 @@ impl DistanceBackward {
             );
         }
         let largest = metric.taps.iter().map(|&(c, s)| c * s * s).max().unwrap_or(1);
+        let normalized = gpu.zeros("normalised taps", &[n * largest])?;
         let grad_u = gpu.zeros("grad normalised taps", &[n * largest])?;
         let grad_v = gpu.zeros("grad transformed taps", &[n * largest])?;
         let order = gpu.zeros("sort order", &[n * largest])?;
@@ -56,7 +58,7 @@ impl DistanceBackward {
                         sorted
                     }
                 };
-                let unit = plan.normalized.view(&compared.shape)?;
+                let unit = normalized.view(&compared.shape)?;
                 let gu = grad_u.view(&compared.shape)?;
                 dispatches.push(channel::unit_normalize(gpu, &compared, &unit)?);
                 dispatches.push(distance::pair_profile_backward(
@@ -91,7 +93,7 @@ impl DistanceBackward {
         Ok(DistanceBackward {
             grad_d,
             dispatches,
-            _scratch: [grad_u, grad_v, order],
+            _scratch: [normalized, grad_u, grad_v, order],
         })
     }
 }

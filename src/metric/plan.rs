@@ -255,9 +255,10 @@ pub struct GroupPlan {
     pub dispatches: Vec<Dispatch>,
     /// d = profile · w for the metric's weights (absent in a multi-method plan).
     pub sum: Option<Dispatch>,
-    /// Scratch shared by every (part, tap): the transformed maps (means or sorted) and their unit normalisation.
+    /// Scratch shared by every (part, tap): the transformed maps (means or sorted) and the inverse norms of the
+    /// compared maps' columns, by which the pair profile normalises them.
     pub(crate) transformed: Tensor,
-    pub(crate) normalized: Tensor,
+    _inverse_norms: Tensor,
     /// Uploads 8-bit images into the whole of `forward.input`.
     bytes: ByteImages,
 }
@@ -298,7 +299,8 @@ impl GroupPlan {
         let bytes = ByteImages::new(gpu, &forward.input, forward.input.numel())?;
         let largest = taps.iter().map(|&(c, s)| c * s * s).max().unwrap_or(1);
         let transformed = gpu.zeros("transformed taps", &[n * largest])?;
-        let normalized = gpu.zeros("normalised taps", &[n * largest])?;
+        let most_positions = taps.iter().map(|&(_, s)| s * s).max().unwrap_or(1);
+        let inverse_norms = gpu.zeros("inverse norms of the taps", &[n * most_positions])?;
         let n_pairs = (group_len - 1) * chunk;
         let pair_list: Vec<u32> = (1..group_len)
             .flat_map(|m| (0..chunk).flat_map(move |g| [g as u32, (m * chunk + g) as u32]))
@@ -329,10 +331,18 @@ impl GroupPlan {
                             sorted
                         }
                     };
-                    let unit = normalized.view(&compared.shape)?;
-                    dispatches.push(channel::unit_normalize(gpu, &compared, &unit)?);
+                    dispatches.push(channel::inverse_norm(gpu, &compared, &inverse_norms)?);
                     dispatches.push(distance::pair_profile(
-                        gpu, &unit, &pairs, n_pairs, chunk, &state, &profile, offset, 0,
+                        gpu,
+                        &compared,
+                        &inverse_norms,
+                        &pairs,
+                        n_pairs,
+                        chunk,
+                        &state,
+                        &profile,
+                        offset,
+                        0,
                     )?);
                     offset += c;
                 }
@@ -354,7 +364,7 @@ impl GroupPlan {
             dispatches,
             sum,
             transformed,
-            normalized,
+            _inverse_norms: inverse_norms,
             bytes,
         })
     }
