@@ -495,30 +495,36 @@ fn packed_texel(t: u32) -> vec2<u32> {
 }
 
 // pack_weight_rows: weight_rows from the convolution's weights (p.cout, p.cin, p.kh, p.kw and p.flip as the
-// convolution's). Dispatch: workgroup 64, one invocation per texel, linear index x + z*groups_x.
+// convolution's). One invocation per kernel (m, ci), writing its KH·quads texels: the index arithmetic (integer
+// divisions, which a SIMD rasteriser runs lane by lane) is paid once per kernel rather than per texel.
+// Dispatch: workgroup 64, one invocation per kernel, linear index x + z*groups_x.
 @compute @workgroup_size(64, 1, 1)
 fn pack_weight_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-    let t = (wid.x + wid.z * p.groups_x) * 64u + li;
-    let quads = (p.kw + 3u) / 4u;
-    if (t >= p.cout * p.cin * p.kh * quads) {
+    let kernel = (wid.x + wid.z * p.groups_x) * 64u + li;
+    if (kernel >= p.cout * p.cin) {
         return;
     }
-    let row = t / quads;
-    let ky = row % p.kh;
-    let ci = (row / p.kh) % p.cin;
-    let m = row / (p.kh * p.cin);
+    let quads = (p.kw + 3u) / 4u;
+    let ci = kernel % p.cin;
+    let m = kernel / p.cin;
     let khw = p.kh * p.kw;
     let flip = p.flip != 0u;
     let base = m * select(p.cin * khw, khw, flip) + ci * select(khw, p.cout * khw, flip);
-    var v = vec4<f32>(0.0);
-    for (var j = 0u; j < 4u; j++) {
-        let kx = 4u * (t % quads) + j;
-        let tap = ky * p.kw + kx;
-        if (kx < p.kw) {
-            v[j] = weight[base + select(tap, khw - 1u - tap, flip)];
+    var t = kernel * p.kh * quads;
+    for (var ky = 0u; ky < p.kh; ky++) {
+        for (var quad = 0u; quad < quads; quad++) {
+            var v = vec4<f32>(0.0);
+            for (var j = 0u; j < 4u; j++) {
+                let kx = 4u * quad + j;
+                let tap = ky * p.kw + kx;
+                if (kx < p.kw) {
+                    v[j] = weight[base + select(tap, khw - 1u - tap, flip)];
+                }
+            }
+            textureStore(packed_rows, packed_texel(t), v);
+            t += 1u;
         }
     }
-    textureStore(packed_rows, packed_texel(t), v);
 }
 
 @compute @workgroup_size(64, 1, 1)

@@ -82,7 +82,7 @@ fn alexnet_taps_match_pytorch() {
     let net = Network::load(&gpu, NetKind::Alex, Some(&wdir)).unwrap();
     let plan = ForwardPlan::new(&gpu, &net, 1, 64, 0..1).unwrap();
     gpu.write(&plan.input, 0, &t["ref_01"].1).unwrap();
-    gpu.run(&plan.dispatches).unwrap();
+    plan.run(&gpu).unwrap();
     for (l, tap) in plan.taps.iter().enumerate() {
         let (shape, want) = &t[&format!("alex_ref_layer{l}")];
         assert_eq!(&tap.shape, shape, "tap {l} shape");
@@ -108,7 +108,7 @@ fn feature_checksums_match_pytorch_for_squeeze_and_vgg() {
         let net = Network::load(&gpu, kind, Some(&wdir)).unwrap();
         let plan = ForwardPlan::new(&gpu, &net, 1, 64, 0..1).unwrap();
         gpu.write(&plan.input, 0, &t["ref_01"].1).unwrap();
-        gpu.run(&plan.dispatches).unwrap();
+        plan.run(&gpu).unwrap();
         for (l, tap) in plan.taps.iter().enumerate() {
             let want = &reference["feature_checksums"][kind.name()][l];
             let got = gpu.read(tap, tap.numel()).unwrap();

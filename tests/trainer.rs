@@ -92,3 +92,68 @@ fn a_net_step_in_one_chunk_equals_the_step_in_several() {
         }
     }
 }
+
+/// CPU adapters' row convolutions read the network's weights packed into textures, packed again only when the
+/// weights change. After an "Adapted Net" step the next forward must see the tuned weights: the distances of a
+/// second step equal those of a trainer started afresh from the weights the first step left (read back and
+/// loaded from a file), and differ from those of one started from the ImageNet weights with the same channel
+/// weights (the conv weights moved enough to matter).
+#[test]
+fn the_step_after_a_net_step_sees_the_tuned_weights() {
+    let gpu = common::gpu();
+    let kind = NetKind::Alex;
+    let method = Method::Spatial;
+    let images = open_dataset(None, None, "test", Some(8), SIZE).unwrap();
+    let channels: Vec<usize> = kind.tap_shapes(SIZE).unwrap().iter().map(|t| t.0).collect();
+    let w0 = init_channel_weights(&mut StdRng::seed_from_u64(4), &channels, method.parts().len());
+    let theta0 = init_rank_net(&mut StdRng::seed_from_u64(5));
+    let order: Vec<usize> = (0..BATCH).collect();
+    let draws = TripletDraws::draw(
+        &order,
+        &Ranking::parse("3").unwrap(),
+        &mut StdRng::seed_from_u64(7),
+        SIZE,
+    );
+    let trainer = |net: Network, w: &[f32]| {
+        Trainer::new(&gpu, net, method, w, &theta0, BATCH, SIZE, false, Variant::Net, None).unwrap()
+    };
+    // Every trainer runs two steps on the same draws (the distortions of a step depend on the steps before it)
+    // and the distances of the second are compared; only the tuned trainer's first step has a learning rate
+    // (a large one, so that every conv weight moves visibly), so the second steps' distances come from each
+    // trainer's conv weights and the same channel weights w1.
+    let (lr, seed) = (1e-2, 11);
+    let mut tuned = trainer(Network::load(&gpu, kind, None).unwrap(), &w0);
+    tuned.step(&gpu, &images, &draws, 9, lr, 1).unwrap();
+    let w1 = gpu
+        .read(&tuned.metric.all_weights, tuned.metric.all_weights.numel())
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("dps-gpu-tuned-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("tuned.safetensors");
+    let params = tuned.metric.net.read_params(&gpu).unwrap();
+    dps_gpu::tensor_file::write(&path, &params, Default::default()).unwrap();
+    tuned.step(&gpu, &images, &draws, seed, 0.0, 2).unwrap();
+    let got = tuned.state.distances(&gpu).unwrap();
+
+    let mut fresh = trainer(Network::from_file(&gpu, kind, &path).unwrap(), &w1);
+    std::fs::remove_dir_all(&dir).unwrap();
+    fresh.step(&gpu, &images, &draws, 9, 0.0, 1).unwrap();
+    fresh.step(&gpu, &images, &draws, seed, 0.0, 2).unwrap();
+    let want = fresh.state.distances(&gpu).unwrap();
+    let mut untuned = trainer(Network::load(&gpu, kind, None).unwrap(), &w1);
+    untuned.step(&gpu, &images, &draws, 9, 0.0, 1).unwrap();
+    untuned.step(&gpu, &images, &draws, seed, 0.0, 2).unwrap();
+    let imagenet = untuned.state.distances(&gpu).unwrap();
+
+    for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+        assert!(
+            (a - b).abs() <= 1e-5 * b.abs().max(1e-3),
+            "distance {i}: after the step {a}, from the tuned weights afresh {b}"
+        );
+    }
+    let moved = got.iter().zip(&imagenet).any(|(a, b)| (a - b).abs() > 1e-3 * b.abs());
+    assert!(
+        moved,
+        "the step left the conv weights' distances as they were: {got:?} against {imagenet:?}"
+    );
+}

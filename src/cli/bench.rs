@@ -339,7 +339,7 @@ fn profile_eval(gpu: &Gpu, kind: NetKind, args: &BenchArgs, members: &[&[u8]]) -
         .ok_or_else(|| dps_gpu::Error::msg("the evaluation built no plan"))?;
     let forward: Vec<&Dispatch> = plan
         .forward
-        .dispatches
+        .dispatches()
         .iter()
         .chain(&plan.dispatches)
         .chain(plan.sum.as_ref())

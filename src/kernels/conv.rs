@@ -129,43 +129,138 @@ fn forward_pointwise(gpu: &Gpu, params: ConvParams, tensors: [&Tensor; 4]) -> Re
 
 /// Records a convolution that [`forward_row_channels`] takes on a CPU adapter (as implicit_gemm's): its weights
 /// packed into `scratch`'s texture by pack_weight_rows, then conv2d_forward_rows over whole output rows in
-/// segments of [`forward_row_pixels`], the columns (b, oy, segment). The packing runs with every forward, so
-/// a recorded plan sees weights that training changed.
+/// segments of [`forward_row_pixels`], the columns (b, oy, segment). The packing runs with every pass, so a
+/// recorded pass sees weights that training changed, unless `packed` holds them packed already (a network's,
+/// which packs them when they change: [`pack_weights`]).
 fn forward_rows(
     gpu: &Gpu,
-    mut params: ConvParams,
+    params: ConvParams,
     [x, weight, bias, y]: [&Tensor; 4],
     channels: u32,
+    packed: Option<&PackedWeights>,
     scratch: &mut ConvScratch,
 ) -> Result<Vec<Dispatch>> {
     let pixels = forward_row_pixels(params.wo);
     let kernel = forward_rows_kernel(gpu, params.kw, params.stride, channels, pixels);
-    let texels = params.cout as usize * params.cin as usize * params.kh as usize * params.kw.div_ceil(4) as usize;
-    let packed = scratch.packed_weights(gpu, texels)?;
-    let pack_kernel = Kernel {
-        family: kernel.family,
-        source: kernel.source,
-        ..PACK_WEIGHT_ROWS
+    let mut dispatches = Vec::new();
+    let texture = match packed {
+        Some(p) => {
+            if (p.cout, p.cin, p.kernel, p.flip) != (params.cout, params.cin, params.kw, params.flip) {
+                bail!(
+                    "conv: weights packed for {} × {} × {}² (flip {}) do not fit this convolution's {} × {} × {}²",
+                    p.cout,
+                    p.cin,
+                    p.kernel,
+                    p.flip,
+                    params.cout,
+                    params.cin,
+                    params.kw
+                );
+            }
+            p.texture.clone()
+        }
+        None => {
+            let texels = packed_texels(&params);
+            let texture = scratch.packed_weights(gpu, texels)?;
+            dispatches.push(pack_dispatch(gpu, &kernel, params, weight, &texture)?);
+            texture
+        }
     };
-    let (gx, gz) = linear_grid(gpu, to_u32(texels.div_ceil(64), "packed weight blocks")?);
-    params.groups_x = gx;
-    let pack = Dispatch::new(
-        gpu,
-        gpu.pipeline(&pack_kernel)?,
-        pack_kernel.entry,
-        &params,
-        &[wgpu::BindingResource::TextureView(&packed), weight.binding()],
-        [gx, 1, gz],
-    )?;
     let segments = (params.batch * params.ho * params.wo.div_ceil(pixels)) as usize;
     let bindings = [
         x.binding(),
-        wgpu::BindingResource::TextureView(&packed),
+        wgpu::BindingResource::TextureView(&texture),
         bias.binding(),
         y.binding(),
     ];
-    let conv = lane_blocks(gpu, &kernel, params, &bindings, segments, channels as usize)?;
-    Ok(vec![pack, conv])
+    dispatches.push(lane_blocks(
+        gpu,
+        &kernel,
+        params,
+        &bindings,
+        segments,
+        channels as usize,
+    )?);
+    Ok(dispatches)
+}
+
+/// Texels of pack_weight_rows' layout for the weights of `params`.
+fn packed_texels(params: &ConvParams) -> usize {
+    params.cout as usize * params.cin as usize * params.kh as usize * params.kw.div_ceil(4) as usize
+}
+
+/// pack_weight_rows of `weight` (as `params` reads it) into `texture`, compiled in the module of `beside`.
+fn pack_dispatch(
+    gpu: &Gpu,
+    beside: &Kernel,
+    mut params: ConvParams,
+    weight: &Tensor,
+    texture: &wgpu::TextureView,
+) -> Result<Dispatch> {
+    let kernel = Kernel {
+        family: beside.family,
+        source: beside.source,
+        ..PACK_WEIGHT_ROWS
+    };
+    let kernels = params.cout as usize * params.cin as usize;
+    let (gx, gz) = linear_grid(gpu, to_u32(kernels.div_ceil(64), "packed weight blocks")?);
+    params.groups_x = gx;
+    Dispatch::new(
+        gpu,
+        gpu.pipeline(&kernel)?,
+        kernel.entry,
+        &params,
+        &[wgpu::BindingResource::TextureView(texture), weight.binding()],
+        [gx, 1, gz],
+    )
+}
+
+/// A convolution's weights packed for CPU adapters' row kernel in a texture of their own, for weights that change
+/// only between passes (a network's): whoever changes them runs the pack again ([`pack_weights`]), and the passes
+/// that read them ([`conv2d_prepacked`]) skip the packing.
+pub struct PackedWeights {
+    cout: u32,
+    cin: u32,
+    kernel: u32,
+    flip: u32,
+    texture: wgpu::TextureView,
+}
+
+/// Where the forward of a convolution of `shape` runs by rows on this adapter (CPU adapters, in f32): a texture
+/// for its weights and the dispatch that packs `weight` into it (to run before the first pass that reads them
+/// and after every change). `None` where the forward reads the weights as they are.
+pub fn pack_weights(gpu: &Gpu, shape: ConvShape, weight: &Tensor) -> Result<Option<(PackedWeights, Dispatch)>> {
+    let Some(channels) = forward_row_channels(shape.kernel, shape.stride) else {
+        return Ok(None);
+    };
+    if !gpu.barrier_free || gpu.precision != Precision::F32 {
+        return Ok(None);
+    }
+    let k = shape.kernel;
+    if weight.shape != [shape.cout, shape.cin, k, k] {
+        bail!("conv: weight {:?} does not fit {shape:?}", weight.shape);
+    }
+    let params = ConvParams {
+        cin: to_u32(shape.cin, "conv input channels")?,
+        cout: to_u32(shape.cout, "conv output channels")?,
+        kh: k as u32,
+        kw: k as u32,
+        stride: shape.stride as u32,
+        ..ConvParams::zeroed()
+    };
+    let texels = packed_texels(&params);
+    let texture = rows_texture(gpu, texels, "packed weights")?;
+    // Packing needs no particular variant of conv.wgsl: take the one most of these convolutions run in.
+    let beside = forward_rows_kernel(gpu, params.kw, params.stride, channels, 4);
+    let pack = pack_dispatch(gpu, &beside, params, weight, &texture)?;
+    let packed = PackedWeights {
+        cout: params.cout,
+        cin: params.cin,
+        kernel: params.kw,
+        flip: 0,
+        texture,
+    };
+    Ok(Some((packed, pack)))
 }
 
 /// One dispatch of a barrier-free forward `kernel` over `bindings` (x, weight, bias, y): workgroups of 64
@@ -425,8 +520,26 @@ pub fn conv2d(
     relu: bool,
     scratch: &mut ConvScratch,
 ) -> Result<Vec<Dispatch>> {
+    conv2d_prepacked(gpu, shape, x, weight, None, bias, y, c_off, relu, scratch)
+}
+
+/// [`conv2d`] whose weights may come `packed` already ([`pack_weights`] of `weight`), so that the pass records no
+/// packing of its own: the caller runs the pack before the pass whenever `weight` has changed.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_prepacked(
+    gpu: &Gpu,
+    shape: ConvShape,
+    x: &Tensor,
+    weight: &Tensor,
+    packed: Option<&PackedWeights>,
+    bias: &Tensor,
+    y: &Tensor,
+    c_off: usize,
+    relu: bool,
+    scratch: &mut ConvScratch,
+) -> Result<Vec<Dispatch>> {
     let params = check(shape, x, weight, bias, y, c_off, relu)?;
-    implicit_gemm(gpu, gpu.precision, params, [x, weight, bias, y], scratch)
+    implicit_gemm(gpu, gpu.precision, params, [x, weight, bias, y], packed, scratch)
 }
 
 /// Records one convolution described by `params` over `[x, weight, bias, y]` (conv.wgsl's bindings 1–4; `bias`
@@ -438,6 +551,7 @@ fn implicit_gemm(
     precision: Precision,
     mut params: ConvParams,
     tensors: [&Tensor; 4],
+    packed: Option<&PackedWeights>,
     scratch: &mut ConvScratch,
 ) -> Result<Vec<Dispatch>> {
     if winograd::applies(gpu, precision, &params) {
@@ -445,7 +559,7 @@ fn implicit_gemm(
     }
     let by_rows = forward_row_channels(params.kw as usize, params.stride as usize);
     if let (Precision::F32, true, Some(channels)) = (precision, gpu.barrier_free, by_rows) {
-        return forward_rows(gpu, params, tensors, channels, scratch);
+        return forward_rows(gpu, params, tensors, channels, packed, scratch);
     }
     let pointwise = params.kh == 1 && params.kw == 1 && params.stride == 1 && params.pad == 0;
     if precision == Precision::F32 && gpu.barrier_free && pointwise {
@@ -711,7 +825,14 @@ pub fn conv2d_backward_input(
         has_bias: 0,
         ..forward
     };
-    implicit_gemm(gpu, Precision::F32, params, [c.gy, c.weight, c.weight, grad_x], scratch)
+    implicit_gemm(
+        gpu,
+        Precision::F32,
+        params,
+        [c.gy, c.weight, c.weight, grad_x],
+        None,
+        scratch,
+    )
 }
 
 /// Scratch shared by the convolutions of a pass recorded in one command stream: the partial sums of split weight
@@ -744,33 +865,40 @@ impl ConvScratch {
         let held = self.packed.as_ref().map_or(0, |p| p.1);
         if held < texels {
             let most = PACK_WIDTH as usize * gpu.limits.max_texture_dimension_2d as usize;
-            if texels > most {
-                bail!("a convolution's packed weights need {texels} texels; this adapter's textures hold {most}");
-            }
             let texels = texels.max(2 * held).min(most);
-            let rows = to_u32(texels.div_ceil(PACK_WIDTH as usize), "packed weight rows")?;
-            let view = gpu.checked("allocating the packed weights", || {
-                gpu.device
-                    .create_texture(&wgpu::TextureDescriptor {
-                        label: Some("packed conv weights"),
-                        size: wgpu::Extent3d {
-                            width: PACK_WIDTH,
-                            height: rows,
-                            depth_or_array_layers: 1,
-                        },
-                        mip_level_count: 1,
-                        sample_count: 1,
-                        dimension: wgpu::TextureDimension::D2,
-                        format: wgpu::TextureFormat::Rgba32Float,
-                        usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::STORAGE_BINDING,
-                        view_formats: &[],
-                    })
-                    .create_view(&Default::default())
-            })?;
-            self.packed = Some((view, rows as usize * PACK_WIDTH as usize));
+            let view = rows_texture(gpu, texels, "packed conv weights")?;
+            self.packed = Some((view, texels.div_ceil(PACK_WIDTH as usize) * PACK_WIDTH as usize));
         }
         Ok(self.packed.as_ref().expect("allocated above").0.clone())
     }
+}
+
+/// An rgba32float texture PACK_WIDTH texels wide with room for `texels` (the texel at linear index t is at
+/// (t % PACK_WIDTH, t / PACK_WIDTH)), for the weights of the row kernels.
+fn rows_texture(gpu: &Gpu, texels: usize, label: &str) -> Result<wgpu::TextureView> {
+    let most = PACK_WIDTH as usize * gpu.limits.max_texture_dimension_2d as usize;
+    if texels > most {
+        bail!("a convolution's packed weights need {texels} texels; this adapter's textures hold {most}");
+    }
+    let rows = to_u32(texels.div_ceil(PACK_WIDTH as usize).max(1), "packed weight rows")?;
+    gpu.checked(&format!("allocating the {label}"), || {
+        gpu.device
+            .create_texture(&wgpu::TextureDescriptor {
+                label: Some(label),
+                size: wgpu::Extent3d {
+                    width: PACK_WIDTH,
+                    height: rows,
+                    depth_or_array_layers: 1,
+                },
+                mip_level_count: 1,
+                sample_count: 1,
+                dimension: wgpu::TextureDimension::D2,
+                format: wgpu::TextureFormat::Rgba32Float,
+                usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::STORAGE_BINDING,
+                view_formats: &[],
+            })
+            .create_view(&Default::default())
+    })
 }
 
 /// A view of `shape` into `buffer`, which is replaced by a larger one (twice its size, up to 256 MiB) when too

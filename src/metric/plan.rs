@@ -492,7 +492,7 @@ pub fn run_chunk(
         }
     }
     gpu.write_pod(&plan.state, &state)?;
-    gpu.run(&plan.forward.dispatches)?;
+    plan.forward.run(gpu)?;
     gpu.run(&plan.dispatches)
 }
 

@@ -115,7 +115,7 @@ impl TripletRunner {
                 2 * chunk * image_len,
             )?;
             gpu.write_pod(&plan.state, &state_for(start))?;
-            gpu.run(&plan.forward.dispatches)?;
+            plan.forward.run(gpu)?;
             gpu.run(&plan.dispatches)?;
             on_chunk(plan, chunk, start, count)?;
             start += count;

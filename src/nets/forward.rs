@@ -1,12 +1,14 @@
+use std::sync::Arc;
+
 use crate::gpu::{Dispatch, Gpu, Tensor};
 use crate::kernels::{channel, conv, pool};
 use crate::Result;
 
-use super::weights::StageParams;
+use super::weights::{StageParams, WeightPacks};
 use super::{Layer, Network};
 
 /// The recorded forward pass of a network over a fixed batch of `batch` images of `size`×`size`:
-/// upload [0,1] images into `input`, run `dispatches`, read or consume the `taps`.
+/// upload [0,1] images into `input`, [`ForwardPlan::run`] it, read or consume the `taps`.
 pub struct ForwardPlan {
     pub batch: usize,
     pub size: usize,
@@ -14,7 +16,10 @@ pub struct ForwardPlan {
     pub input: Tensor,
     /// One [batch, C, H, W] map per tap, in tap order.
     pub taps: Vec<Tensor>,
-    pub dispatches: Vec<Dispatch>,
+    /// The pass, reading the network's packed weights where it has them: run through [`ForwardPlan::run`],
+    /// which packs them first if they changed.
+    dispatches: Vec<Dispatch>,
+    packs: Arc<WeightPacks>,
     /// Per layer of the network (up to the last tap): the maps it read and wrote, for the backward pass.
     pub stages: Vec<StageMaps>,
     // Intermediate maps that are not taps; kept alive for the bind groups.
@@ -79,11 +84,12 @@ impl ForwardPlan {
             };
             match (layer, params) {
                 (Layer::Conv { .. }, StageParams::Conv(p)) => {
-                    dispatches.extend(conv::conv2d(
+                    dispatches.extend(conv::conv2d_prepacked(
                         gpu,
                         p.shape,
                         x,
                         &p.weight,
+                        p.packed.as_ref(),
                         &p.bias,
                         &out,
                         0,
@@ -96,33 +102,36 @@ impl ForwardPlan {
                 }
                 (Layer::Fire { squeeze, expand1, .. }, StageParams::Fire([sq, e1, e3])) => {
                     let s = gpu.zeros("fire squeeze", &[batch, *squeeze, side, side])?;
-                    dispatches.extend(conv::conv2d(
+                    dispatches.extend(conv::conv2d_prepacked(
                         gpu,
                         sq.shape,
                         x,
                         &sq.weight,
+                        sq.packed.as_ref(),
                         &sq.bias,
                         &s,
                         0,
                         true,
                         &mut conv_scratch,
                     )?);
-                    dispatches.extend(conv::conv2d(
+                    dispatches.extend(conv::conv2d_prepacked(
                         gpu,
                         e1.shape,
                         &s,
                         &e1.weight,
+                        e1.packed.as_ref(),
                         &e1.bias,
                         &out,
                         0,
                         true,
                         &mut conv_scratch,
                     )?);
-                    dispatches.extend(conv::conv2d(
+                    dispatches.extend(conv::conv2d_prepacked(
                         gpu,
                         e3.shape,
                         &s,
                         &e3.weight,
+                        e3.packed.as_ref(),
                         &e3.bias,
                         &out,
                         *expand1,
@@ -156,9 +165,22 @@ impl ForwardPlan {
             input,
             taps,
             dispatches,
+            packs: net.packs.clone(),
             stages,
             _scratch: scratch,
         })
+    }
+
+    /// Runs the pass (after packing the network's weights, if they changed since they were last packed).
+    pub fn run(&self, gpu: &Gpu) -> Result<()> {
+        self.packs.refresh(gpu)?;
+        gpu.run(&self.dispatches)
+    }
+
+    /// The pass's dispatches alone, without the packing [`ForwardPlan::run`] adds when the weights changed: for
+    /// timing them one by one after a run.
+    pub fn dispatches(&self) -> &[Dispatch] {
+        &self.dispatches
     }
 
     /// Bytes of GPU memory one image needs across all maps of the plan (used to size chunks).

@@ -11,4 +11,5 @@ pub use backward::{NetBackward, NetGrads};
 pub use forward::{ForwardPlan, StageMaps};
 pub use weights::{
     find_weights_file, random_weights, read_safetensors as read_safetensors_file, ConvParams, Network, StageParams,
+    WeightPacks,
 };

@@ -1,8 +1,10 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
-use crate::gpu::{Gpu, Tensor};
-use crate::kernels::conv::ConvShape;
+use crate::gpu::{Dispatch, Gpu, Tensor};
+use crate::kernels::conv::{self, ConvShape, PackedWeights};
 use crate::tensor_file::NamedTensor;
 use crate::{bail, Error, Result};
 
@@ -108,6 +110,37 @@ pub struct ConvParams {
     pub shape: ConvShape,
     pub weight: Tensor,
     pub bias: Tensor,
+    /// The weights as CPU adapters' row kernel reads them, where it runs ([`conv::pack_weights`]); kept current
+    /// by the network's [`WeightPacks`].
+    pub packed: Option<PackedWeights>,
+}
+
+/// The dispatches that pack a network's conv weights for the row kernels, and whether they have run since the
+/// weights last changed. Forward passes run [`WeightPacks::refresh`] first; whatever changes the weights on the
+/// GPU (the tune step's Adam) calls [`WeightPacks::changed`]. Shared (an `Arc`) by the network and the plans and
+/// trainers built on it.
+pub struct WeightPacks {
+    packs: Vec<Dispatch>,
+    /// Times the weights changed, and the count the packs last ran at (`u64::MAX`: never).
+    changes: AtomicU64,
+    packed_at: AtomicU64,
+}
+
+impl WeightPacks {
+    /// Runs the packs if the weights changed since they last ran (or they never ran).
+    pub fn refresh(&self, gpu: &Gpu) -> Result<()> {
+        let changes = self.changes.load(Ordering::Acquire);
+        if self.packed_at.load(Ordering::Acquire) != changes && !self.packs.is_empty() {
+            gpu.run(&self.packs)?;
+        }
+        self.packed_at.store(changes, Ordering::Release);
+        Ok(())
+    }
+
+    /// Marks the weights changed: the next [`WeightPacks::refresh`] packs them again.
+    pub fn changed(&self) {
+        self.changes.fetch_add(1, Ordering::AcqRel);
+    }
 }
 
 /// Parameters of one stage: a conv has one set, a fire module three (squeeze, expand 1×1, expand 3×3).
@@ -123,6 +156,8 @@ pub struct Network {
     pub layers: Vec<Layer>,
     pub params: Vec<StageParams>,
     pub source: PathBuf,
+    /// Keeps the convolutions' packed weights current (CPU adapters; no packs elsewhere).
+    pub packs: Arc<WeightPacks>,
 }
 
 impl Network {
@@ -179,14 +214,24 @@ impl Network {
         };
         let layers = kind.layers();
         let mut params = Vec::new();
+        let mut packs = Vec::new();
         for layer in &layers {
             let mut convs = Vec::new();
             for (prefix, shape) in layer_convs(layer) {
                 let k = shape.kernel;
+                let weight = take(format!("{prefix}.weight"), &[shape.cout, shape.cin, k, k])?;
+                let packed = match conv::pack_weights(gpu, shape, &weight)? {
+                    Some((packed, pack)) => {
+                        packs.push(pack);
+                        Some(packed)
+                    }
+                    None => None,
+                };
                 convs.push(ConvParams {
                     shape,
-                    weight: take(format!("{prefix}.weight"), &[shape.cout, shape.cin, k, k])?,
+                    weight,
                     bias: take(format!("{prefix}.bias"), &[shape.cout])?,
+                    packed,
                 });
             }
             params.push(match layer {
@@ -204,6 +249,11 @@ impl Network {
             layers,
             params,
             source: path,
+            packs: Arc::new(WeightPacks {
+                packs,
+                changes: AtomicU64::new(0),
+                packed_at: AtomicU64::new(u64::MAX),
+            }),
         })
     }
 }

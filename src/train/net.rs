@@ -3,8 +3,9 @@
 use crate::gpu::{Dispatch, Gpu, Tensor};
 use crate::kernels::adam::{self, Clamp};
 use crate::metric::{DistanceBackward, GroupPlan, Metric};
-use crate::nets::{NetBackward, NetGrads};
+use crate::nets::{NetBackward, NetGrads, WeightPacks};
 use crate::{bail, Result};
+use std::sync::Arc;
 
 use super::{TrainState, PAPER_ADAM};
 
@@ -18,6 +19,8 @@ pub struct NetTrainer {
     slots: Vec<(DistanceBackward, NetBackward)>,
     adam: Vec<Dispatch>,
     _moments: Vec<Tensor>,
+    /// The network's packed weights, which every Adam step leaves stale.
+    packs: Arc<WeightPacks>,
 }
 
 impl NetTrainer {
@@ -61,6 +64,7 @@ impl NetTrainer {
             slots,
             adam,
             _moments: moments,
+            packs: metric.net.packs.clone(),
         })
     }
 
@@ -94,14 +98,18 @@ impl NetTrainer {
     }
 
     /// The recorded backward of a chunk that ran on plan `slot` (the distances', then the network's) and the Adam
-    /// steps of the conv parameters, in the order a step runs them.
+    /// steps of the conv parameters, in the order a step runs them (for timing: a step run this way does not
+    /// mark the network's packed weights stale, as [`NetTrainer::apply`] does).
     pub fn step_dispatches(&self, slot: usize) -> impl Iterator<Item = &Dispatch> {
         let (distance, backward) = &self.slots[slot % self.slots.len()];
         distance.dispatches.iter().chain(&backward.dispatches).chain(&self.adam)
     }
 
-    /// Applies Adam to every conv weight and bias (after `TrainState::step` wrote the step scalars).
+    /// Applies Adam to every conv weight and bias (after `TrainState::step` wrote the step scalars); the next
+    /// forward pass packs the new weights.
     pub fn apply(&self, gpu: &Gpu) -> Result<()> {
-        gpu.run(&self.adam)
+        gpu.run(&self.adam)?;
+        self.packs.changed();
+        Ok(())
     }
 }
