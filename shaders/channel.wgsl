@@ -4,17 +4,15 @@
 // x + z*groups_x so batches larger than the per-dimension dispatch limit still fit.
 //   imagenet_normalize  x[n,c,p] = (x - mean[c]) / std[c] for images n in [first, last); one thread per four
 //                       values.
-//   unit_normalize      y[n,:,p] = x[n,:,p] / max(||x[n,:,p]||_2, 1e-12); one thread per (n, p).
-//   inverse_norm        y[n,p]   = 1 / max(||x[n,:,p]||_2, 1e-12), the factor unit_normalize scales by (the
-//                       forward's pair_profile applies it itself); one thread per (n, p).
+//   inverse_norm        y[n,p]   = 1 / max(||x[n,:,p]||_2, 1e-12), the factor that unit-normalises a column (the
+//                       forward's pair_profile applies it itself, distance.wgsl's backward recomputes it); one
+//                       thread per (n, p).
 //   channel_mean        y[n,c]   = mean_p x[n,c,p]; one thread per (n, c).
 //   channel_sort        y[n,c,:] = x[n,c,:] sorted ascending; one workgroup of 256 per (n, c) row, a bitonic
 //                       sort in workgroup memory (P <= 4096, padded with +inf to a power of two).
 //   channel_sort_with_order  the same, also writing order[n,c,k] = the position p of x that landed at rank k (u32):
 //                       the permutation the sort's backward routes gradients through (as torch.sort's indices).
 // Backward (accumulate: add to the output gradient instead of overwriting it):
-//   unit_normalize_backward  gx[n,:,p] = (gy - u (u.gy)) / ||x|| with u = x/||x|| (gy / 1e-12 where ||x|| <= 1e-12,
-//                            F.normalize's gradient); one thread per (n, p). Bindings: x, gy, gx.
 //   channel_mean_backward    gx[n,c,p] = gy[n,c] / P; one thread per value. Bindings: gy, gx.
 //   channel_sort_backward    gx[n,c,order[n,c,k]] = gy[n,c,k]; one thread per value. Bindings: gy, order, gx.
 
@@ -88,19 +86,6 @@ fn inverse_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
         return;
     }
     y[idx] = column_inverse_norm((idx / p.positions) * p.c * p.positions + idx % p.positions);
-}
-
-@compute @workgroup_size(256, 1, 1)
-fn unit_normalize(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-    let idx = thread_index(wid, li);
-    if (idx >= p.n * p.positions) {
-        return;
-    }
-    let base = (idx / p.positions) * p.c * p.positions + idx % p.positions;
-    let inv = column_inverse_norm(base);
-    for (var c = 0u; c < p.c; c++) {
-        y[base + c * p.positions] = x[base + c * p.positions] * inv;
-    }
 }
 
 @compute @workgroup_size(256, 1, 1)
@@ -203,39 +188,7 @@ fn channel_sort_with_order(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local
     }
 }
 
-@group(0) @binding(2) var<storage, read> gy: array<f32>;
 @group(0) @binding(3) var<storage, read_write> gx: array<f32>;
-
-@compute @workgroup_size(256, 1, 1)
-fn unit_normalize_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-    let idx = thread_index(wid, li);
-    if (idx >= p.n * p.positions) {
-        return;
-    }
-    let base = (idx / p.positions) * p.c * p.positions + idx % p.positions;
-    var sumsq = 0.0;
-    var dot = 0.0;
-    for (var c = 0u; c < p.c; c++) {
-        let v = x[base + c * p.positions];
-        sumsq = fma(v, v, sumsq);
-        dot = fma(v, gy[base + c * p.positions], dot);
-    }
-    let norm = sqrt(sumsq);
-    // Below the clamp the denominator is the constant 1e-12 and only the numerator carries gradient.
-    let inv = 1.0 / max(norm, 1e-12);
-    var proj = 0.0;
-    if (norm > 1e-12) {
-        proj = dot * inv * inv;
-    }
-    for (var c = 0u; c < p.c; c++) {
-        let o = base + c * p.positions;
-        var v = (gy[o] - x[o] * proj) * inv;
-        if (p.accumulate != 0u) {
-            v += gx[o];
-        }
-        gx[o] = v;
-    }
-}
 
 @compute @workgroup_size(256, 1, 1)
 fn channel_mean_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {

@@ -5,11 +5,12 @@
 //                          the unit-normalised maps, made on the fly rather than written and read back.
 //   weighted_sum           d[pair] = sum_k w[k] * s[pair, k]                    (forward)
 //   weighted_sum_backward  grad_w[k] = sum_pair grad_d[pair] * s[pair, k]       (backward, for w)
-//   pair_profile_backward  grad_g = dL/dg of one column block through d = s.w, given grad_d (backward, for the
-//                          features): grad_g[i,c,p] = sum over the pairs (i, j) holding image i of
-//                          +-(2/P) grad_d[pair] w[off+c] mask (g[i,c,p] - g[j,c,p]) / (1 - drop)
-//                          (+ for the first image of the pair, - for the second); one thread per 4 values of
-//                          a group's reference, writing the whole group's.
+//   pair_profile_backward  grad_g = dL/dg of one column block through the normalisation and d = s.w, given
+//                          grad_d (backward, for the features): with gu[i,c,p] = sum over the pairs (i, j) holding
+//                          image i of +-(2/P) grad_d[pair] w[off+c] mask (u[i,c,p] - u[j,c,p]) / (1 - drop)
+//                          (+ for the first image of the pair, - for the second), grad_g = (gu - u (u.gu)) r
+//                          column by column (nothing of u.gu below the norm's 1e-12 clamp); one thread per
+//                          position of a group, holding its column in every image of the group (at most 4).
 //                          It relies on the member-major layout: image m*chunk + g (m = 0 the reference) is in
 //                          pair (m-1)*chunk + g, and reference g in pairs m*chunk + g for every m.
 // A tap's term uses P = H*W positions (spatial), P = 1 (mean) or P = H*W sorted ranks (sort); every (tap, part)
@@ -25,13 +26,14 @@
 //         (K = all columns), w [K], d / grad_d [n_pairs], grad_w [K].
 // Dispatch: one thread per output value (pair_profile: per (pair, 4 channels); weighted_sum: per pair; backward:
 //           per k;
-//           pair_profile_backward: per 4 consecutive values of an image of the chunk's references,
-//           chunk·ceil(C·P/4)),
+//           pair_profile_backward: per position of a group, chunk·P),
 //           workgroup 256, linear workgroup index x + z*groups_x.
 
 struct ProfileParams {
     n_pairs: u32, c: u32, positions: u32, groups_x: u32,
     offset: u32, columns: u32, seed: u32, chunk: u32,
+    // pair_profile_backward: add to grad_g rather than overwrite it.
+    accumulate: u32, _pad0: u32, _pad1: u32, _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> pp: ProfileParams;
@@ -55,9 +57,14 @@ fn hash(v: u32) -> u32 {
 // The hash chain up to the position, shared by a row's values: hash(hash(hash(seed ^ hash(step)) ^ global pair)
 // ^ column).
 fn row_stream(pair: u32, column: u32) -> u32 {
+    return hash(pair_stream(pair) ^ column);
+}
+
+// The part of row_stream that depends on the pair alone.
+fn pair_stream(pair: u32) -> u32 {
     let others = pp.n_pairs / pp.chunk;
     let global_pair = (state[1] + pair % pp.chunk) * others + pair / pp.chunk;
-    return hash(hash(hash(pp.seed ^ hash(state[0])) ^ global_pair) ^ column);
+    return hash(hash(pp.seed ^ hash(state[0])) ^ global_pair);
 }
 
 fn kept(stream: u32, p: u32) -> bool {
@@ -155,90 +162,101 @@ fn weighted_sum_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_i
 }
 
 // pair_profile_backward's bindings: the pairs are not read (their member-major layout is assumed, see the
-// header), so grad_d takes binding 2; g (as vec4s, tensors being allocated in whole vec4s) and state keep theirs.
+// header), so grad_d takes binding 2; g and state keep theirs.
 @group(0) @binding(2) var<storage, read> grad_d: array<f32>;
 @group(0) @binding(4) var<storage, read> weights: array<f32>;
-@group(0) @binding(1) var<storage, read> g4: array<vec4<f32>>;
-@group(0) @binding(5) var<storage, read_write> grad_g4: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> grad_g: array<f32>;
 
-// The 4 values of g from index `at` on (the last repeated past `count`): one vec4 load where the images are whole
-// vec4s (C·P a multiple of 4: every net's taps), else one load per value.
-fn load4(aligned: bool, at: u32, count: u32) -> vec4<f32> {
-    if (aligned) {
-        return g4[at / 4u];
+// The images of a group a thread of the backward holds (a reference and up to three compared members; training
+// compares triplets): one vec4 lane each, so that its per-image sums stay in registers.
+const GROUP_MAX: u32 = 4u;
+
+// Channel `o` (c·P) of the thread's column of every image of its group; 0 for the images the group lacks.
+fn group_column(at: vec4<u32>, o: u32, members: u32) -> vec4<f32> {
+    var v = vec4<f32>(g[at.x + o], g[at.y + o], 0.0, 0.0);
+    if (members > 2u) {
+        v.z = g[at.z + o];
     }
-    var v: vec4<f32>;
-    for (var j = 0u; j < 4u; j++) {
-        let i = at + min(j, count - 1u);
-        v[j] = g4[i / 4u][i % 4u];
+    if (members > 3u) {
+        v.w = g[at.w + o];
     }
     return v;
 }
 
-fn store4(aligned: bool, at: u32, count: u32, v: vec4<f32>) {
-    if (aligned) {
-        grad_g4[at / 4u] = v;
-        return;
-    }
-    for (var j = 0u; j < count; j++) {
-        grad_g4[(at + j) / 4u][(at + j) % 4u] = v[j];
-    }
-}
-
-// One thread per 4 consecutive values of a group's reference (its flat index c·P + q; fewer at the image's end):
-// it reads the reference's values and each other member's once, as vec4s where aligned (1.4× on lavapipe against
-// 4 scalar accesses), and writes all of the group's gradients there, each pair's dropout stream hashed once per
-// channel the 4 values touch. (A thread per value of g gathered the
-// reference's value once per pair and each pair's twice, and drew each dropout decision twice.)
-@compute @workgroup_size(256, 1, 1)
-fn pair_profile_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-    let others = pp.n_pairs / pp.chunk;
-    let per_image = pp.c * pp.positions;
-    let quads = (per_image + 3u) / 4u;
-    let idx = (wid.x + wid.z * pp.groups_x) * 256u + li;
-    if (idx >= pp.chunk * quads) {
-        return;
-    }
-    let aligned = per_image % 4u == 0u;
-    let group = idx / quads;
-    let v0 = (idx % quads) * 4u;
-    let count = min(per_image - v0, 4u);
-    let drop = bitcast<f32>(state[2]);
-    // Each value's channel (column of the profile) and position, stepped from the first's.
-    var column: array<u32, 4>;
-    var position: array<u32, 4>;
-    var scale: vec4<f32>;
-    let per_weight = 2.0 / (f32(pp.positions) * (1.0 - drop));
-    var c = v0 / pp.positions;
-    var q = v0 % pp.positions;
-    for (var j = 0u; j < 4u; j++) {
-        column[j] = pp.offset + min(c, pp.c - 1u);
-        position[j] = q;
-        scale[j] = weights[column[j]] * per_weight;
-        q += 1u;
-        c += u32(q == pp.positions);
-        q = select(q, 0u, q == pp.positions);
-    }
-    let reference = group * per_image + v0;
-    let v_ref = load4(aligned, reference, count);
-    // Pair (m - 1)·chunk + group compares the reference with member m; whichever order it holds them in,
-    // ∂d/∂g is +(2/P)·w·(v_ref - v_m) for the reference and its negative for the member.
-    var acc = vec4<f32>(0.0);
-    for (var m = 1u; m <= others; m++) {
-        let pair = (m - 1u) * pp.chunk + group;
-        let member = (m * pp.chunk + group) * per_image + v0;
-        var t = grad_d[pair] * (v_ref - load4(aligned, member, count));
-        if (drop > 0.0) {
-            var stream = row_stream(pair, column[0]);
-            for (var j = 0u; j < 4u; j++) {
-                if (j > 0u && column[j] != column[j - 1u]) {
-                    stream = row_stream(pair, column[j]);
-                }
-                t[j] = select(0.0, t[j], kept(stream, position[j]));
+// The gradient with respect to the unit-normalised column `u` (reference in .x, member m in [m]) of channel c:
+// member m's pair adds t = grad_d·w·2/(P(1 - drop))·(u_ref - u_m) (0 where dropped) to the reference's and -t
+// to the member's.
+fn group_grad_u(u: vec4<f32>, scaled_grad_d: vec4<f32>, streams: vec4<u32>, column: u32, q: u32, members: u32,
+                drop: f32) -> vec4<f32> {
+    var t = scaled_grad_d * (vec4<f32>(u.x) - u);
+    if (drop > 0.0) {
+        for (var m = 1u; m < GROUP_MAX; m++) {
+            if (m < members && !kept(hash(streams[m] ^ column), q)) {
+                t[m] = 0.0;
             }
         }
-        acc += t;
-        store4(aligned, member, count, -t * scale);
     }
-    store4(aligned, reference, count, acc * scale);
+    return vec4<f32>(t.y + t.z + t.w, -t.y, -t.z, -t.w);
+}
+
+// One thread per position q of a group (chunk·P threads), holding that column of every image of the group:
+// it finds the columns' norms, then the gradient gu with respect to the normalised maps u = g·r (r = 1 / max(‖g‖,
+// 1e-12)) and its projection gu·u, then writes ∂L/∂g = (gu - g·(g·gu)·r²)·r (without the projection below the
+// clamp, where the norm is the constant 1e-12), computing gu again rather than storing it: the normalisation,
+// the pair profile's backward and the normalisation's backward in one pass over the maps, three loads and a store
+// per value. Streams are the pairs' dropout streams (row_stream's hashes of the pair, hoisted).
+@compute @workgroup_size(256, 1, 1)
+fn pair_profile_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let idx = (wid.x + wid.z * pp.groups_x) * 256u + li;
+    if (idx >= pp.chunk * pp.positions) {
+        return;
+    }
+    let group = idx / pp.positions;
+    let q = idx % pp.positions;
+    let members = pp.n_pairs / pp.chunk + 1u;
+    let per_image = pp.c * pp.positions;
+    let drop = bitcast<f32>(state[2]);
+    // Images past the group's repeat its last; their grad_d is 0 and nothing is stored for them.
+    var at: vec4<u32>;
+    var streams: vec4<u32>;
+    var gd = vec4<f32>(0.0);
+    let per_weight = 2.0 / (f32(pp.positions) * (1.0 - drop));
+    for (var m = 0u; m < GROUP_MAX; m++) {
+        let image = min(m, members - 1u);
+        at[m] = (image * pp.chunk + group) * per_image + q;
+        if (m > 0u && m < members) {
+            let pair = (m - 1u) * pp.chunk + group;
+            streams[m] = pair_stream(pair);
+            gd[m] = grad_d[pair] * per_weight;
+        }
+    }
+    var sumsq = vec4<f32>(0.0);
+    for (var c = 0u; c < pp.c; c++) {
+        let v = group_column(at, c * pp.positions, members);
+        sumsq = fma(v, v, sumsq);
+    }
+    let norm = sqrt(sumsq);
+    let inv = 1.0 / max(norm, vec4<f32>(1e-12));
+    var dot = vec4<f32>(0.0);
+    for (var c = 0u; c < pp.c; c++) {
+        let v = group_column(at, c * pp.positions, members);
+        let w_gd = gd * weights[pp.offset + c];
+        dot = fma(v, group_grad_u(v * inv, w_gd, streams, pp.offset + c, q, members, drop), dot);
+    }
+    let proj = select(vec4<f32>(0.0), dot * inv * inv, norm > vec4<f32>(1e-12));
+    for (var c = 0u; c < pp.c; c++) {
+        let o = c * pp.positions;
+        let v = group_column(at, o, members);
+        let w_gd = gd * weights[pp.offset + c];
+        let grad = (group_grad_u(v * inv, w_gd, streams, pp.offset + c, q, members, drop) - v * proj) * inv;
+        for (var m = 0u; m < GROUP_MAX; m++) {
+            if (m < members) {
+                var value = grad[m];
+                if (pp.accumulate != 0u) {
+                    value += grad_g[at[m] + o];
+                }
+                grad_g[at[m] + o] = value;
+            }
+        }
+    }
 }

@@ -1,5 +1,5 @@
 //! The backward kernels (convolution with fused ReLU mask and channel slices, max-pool, and the distance side:
-//! pair profile, unit normalisation, channel mean and sort) against PyTorch autograd (fixtures written by
+//! the pair profile through the unit normalisation, channel mean and sort) against PyTorch autograd (fixtures written by
 //! tools/make_backward_fixtures.py) and against central finite differences of the GPU forward kernels.
 
 mod common;
@@ -617,7 +617,6 @@ struct DistanceCase {
     seed: u32,
     t: Tensor,
     v: Tensor,
-    u: Tensor,
     r: Tensor,
     order: Tensor,
     w: Tensor,
@@ -658,7 +657,6 @@ impl DistanceCase {
             seed,
             t: gpu.upload("t", &[n, c, p], t).unwrap(),
             v: gpu.zeros("v", &[n, c, vp]).unwrap(),
-            u: gpu.zeros("u", &[n, c, vp]).unwrap(),
             r: gpu.zeros("r", &[n, vp]).unwrap(),
             order: gpu.zeros("order", &[n, c, p]).unwrap(),
             w: gpu.upload("w", &[w.len()], w).unwrap(),
@@ -670,8 +668,8 @@ impl DistanceCase {
         }
     }
 
-    /// Transform, unit normalisation (the forward's factors, and the maps the backward reads), the pair profile's
-    /// column block and d = s·w.
+    /// Transform, the columns' inverse norms, the pair profile's column block (normalising as it reads) and
+    /// d = s·w.
     fn forward(&self, gpu: &Gpu) -> Vec<Dispatch> {
         let mut out = match self.part.as_str() {
             "spatial" => vec![],
@@ -679,7 +677,6 @@ impl DistanceCase {
             _ => vec![channel::channel_sort_with_order(gpu, &self.t, &self.v, &self.order).unwrap()],
         };
         let v = if self.part == "spatial" { &self.t } else { &self.v };
-        out.push(channel::unit_normalize(gpu, v, &self.u).unwrap());
         out.push(channel::inverse_norm(gpu, v, &self.r).unwrap());
         out.push(
             distance::pair_profile(
@@ -700,13 +697,15 @@ impl DistanceCase {
         out
     }
 
-    /// The backward chain into grad_u, grad_v and grad_t (the last accumulated onto what it holds).
-    fn backward(&self, gpu: &Gpu, grad_u: &Tensor, grad_v: &Tensor, grad_t: &Tensor) -> Vec<Dispatch> {
+    /// The backward into grad_v (the compared maps', written) and grad_t (the tap's, accumulated onto what it
+    /// holds): for the spatial part both are the normalised pair profile's backward, for the others grad_t is
+    /// grad_v's through the mean or sort.
+    fn backward(&self, gpu: &Gpu, grad_v: &Tensor, grad_t: &Tensor) -> Vec<Dispatch> {
         let v = if self.part == "spatial" { &self.t } else { &self.v };
-        let mut out = vec![
+        let profile_backward = |grad: &Tensor, accumulate: bool| {
             distance::pair_profile_backward(
                 gpu,
-                &self.u,
+                v,
                 self.n_pairs,
                 self.chunk,
                 &self.state,
@@ -714,17 +713,19 @@ impl DistanceCase {
                 &self.w,
                 self.offset,
                 self.seed,
-                grad_u,
+                grad,
+                accumulate,
             )
-            .unwrap(),
-            channel::unit_normalize_backward(gpu, v, grad_u, grad_v, false).unwrap(),
-        ];
-        out.push(match self.part.as_str() {
-            "spatial" => channel::unit_normalize_backward(gpu, v, grad_u, grad_t, true).unwrap(),
-            "mean" => channel::channel_mean_backward(gpu, grad_v, grad_t, true).unwrap(),
-            _ => channel::channel_sort_backward(gpu, grad_v, &self.order, grad_t, true).unwrap(),
-        });
-        out
+            .unwrap()
+        };
+        vec![
+            profile_backward(grad_v, false),
+            match self.part.as_str() {
+                "spatial" => profile_backward(grad_t, true),
+                "mean" => channel::channel_mean_backward(gpu, grad_v, grad_t, true).unwrap(),
+                _ => channel::channel_sort_backward(gpu, grad_v, &self.order, grad_t, true).unwrap(),
+            },
+        ]
     }
 
     /// L = Σ grad_d ⊙ d from the GPU forward, in f64.
@@ -763,19 +764,13 @@ fn distance_backward_matches_pytorch_autograd() {
             &t[&key("w")].1,
             &t[&key("grad_d")].1,
         );
-        let grad_u = gpu.upload("grad_u", &case.u.shape, &vec![9.0; case.u.numel()]).unwrap();
-        let grad_v = gpu.upload("grad_v", &case.u.shape, &vec![9.0; case.u.numel()]).unwrap();
+        // grad_u, the gradient at the normalised maps, is not formed: the backward goes through the
+        // normalisation in the same kernel.
+        let grad_v = gpu.upload("grad_v", &case.v.shape, &vec![9.0; case.v.numel()]).unwrap();
         let grad_t = gpu.upload("grad_t", &case.t.shape, &vec![0.5; case.t.numel()]).unwrap();
         let mut dispatches = case.forward(&gpu);
-        dispatches.extend(case.backward(&gpu, &grad_u, &grad_v, &grad_t));
+        dispatches.extend(case.backward(&gpu, &grad_v, &grad_t));
         run(&gpu, &dispatches);
-        close(
-            &read_all(&gpu, &grad_u),
-            &t[&key("grad_u")].1,
-            1e-4,
-            1e-5,
-            &format!("{name} grad_u"),
-        );
         close(
             &read_all(&gpu, &grad_v),
             &t[&key("grad_v")].1,
@@ -802,6 +797,9 @@ fn distance_backward_matches_finite_differences_of_the_forward() {
         ("spatial", 2, 3, 5, 6, 0.5),
         ("mean", 3, 2, 4, 5, 0.0),
         ("sort", 2, 3, 4, 7, 0.5),
+        // The largest group the backward takes (a reference and three members).
+        ("spatial", 2, 4, 3, 5, 0.3),
+        ("mean", 2, 4, 2, 3, 0.0),
     ];
     for (part, chunk, group_len, c, p, drop) in cases {
         let n = chunk * group_len;
@@ -822,12 +820,11 @@ fn distance_backward_matches_finite_differences_of_the_forward() {
         let grad_d = rng.vec(chunk * (group_len - 1), -1.0, 1.0);
         let state = distance::dropout_state(11, 3, drop);
         let case = DistanceCase::new(&gpu, part, chunk, group_len, c, p, offset, 5, state, &tv, &w, &grad_d);
-        let grad_u = gpu.zeros("grad_u", &case.u.shape).unwrap();
-        let grad_v = gpu.zeros("grad_v", &case.u.shape).unwrap();
+        let grad_v = gpu.zeros("grad_v", &case.v.shape).unwrap();
         let grad_t = gpu.zeros("grad_t", &case.t.shape).unwrap();
         let forward = case.forward(&gpu);
         run(&gpu, &forward);
-        run(&gpu, &case.backward(&gpu, &grad_u, &grad_v, &grad_t));
+        run(&gpu, &case.backward(&gpu, &grad_v, &grad_t));
         let analytic = read_all(&gpu, &grad_t);
         let h = 2e-3f32;
         for _ in 0..24 {
@@ -845,6 +842,116 @@ fn distance_backward_matches_finite_differences_of_the_forward() {
             );
         }
     }
+}
+
+/// ∂L/∂g of L = Σ_k grad_d[k]·d[k], d[k] = Σ_c w[off + c]·(1/P)·Σ_p (u_i − u_j)² over the member-major pairs of
+/// `chunk` groups, u = g / max(‖g[n,:,p]‖, 1e-12) (F.normalize): written plainly in f64, without dropout.
+fn cpu_distance_backward(
+    g: &[f32],
+    chunk: usize,
+    group_len: usize,
+    c: usize,
+    p: usize,
+    w: &[f32],
+    off: usize,
+    grad_d: &[f32],
+) -> Vec<f64> {
+    let n = chunk * group_len;
+    let at = |img: usize, ch: usize, q: usize| (img * c + ch) * p + q;
+    let mut norm = vec![0.0f64; n * p];
+    for img in 0..n {
+        for q in 0..p {
+            norm[img * p + q] = (0..c).map(|ch| (g[at(img, ch, q)] as f64).powi(2)).sum::<f64>().sqrt();
+        }
+    }
+    let u = |img: usize, ch: usize, q: usize| g[at(img, ch, q)] as f64 / norm[img * p + q].max(1e-12);
+    // ∂L/∂u, then through the normalisation column by column.
+    let mut gu = vec![0.0f64; n * c * p];
+    for m in 1..group_len {
+        for grp in 0..chunk {
+            let (i, j) = (grp, m * chunk + grp);
+            let gd = grad_d[(m - 1) * chunk + grp] as f64;
+            for ch in 0..c {
+                for q in 0..p {
+                    let t = gd * w[off + ch] as f64 * 2.0 / p as f64 * (u(i, ch, q) - u(j, ch, q));
+                    gu[at(i, ch, q)] += t;
+                    gu[at(j, ch, q)] -= t;
+                }
+            }
+        }
+    }
+    let mut out = vec![0.0f64; n * c * p];
+    for img in 0..n {
+        for q in 0..p {
+            let nrm = norm[img * p + q];
+            let dot: f64 = (0..c).map(|ch| u(img, ch, q) * gu[at(img, ch, q)]).sum();
+            for ch in 0..c {
+                let k = at(img, ch, q);
+                // Below the clamp the denominator is the constant 1e-12: only the numerator carries gradient.
+                out[k] = if nrm > 1e-12 {
+                    (gu[k] - u(img, ch, q) * dot) / nrm
+                } else {
+                    gu[k] / 1e-12
+                };
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn distance_backward_matches_a_plain_cpu_backward_with_zero_columns_and_refuses_groups_of_five() {
+    let gpu = common::gpu();
+    let mut rng = Lcg(35);
+    for (chunk, group_len, c, p, accumulate) in [(3, 3, 7, 10, false), (2, 4, 5, 3, true), (4, 2, 2, 1, false)] {
+        let n = chunk * group_len;
+        let mut g = rng.vec(n * c * p, -1.0, 2.0);
+        // An all-zero column in a reference and one in a member: F.normalize's gradient there is ∂L/∂u / 1e-12.
+        for ch in 0..c {
+            g[ch * p] = 0.0;
+            g[((chunk + 1) * c + ch) * p + p - 1] = 0.0;
+        }
+        let (off, columns) = (2, c + 5);
+        let w = rng.vec(columns, 0.0, 1.0);
+        let grad_d = rng.vec(chunk * (group_len - 1), -1.0, 1.0);
+        let gt = gpu.upload("g", &[n, c, p], &g).unwrap();
+        let start = rng.vec(n * c * p, -1.0, 1.0);
+        let grad = gpu.upload("grad", &[n, c, p], &start).unwrap();
+        let state = gpu.upload_pod("state", &distance::dropout_state(3, 0, 0.0)).unwrap();
+        let wt = gpu.upload("w", &[columns], &w).unwrap();
+        let gdt = gpu.upload("grad_d", &[grad_d.len()], &grad_d).unwrap();
+        let n_pairs = chunk * (group_len - 1);
+        let backward = |grad: &Tensor, accumulate| {
+            distance::pair_profile_backward(&gpu, &gt, n_pairs, chunk, &state, &gdt, &wt, off, 0, grad, accumulate)
+        };
+        run(&gpu, &[backward(&grad, accumulate).unwrap()]);
+        let got = read_all(&gpu, &grad);
+        let want = cpu_distance_backward(&g, chunk, group_len, c, p, &w, off, &grad_d);
+        for (i, (&gv, &wv)) in got.iter().zip(&want).enumerate() {
+            let wv = wv + if accumulate { start[i] as f64 } else { 0.0 };
+            assert!(
+                (gv as f64 - wv).abs() <= 1e-5 * (1.0 + wv.abs()),
+                "groups of {group_len}, {c}×{p}: grad[{i}] = {gv}, want {wv}"
+            );
+        }
+        assert!(
+            want[0].abs() > 1e9,
+            "the zero column's gradient is ∂L/∂u / 1e-12, here {}",
+            want[0]
+        );
+    }
+    // Groups of five (a reference and four members) are refused with a clear error.
+    let (chunk, group_len, c, p) = (2, 5, 3, 4);
+    let g = gpu.zeros("g", &[chunk * group_len, c, p]).unwrap();
+    let grad = gpu.zeros("grad", &[chunk * group_len, c, p]).unwrap();
+    let state = gpu.upload_pod("state", &distance::dropout_state(3, 0, 0.0)).unwrap();
+    let w = gpu.zeros("w", &[c]).unwrap();
+    let grad_d = gpu.zeros("grad_d", &[chunk * (group_len - 1)]).unwrap();
+    let err = distance::pair_profile_backward(&gpu, &g, chunk * 4, chunk, &state, &grad_d, &w, 0, 0, &grad, false)
+        .err()
+        .expect("groups of five must be refused")
+        .to_string();
+    assert!(err.contains("at most 4"), "{err}");
 }
 
 #[test]

@@ -8,11 +8,12 @@ use dps_gpu::context::{Ranking, TripletDraws};
 use dps_gpu::data::{ImageBank, RgbImage8};
 use dps_gpu::gpu::{AdapterChoice, ConvBlock, Dispatch, Gpu};
 use dps_gpu::kernels::adam::Clamp;
+use dps_gpu::kernels::distance;
 use dps_gpu::kernels::distort::DistortPlan;
 use dps_gpu::kernels::images::ByteImages;
 use dps_gpu::metric::{Method, Metric, WeightsChoice};
 use dps_gpu::nets::{random_weights, NetKind, Network};
-use dps_gpu::train::{init_channel_weights, init_rank_net, NetTrainer, TrainState, Trainer, Variant};
+use dps_gpu::train::{init_channel_weights, init_rank_net, NetTrainer, TrainState, Trainer, Variant, DROPOUT};
 use dps_gpu::{bail, Result};
 
 use super::print_json;
@@ -328,7 +329,7 @@ fn report(gpu: &Gpu, kind: NetKind, what: &str, args: &BenchArgs, timing: Timing
 
 /// Where the time goes: after a warm-up batch, every dispatch of an eval chunk (forward pass, per-tap transforms,
 /// distances), then of what tune's step runs after the forward of a chunk (the weighted sum, rank net and ∂L/∂w
-/// of the batch; the distances' backward to the taps; the network's ReLU, max-pool and convolution gradients;
+/// of the batch; the distances' backward to the taps, under training's dropout; the network's ReLU, max-pool and convolution gradients;
 /// Adam on w, the rank net and every conv parameter), each submitted on its own and waited for, `--iters` times;
 /// the means summed by kernel (entry point). Each lone submission adds its launch cost (tens of µs on a GPU), so
 /// the figures are those of batches large enough for the kernels to dominate.
@@ -361,6 +362,8 @@ fn profile_eval(gpu: &Gpu, kind: NetKind, args: &BenchArgs, members: &[&[u8]]) -
         Clamp::AfterStep,
     )?;
     let trainer = NetTrainer::new(gpu, &metric, &[plan], &state)?;
+    // The distances' backward masks as training's forward did.
+    gpu.write_pod(&plan.state, &distance::dropout_state(args.seed as u32, 0, DROPOUT))?;
     let step: Vec<&Dispatch> = state.dispatches().iter().chain(trainer.step_dispatches(0)).collect();
     let backward = Profile::measure(gpu, &step, chunk, args.iters)?;
 

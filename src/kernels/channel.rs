@@ -93,26 +93,7 @@ pub fn imagenet_normalize(gpu: &Gpu, x: &Tensor, y: &Tensor, first: usize, last:
     )
 }
 
-/// `y[n, :, p] = x[n, :, p] / max(‖x[n, :, p]‖₂, 1e-12)`.
-pub fn unit_normalize(gpu: &Gpu, x: &Tensor, y: &Tensor) -> Result<Dispatch> {
-    let (n, c, pos) = ncp(x, "unit normalisation")?;
-    if y.numel() < x.numel() {
-        bail!(
-            "unit normalisation: output {:?} smaller than input {:?}",
-            y.shape,
-            x.shape
-        );
-    }
-    launch(
-        gpu,
-        "unit_normalize",
-        params(n, c, pos)?,
-        (n * pos).div_ceil(LINEAR_WORKGROUP as usize),
-        &[x, y],
-    )
-}
-
-/// `y[n, p] = 1 / max(‖x[n, :, p]‖₂, 1e-12)`: the factor [`unit_normalize`] scales a column by. `y` holds at
+/// `y[n, p] = 1 / max(‖x[n, :, p]‖₂, 1e-12)`: the factor that unit-normalises a column. `y` holds at
 /// least N·P values.
 pub fn inverse_norm(gpu: &Gpu, x: &Tensor, y: &Tensor) -> Result<Dispatch> {
     let (n, c, pos) = ncp(x, "inverse norm")?;
@@ -182,33 +163,6 @@ fn backward_params(grad_x: &Tensor, accumulate: bool, what: &str) -> Result<(Cha
     let mut p = params(n, c, pos)?;
     p.accumulate = accumulate as u32;
     Ok((p, n * c * pos))
-}
-
-/// `grad_x (+)= ∂L/∂x` of [`unit_normalize`] given `grad_y` = ∂L/∂y; all three tensors are [N, C, ...].
-pub fn unit_normalize_backward(
-    gpu: &Gpu,
-    x: &Tensor,
-    grad_y: &Tensor,
-    grad_x: &Tensor,
-    accumulate: bool,
-) -> Result<Dispatch> {
-    if grad_y.shape != x.shape || grad_x.shape != x.shape {
-        bail!(
-            "unit normalisation backward: x {:?}, grad_y {:?} and grad_x {:?} differ",
-            x.shape,
-            grad_y.shape,
-            grad_x.shape
-        );
-    }
-    let (p, _) = backward_params(x, accumulate, "unit normalisation backward")?;
-    let threads = x.shape[0] * x.per_item() / x.shape[1];
-    launch(
-        gpu,
-        "unit_normalize_backward",
-        p,
-        threads.div_ceil(LINEAR_WORKGROUP as usize),
-        &[x, grad_y, grad_x],
-    )
 }
 
 /// `grad_x[n, c, :] (+)= grad_mean[n, c] / P`: the backward of [`channel_mean`] for grad_x [N, C, ...].

@@ -32,6 +32,8 @@ struct ProfileParams {
     columns: u32,
     seed: u32,
     chunk: u32,
+    accumulate: u32,
+    _pad: [u32; 3],
 }
 
 /// The dropout state a pair-profile dispatch reads: `[step seed, first group of the chunk, drop probability
@@ -104,6 +106,8 @@ pub fn pair_profile(
         columns: columns as u32,
         seed,
         chunk: chunk as u32,
+        accumulate: 0,
+        _pad: [0; 3],
     };
     let pipeline = gpu.pipeline(&PAIR_PROFILE)?;
     Dispatch::new(
@@ -135,11 +139,15 @@ const PAIR_PROFILE_BACKWARD: Kernel = Kernel {
     ],
 };
 
-/// `grad_g = ∂L/∂g` for L = Σ_k grad_d[k] d[k] restricted to the column block `offset..offset + C` of
+/// The most images of a group [`pair_profile_backward`] takes (a reference and three compared members).
+pub const BACKWARD_GROUP_MAX: usize = 4;
+
+/// `grad_g (+)= ∂L/∂g` for L = Σ_k grad_d[k] d[k] restricted to the column block `offset..offset + C` of
 /// [`pair_profile`] (d = s·w with `w` all the profile's weights): the gradient of the distances with respect
-/// to the compared maps `g` [N, C, ...], through the same dropout `state`. The pairs are those the metric plans
-/// lay out member-major, which this kernel assumes rather than reads: pair m·chunk + g compares image g (the
-/// reference of group g) with image (m+1)·chunk + g, in either order. `grad_g` has g's shape.
+/// to the compared maps `g` [N, C, ...] through their unit normalisation and the pair profile, with the same
+/// dropout `state`. The pairs are those the metric plans lay out member-major, which this kernel assumes rather
+/// than reads: pair m·chunk + g compares image g (the reference of group g) with image (m+1)·chunk + g, in either
+/// order; groups hold at most [`BACKWARD_GROUP_MAX`] images. `grad_g` has g's shape; `accumulate` adds to it.
 #[allow(clippy::too_many_arguments)]
 pub fn pair_profile_backward(
     gpu: &Gpu,
@@ -152,6 +160,7 @@ pub fn pair_profile_backward(
     offset: usize,
     seed: u32,
     grad_g: &Tensor,
+    accumulate: bool,
 ) -> Result<Dispatch> {
     if g.shape.len() < 2 || grad_g.shape != g.shape {
         bail!(
@@ -164,6 +173,14 @@ pub fn pair_profile_backward(
     let positions: usize = g.shape[2..].iter().product();
     if chunk == 0 || !n_pairs.is_multiple_of(chunk) || state.size() < 12 {
         bail!("pair profile backward: {n_pairs} pairs are not whole members of {chunk} groups");
+    }
+    let group_len = n_pairs / chunk + 1;
+    if group_len > BACKWARD_GROUP_MAX {
+        bail!(
+            "pair profile backward: groups of {group_len} images; the backward takes at most {BACKWARD_GROUP_MAX} \
+             (a reference and {} compared)",
+            BACKWARD_GROUP_MAX - 1
+        );
     }
     if g.shape[0] != n_pairs + chunk || grad_d.numel() < n_pairs || offset + c > w.numel() {
         bail!(
@@ -178,7 +195,7 @@ pub fn pair_profile_backward(
     let (gx, gz) = linear_grid(
         gpu,
         to_u32(
-            (chunk * (c * positions).div_ceil(4)).div_ceil(LINEAR_WORKGROUP as usize),
+            (chunk * positions).div_ceil(LINEAR_WORKGROUP as usize),
             "pair profile backward",
         )?,
     );
@@ -191,6 +208,8 @@ pub fn pair_profile_backward(
         columns: w.numel() as u32,
         seed,
         chunk: chunk as u32,
+        accumulate: accumulate as u32,
+        _pad: [0; 3],
     };
     let pipeline = gpu.pipeline(&PAIR_PROFILE_BACKWARD)?;
     Dispatch::new(

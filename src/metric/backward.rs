@@ -6,15 +6,14 @@ use super::{GroupPlan, Metric, Part};
 
 /// The recorded backward of a [`GroupPlan`]'s distances: from `grad_d` (∂L/∂d of the chunk's pairs, written by
 /// the caller) to the gradient of every tap, through the pair profile (same dropout state as the forward),
-/// the unit normalisation and the mean or sort of each part. The plan's transformed maps (its scratch) and the
-/// unit-normalised maps (this backward's) are recomputed tap by tap, so the forward's dispatches must have run on
-/// the same chunk. The first part of a tap writes its
-/// gradient and later parts add to it.
+/// the unit normalisation (one kernel for both) and the mean or sort of each part. The plan's transformed maps
+/// (its scratch) are recomputed tap by tap, so the forward's dispatches must have run on the same chunk. The first
+/// part of a tap writes its gradient and later parts add to it.
 pub struct DistanceBackward {
     /// [pairs] of the chunk, member-major as the plan's pairs.
     pub grad_d: Tensor,
     pub dispatches: Vec<Dispatch>,
-    _scratch: [Tensor; 4],
+    _scratch: [Tensor; 2],
 }
 
 impl DistanceBackward {
@@ -30,8 +29,6 @@ impl DistanceBackward {
             );
         }
         let largest = metric.taps.iter().map(|&(c, s)| c * s * s).max().unwrap_or(1);
-        let normalized = gpu.zeros("normalised taps", &[n * largest])?;
-        let grad_u = gpu.zeros("grad normalised taps", &[n * largest])?;
         let grad_v = gpu.zeros("grad transformed taps", &[n * largest])?;
         let order = gpu.zeros("sort order", &[n * largest])?;
         let grad_d = gpu.zeros("grad d (chunk)", &[n_pairs])?;
@@ -58,12 +55,17 @@ impl DistanceBackward {
                         sorted
                     }
                 };
-                let unit = normalized.view(&compared.shape)?;
-                let gu = grad_u.view(&compared.shape)?;
-                dispatches.push(channel::unit_normalize(gpu, &compared, &unit)?);
+                // The spatial part's gradient goes straight into the tap's; the others' into the transformed
+                // maps', then back through the mean or sort.
+                let spatial = *part == Part::Spatial;
+                let grad_compared = if spatial {
+                    tap_grad.view(&tap_grad.shape)?
+                } else {
+                    grad_v.view(&compared.shape)?
+                };
                 dispatches.push(distance::pair_profile_backward(
                     gpu,
-                    &unit,
+                    &compared,
                     n_pairs,
                     chunk,
                     &plan.state,
@@ -71,21 +73,24 @@ impl DistanceBackward {
                     &metric.all_weights,
                     offset,
                     0,
-                    &gu,
+                    &grad_compared,
+                    spatial && accumulate,
                 )?);
                 match part {
-                    Part::Spatial => dispatches.push(channel::unit_normalize_backward(
-                        gpu, &compared, &gu, &tap_grad, accumulate,
+                    Part::Spatial => {}
+                    Part::Mean => dispatches.push(channel::channel_mean_backward(
+                        gpu,
+                        &grad_compared,
+                        &tap_grad,
+                        accumulate,
                     )?),
-                    Part::Mean | Part::Sort => {
-                        let gv = grad_v.view(&compared.shape)?;
-                        dispatches.push(channel::unit_normalize_backward(gpu, &compared, &gu, &gv, false)?);
-                        dispatches.push(if *part == Part::Mean {
-                            channel::channel_mean_backward(gpu, &gv, &tap_grad, accumulate)?
-                        } else {
-                            channel::channel_sort_backward(gpu, &gv, &order, &tap_grad, accumulate)?
-                        });
-                    }
+                    Part::Sort => dispatches.push(channel::channel_sort_backward(
+                        gpu,
+                        &grad_compared,
+                        &order,
+                        &tap_grad,
+                        accumulate,
+                    )?),
                 }
                 offset += c;
             }
@@ -93,7 +98,7 @@ impl DistanceBackward {
         Ok(DistanceBackward {
             grad_d,
             dispatches,
-            _scratch: [normalized, grad_u, grad_v, order],
+            _scratch: [grad_v, order],
         })
     }
 }

@@ -10,7 +10,7 @@ mod trainer;
 
 pub use group::{Cell, CellGroup};
 pub use net::NetTrainer;
-pub use run::{train, EpochReport, TrainConfig, TrainedMetric, Variant};
+pub use run::{train, EpochReport, TrainConfig, TrainedMetric, Variant, DROPOUT};
 pub use step::{gather_profile, StepStats, TrainState, PAPER_ADAM, SYNC_WEIGHT};
 pub use trainer::Trainer;
 

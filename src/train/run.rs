@@ -18,7 +18,7 @@ use crate::{bail, Result};
 use super::{init_channel_weights, init_rank_net, lr_multiplier, Trainer};
 
 /// Dropout probability on the squared-difference maps during training (LPIPS's nn.Dropout default).
-pub(super) const DROPOUT: f32 = 0.5;
+pub const DROPOUT: f32 = 0.5;
 
 /// What an adaptation run trains besides the rank net.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
