@@ -3,15 +3,16 @@
 //
 // The backward routes each output's gradient to the first maximum of its window in row-major order (what
 // PyTorch's CPU and CUDA kernels record as the index; the last NaN wins, as there), summing over overlapping
-// windows, in two passes: maxpool2d_argmax finds each window's maximum once (its index within the plane), then
-// maxpool2d_backward_cells (or maxpool2d_backward, for windows wider than twice the stride) gathers: each input
-// value adds the gradients of the few windows whose maximum it is, so no two invocations write the same value.
-// (Re-finding the maxima per input value instead reads every window up to four times over for 3×3 windows at
-// stride 2: 12× the time of the forward on SqueezeNet, BENCHMARKS.md.)
+// windows: a forward that trains (maxpool2d_forward_argmax) records each window's maximum (its index within the
+// plane) as it finds it, then maxpool2d_backward_cells (or maxpool2d_backward, for windows wider than twice the
+// stride) gathers: each input value adds the gradients of the few windows whose maximum it is, so no two
+// invocations write the same value. (Re-finding the maxima per input value instead reads every window up to four
+// times over for 3×3 windows at stride 2: 12× the time of the forward on SqueezeNet, BENCHMARKS.md.)
 //
 // Layout: x / grad_x [planes, H, W] and y / gy / argmax [planes, Ho, Wo] with planes = B*C, f32 (argmax u32).
-// Dispatch: workgroup 256, one thread per output value (forward, argmax), cell of stride × stride input values
-//           (backward_cells) or input value (backward); linear workgroup index = x + z*groups_x.
+// Bindings: forward x, y (and argmax); backward argmax, gy, grad_x.
+// Dispatch: workgroup 256, one thread per output value (forward) or two (_pairs), cell of stride × stride input
+//           values (backward_cells) or input value (backward); linear workgroup index = x + z*groups_x.
 //           accumulate (backward only): add to grad_x instead of overwriting it.
 
 struct PoolParams {
@@ -62,16 +63,19 @@ fn maxpool2d_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoc
     y[idx] = window_max(idx / (p.ho * p.wo), idx % (p.ho * p.wo)).value;
 }
 
-// maxpool2d_argmax: argmax[o] = the index (yy·W + xx) of the first maximum of window o.
-@group(0) @binding(2) var<storage, read_write> argmax_out: array<u32>;
+// maxpool2d_forward_argmax: the forward, also writing argmax[o] = the index (yy·W + xx) of the first maximum of
+// window o, for the backward of a pass that trains.
+@group(0) @binding(3) var<storage, read_write> argmax_out: array<u32>;
 
 @compute @workgroup_size(256, 1, 1)
-fn maxpool2d_argmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+fn maxpool2d_forward_argmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let idx = (wid.x + wid.z * p.groups_x) * 256u + li;
     if (idx >= p.planes * p.ho * p.wo) {
         return;
     }
-    argmax_out[idx] = window_max(idx / (p.ho * p.wo), idx % (p.ho * p.wo)).index;
+    let best = window_max(idx / (p.ho * p.wo), idx % (p.ho * p.wo));
+    y[idx] = best.value;
+    argmax_out[idx] = best.index;
 }
 
 // The _pairs variants: two neighbouring outputs of a row per thread, where their windows fit in 5 columns
@@ -146,12 +150,14 @@ fn maxpool2d_forward_pairs(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local
 }
 
 @compute @workgroup_size(256, 1, 1)
-fn maxpool2d_argmax_pairs(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+fn maxpool2d_forward_argmax_pairs(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let m = pair_maxima(wid, li);
     if (m.ok) {
+        y[m.at] = m.best[0].value;
         argmax_out[m.at] = m.best[0].index;
     }
     if (m.ok && m.second) {
+        y[m.at + 1u] = m.best[1].value;
         argmax_out[m.at + 1u] = m.best[1].index;
     }
 }

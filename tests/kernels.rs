@@ -494,8 +494,16 @@ fn maxpool2d_matches_cpu_in_floor_and_ceil_mode() {
         let want = cpu::maxpool2d(&Maps::new(b, c, h, w, x.clone()), k, s, ceil_mode);
         let xt = gpu.upload("x", &[b, c, h, w], &x).unwrap();
         let yt = gpu.zeros("y", &[b, c, ho, wo]).unwrap();
-        run(&gpu, vec![pool::maxpool2d(&gpu, shape, &xt, &yt).unwrap()]);
+        run(&gpu, vec![pool::maxpool2d(&gpu, shape, &xt, &yt, None).unwrap()]);
         assert_eq!(read_all(&gpu, &yt), want.data, "{shape:?} on [{b}, {c}, {h}, {w}]");
+        // The forward of a pass that trains, which also records where the maxima are, writes the same y.
+        let argmax = gpu.zeros("argmax", &[b, c, ho, wo]).unwrap();
+        let yt = gpu.zeros("y", &[b, c, ho, wo]).unwrap();
+        run(
+            &gpu,
+            vec![pool::maxpool2d(&gpu, shape, &xt, &yt, Some(&argmax)).unwrap()],
+        );
+        assert_eq!(read_all(&gpu, &yt), want.data, "{shape:?} with argmax");
         // Output sizes one off either way are refused.
         for (bh, bw) in [(ho + 1, wo), (ho, wo + 1), (ho - 1, wo)] {
             if bh == 0 {
@@ -503,7 +511,7 @@ fn maxpool2d_matches_cpu_in_floor_and_ceil_mode() {
             }
             let bad = gpu.zeros("y", &[b, c, bh, bw]).unwrap();
             assert!(
-                pool::maxpool2d(&gpu, shape, &xt, &bad).is_err(),
+                pool::maxpool2d(&gpu, shape, &xt, &bad, None).is_err(),
                 "{shape:?} on {h}×{w} accepted a {bh}×{bw} output"
             );
         }

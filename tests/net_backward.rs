@@ -394,6 +394,24 @@ fn conv_finite_difference_cases(gpu: &Gpu) {
 
 // ---------------------------------------------------------------- max-pool
 
+/// The max-pool's backward as a training pass runs it: the forward recording where each window's maximum is
+/// (writing `y`), then the gather into grad_x.
+fn maxpool_backward(
+    gpu: &Gpu,
+    shape: PoolShape,
+    x: &Tensor,
+    y: &Tensor,
+    gy: &Tensor,
+    grad_x: &Tensor,
+    accumulate: bool,
+) -> Vec<Dispatch> {
+    let argmax = gpu.zeros("argmax", &y.shape).unwrap();
+    vec![
+        pool::maxpool2d(gpu, shape, x, y, Some(&argmax)).unwrap(),
+        pool::maxpool2d_backward(gpu, shape, &argmax, gy, grad_x, accumulate).unwrap(),
+    ]
+}
+
 #[test]
 fn maxpool_backward_matches_pytorch_autograd_with_ties() {
     let (t, meta) = fixtures();
@@ -411,10 +429,8 @@ fn maxpool_backward_matches_pytorch_autograd_with_ties() {
         let gy = upload(&gpu, &t, &key("gy"));
         let want = &t[&key("grad_x")].1;
         let grad_x = gpu.upload("grad_x", &x.shape, &vec![5.0; x.numel()]).unwrap();
-        run(
-            &gpu,
-            &pool::maxpool2d_backward(&gpu, shape, &x, &gy, &grad_x, false).unwrap(),
-        );
+        let y = gpu.zeros("y", &gy.shape).unwrap();
+        run(&gpu, &maxpool_backward(&gpu, shape, &x, &y, &gy, &grad_x, false));
         close(
             &read_all(&gpu, &grad_x),
             want,
@@ -422,10 +438,7 @@ fn maxpool_backward_matches_pytorch_autograd_with_ties() {
             1e-6,
             &format!("pool {name} grad_x"),
         );
-        run(
-            &gpu,
-            &pool::maxpool2d_backward(&gpu, shape, &x, &gy, &grad_x, true).unwrap(),
-        );
+        run(&gpu, &maxpool_backward(&gpu, shape, &x, &y, &gy, &grad_x, true));
         let doubled: Vec<f32> = want.iter().map(|v| 2.0 * v).collect();
         close(
             &read_all(&gpu, &grad_x),
@@ -434,7 +447,11 @@ fn maxpool_backward_matches_pytorch_autograd_with_ties() {
             1e-6,
             &format!("pool {name} accumulated"),
         );
-        assert!(pool::maxpool2d_backward(&gpu, shape, &x, &x, &grad_x, false).is_err());
+        // An argmax map or a gradient of the input's shape instead of the output's is refused.
+        let argmax = gpu.zeros("argmax", &gy.shape).unwrap();
+        assert!(pool::maxpool2d_backward(&gpu, shape, &x, &gy, &grad_x, false).is_err());
+        assert!(pool::maxpool2d_backward(&gpu, shape, &argmax, &x, &grad_x, false).is_err());
+        assert!(pool::maxpool2d(&gpu, shape, &x, &y, Some(&x)).is_err());
     }
 }
 
@@ -492,12 +509,9 @@ fn maxpool_backward_matches_finite_differences_of_the_forward() {
         let gy = gpu.upload("gy", &y.shape, &gyv).unwrap();
         // Not zero to begin with: every value, those no window reaches too, must be written.
         let grad_x = gpu.upload("grad_x", &dims, &vec![7.0; n]).unwrap();
-        run(
-            &gpu,
-            &pool::maxpool2d_backward(&gpu, shape, &x, &gy, &grad_x, false).unwrap(),
-        );
+        run(&gpu, &maxpool_backward(&gpu, shape, &x, &y, &gy, &grad_x, false));
         let analytic = read_all(&gpu, &grad_x);
-        let fwd = pool::maxpool2d(&gpu, shape, &x, &y).unwrap();
+        let fwd = pool::maxpool2d(&gpu, shape, &x, &y, None).unwrap();
         let loss = |i: usize, v: f32| {
             gpu.write(&x, i, &[v]).unwrap();
             run(&gpu, std::slice::from_ref(&fwd));
@@ -534,14 +548,10 @@ fn maxpool_routes_the_gradient_of_an_all_minus_infinity_window_to_its_first_elem
     xv[15 + 5 + 4] = -5.0;
     let x = gpu.upload("x", &[1, 2, 3, 5], &xv).unwrap();
     let y = gpu.zeros("y", &[1, 2, 1, 2]).unwrap();
-    run(&gpu, &[pool::maxpool2d(&gpu, shape, &x, &y).unwrap()]);
-    assert_eq!(read_all(&gpu, &y), [ninf, ninf, ninf, -5.0]);
     let gy = gpu.upload("gy", &y.shape, &[1.0, 2.0, 3.0, 4.0]).unwrap();
     let grad_x = gpu.zeros("grad_x", &x.shape).unwrap();
-    run(
-        &gpu,
-        &pool::maxpool2d_backward(&gpu, shape, &x, &gy, &grad_x, false).unwrap(),
-    );
+    run(&gpu, &maxpool_backward(&gpu, shape, &x, &y, &gy, &grad_x, false));
+    assert_eq!(read_all(&gpu, &y), [ninf, ninf, ninf, -5.0]);
     let mut want = vec![0.0; 2 * 15];
     want[0] = 1.0; // window (0, 0) of plane 0: its first element (0, 0)
     want[2] = 2.0; // window (0, 1): its first element (0, 2)
@@ -589,11 +599,8 @@ fn maxpool_propagates_nan_and_routes_its_gradient_as_pytorch() {
     let y = gpu.zeros("y", &[1, 1, ho, wo]).unwrap();
     let gy = gpu.upload("gy", &y.shape, &gyv).unwrap();
     let grad_x = gpu.zeros("grad_x", &x.shape).unwrap();
-    run(&gpu, &[pool::maxpool2d(&gpu, shape, &x, &y).unwrap()]);
-    run(
-        &gpu,
-        &pool::maxpool2d_backward(&gpu, shape, &x, &gy, &grad_x, false).unwrap(),
-    );
+    // The forward that records the maxima writes y as the plain one does.
+    run(&gpu, &maxpool_backward(&gpu, shape, &x, &y, &gy, &grad_x, false));
     let got_y = read_all(&gpu, &y);
     for (i, (g, e)) in got_y.iter().zip(&want_y).enumerate() {
         assert!(
@@ -1046,6 +1053,7 @@ fn adapted_net_step_on(name: &str, barrier_free: bool) {
     let w0 = &t[&key("w0")].1;
     let weights = ChannelWeights::from_flat(w0, &channels, method, "fixture");
     let mut metric = Metric::new(&gpu, net, method, weights, size).unwrap();
+    metric.set_keeps_gradients(true);
     let chunk = 2;
     metric.prepare(&gpu, chunk, 3, false).unwrap();
     let state = TrainState::new(

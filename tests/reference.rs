@@ -80,7 +80,7 @@ fn alexnet_taps_match_pytorch() {
     let t = common::read_tensors(&rdir.join("bapps_example.safetensors"));
     let gpu = common::gpu();
     let net = Network::load(&gpu, NetKind::Alex, Some(&wdir)).unwrap();
-    let plan = ForwardPlan::new(&gpu, &net, 1, 64, 0..1).unwrap();
+    let plan = ForwardPlan::new(&gpu, &net, 1, 64, 0..1, false).unwrap();
     gpu.write(&plan.input, 0, &t["ref_01"].1).unwrap();
     plan.run(&gpu).unwrap();
     for (l, tap) in plan.taps.iter().enumerate() {
@@ -106,7 +106,7 @@ fn feature_checksums_match_pytorch_for_squeeze_and_vgg() {
     let gpu = common::gpu();
     for kind in [NetKind::Squeeze, NetKind::Vgg] {
         let net = Network::load(&gpu, kind, Some(&wdir)).unwrap();
-        let plan = ForwardPlan::new(&gpu, &net, 1, 64, 0..1).unwrap();
+        let plan = ForwardPlan::new(&gpu, &net, 1, 64, 0..1, false).unwrap();
         gpu.write(&plan.input, 0, &t["ref_01"].1).unwrap();
         plan.run(&gpu).unwrap();
         for (l, tap) in plan.taps.iter().enumerate() {

@@ -56,11 +56,12 @@ struct PoolParams {
     _pad: [u32; 3],
 }
 
+/// x, y and the argmax map.
 const MAXPOOL2D_ARGMAX: Kernel = Kernel {
     family: "pool",
     source: POOL_WGSL,
-    entry: "maxpool2d_argmax",
-    bindings: &[Access::Read, Access::ReadWrite],
+    entry: "maxpool2d_forward_argmax",
+    bindings: &[Access::Read, Access::ReadWrite, Access::ReadWrite],
 };
 /// The argmax map, gy and grad_x.
 const MAXPOOL2D_BACKWARD: Kernel = Kernel {
@@ -74,7 +75,7 @@ const MAXPOOL2D_PAIRS: Kernel = Kernel {
     ..MAXPOOL2D
 };
 const MAXPOOL2D_ARGMAX_PAIRS: Kernel = Kernel {
-    entry: "maxpool2d_argmax_pairs",
+    entry: "maxpool2d_forward_argmax_pairs",
     ..MAXPOOL2D_ARGMAX
 };
 const MAXPOOL2D_BACKWARD_CELLS: Kernel = Kernel {
@@ -85,7 +86,7 @@ const MAXPOOL2D_BACKWARD_CELLS: Kernel = Kernel {
 /// What each thread of a max-pool kernel handles.
 #[derive(Clone, Copy, PartialEq)]
 enum Threads {
-    /// An output value (the forward, the argmax).
+    /// An output value (the forward).
     Output,
     /// Two neighbouring output values of a row (the same, where their windows fit in 5 columns).
     OutputPair,
@@ -132,8 +133,8 @@ fn params(gpu: &Gpu, shape: PoolShape, x: &Tensor, y: &Tensor, threads: Threads)
     Ok((params, [gx, 1, gz]))
 }
 
-/// The forward's (or with `argmax`, the argmax's) kernel for `shape` and what its threads compute: two
-/// neighbouring outputs where their windows fit in 5 columns, else one.
+/// The forward's kernel for `shape` (with `argmax`, the one that also records the maxima) and what its threads
+/// compute: two neighbouring outputs where their windows fit in 5 columns, else one.
 fn forward_kernel(shape: PoolShape, argmax: bool) -> (Kernel, Threads) {
     match (shape.stride + shape.kernel <= 5, argmax) {
         (true, false) => (MAXPOOL2D_PAIRS, Threads::OutputPair),
@@ -143,66 +144,56 @@ fn forward_kernel(shape: PoolShape, argmax: bool) -> (Kernel, Threads) {
     }
 }
 
-/// `y = maxpool(x)` for x [B, C, H, W], y [B, C, Ho, Wo].
-pub fn maxpool2d(gpu: &Gpu, shape: PoolShape, x: &Tensor, y: &Tensor) -> Result<Dispatch> {
-    let (kernel, threads) = forward_kernel(shape, false);
+/// `y = maxpool(x)` for x [B, C, H, W], y [B, C, Ho, Wo]; with `argmax` (u32, y's shape) also where each window's
+/// maximum is, for [`maxpool2d_backward`].
+pub fn maxpool2d(gpu: &Gpu, shape: PoolShape, x: &Tensor, y: &Tensor, argmax: Option<&Tensor>) -> Result<Dispatch> {
+    let (kernel, threads) = forward_kernel(shape, argmax.is_some());
     let (params, grid) = params(gpu, shape, x, y, threads)?;
+    let mut resources = vec![x.binding(), y.binding()];
+    if let Some(argmax) = argmax {
+        if argmax.shape != y.shape {
+            bail!(
+                "max-pool: argmax map {:?} does not match the output {:?}",
+                argmax.shape,
+                y.shape
+            );
+        }
+        resources.push(argmax.binding());
+    }
+    Dispatch::new(gpu, gpu.pipeline(&kernel)?, kernel.entry, &params, &resources, grid)
+}
+
+/// `grad_x (+)= ∂L/∂x` of `y = maxpool(x)` given `gy` = ∂L/∂y and the `argmax` map [`maxpool2d`] recorded: each
+/// output's gradient goes to the first maximum of its window (row-major, or the last NaN, as PyTorch). With
+/// `accumulate` it is added to what `grad_x` holds.
+pub fn maxpool2d_backward(
+    gpu: &Gpu,
+    shape: PoolShape,
+    argmax: &Tensor,
+    gy: &Tensor,
+    grad_x: &Tensor,
+    accumulate: bool,
+) -> Result<Dispatch> {
+    let (kernel, threads) = if shape.kernel <= 2 * shape.stride {
+        (MAXPOOL2D_BACKWARD_CELLS, Threads::Cell)
+    } else {
+        (MAXPOOL2D_BACKWARD, Threads::Input)
+    };
+    let (mut params, grid) = params(gpu, shape, grad_x, gy, threads)?;
+    if argmax.shape != gy.shape {
+        bail!(
+            "max-pool backward: argmax map {:?} does not match the gradient {:?}",
+            argmax.shape,
+            gy.shape
+        );
+    }
+    params.accumulate = accumulate as u32;
     Dispatch::new(
         gpu,
         gpu.pipeline(&kernel)?,
         kernel.entry,
         &params,
-        &[x.binding(), y.binding()],
-        grid,
-    )
-}
-
-/// `grad_x (+)= ∂L/∂x` of `y = maxpool(x)` given `gy` = ∂L/∂y: each output's gradient goes to the first maximum
-/// of its window (row-major, or the last NaN, as PyTorch). With `accumulate` it is added to what `grad_x` holds.
-/// Two dispatches:
-/// the windows' maxima found once into a map of gy's size (allocated here, kept alive by the dispatches' bindings),
-/// then the gather.
-pub fn maxpool2d_backward(
-    gpu: &Gpu,
-    shape: PoolShape,
-    x: &Tensor,
-    gy: &Tensor,
-    grad_x: &Tensor,
-    accumulate: bool,
-) -> Result<Vec<Dispatch>> {
-    let (gather_kernel, threads) = if shape.kernel <= 2 * shape.stride {
-        (MAXPOOL2D_BACKWARD_CELLS, Threads::Cell)
-    } else {
-        (MAXPOOL2D_BACKWARD, Threads::Input)
-    };
-    let (mut params, grid) = params(gpu, shape, x, gy, threads)?;
-    if grad_x.shape != x.shape {
-        bail!(
-            "max-pool backward: gradient {:?} does not match the input {:?}",
-            grad_x.shape,
-            x.shape
-        );
-    }
-    params.accumulate = accumulate as u32;
-    // u32 indices, in a buffer of gy's size.
-    let argmax = gpu.zeros("max-pool argmax", &gy.shape)?;
-    let (find_kernel, find_threads) = forward_kernel(shape, true);
-    let (argmax_params, argmax_grid) = self::params(gpu, shape, x, gy, find_threads)?;
-    let find = Dispatch::new(
-        gpu,
-        gpu.pipeline(&find_kernel)?,
-        find_kernel.entry,
-        &argmax_params,
-        &[x.binding(), argmax.binding()],
-        argmax_grid,
-    )?;
-    let gather = Dispatch::new(
-        gpu,
-        gpu.pipeline(&gather_kernel)?,
-        gather_kernel.entry,
-        &params,
         &[argmax.binding(), gy.binding(), grad_x.binding()],
         grid,
-    )?;
-    Ok(vec![find, gather])
+    )
 }

@@ -115,7 +115,8 @@ impl Metric {
         self.max_groups_per_chunk = groups.map(|g| g.max(1));
     }
 
-    /// Sizes chunks for a network that trains: a gradient is kept beside every activation.
+    /// Sizes chunks for a network that trains (a gradient is kept beside every activation), and has its plans'
+    /// forward record what the network's backward reads.
     pub fn set_keeps_gradients(&mut self, keeps: bool) {
         self.keeps_gradients = keeps;
     }
@@ -211,7 +212,7 @@ impl Metric {
     /// The recorded plan for chunks of `chunk` groups of `group_len` images, built on first use.
     pub fn prepare(&mut self, gpu: &Gpu, chunk: usize, group_len: usize, raw_reference: bool) -> Result<&GroupPlan> {
         let key = (chunk, group_len, raw_reference);
-        if self.plan.as_ref().map(|p| p.key) != Some(key) {
+        if self.plan.as_ref().map(|p| (p.key, p.trains)) != Some((key, self.keeps_gradients)) {
             self.plan = None; // free the old plan's buffers before allocating the new one
             self.plan = Some(GroupPlan::new(gpu, self, key)?);
         }
@@ -242,6 +243,8 @@ impl GroupPlan {
 /// at once; a sweep's plan has one head per method, so one forward pass serves all of them.
 pub struct GroupPlan {
     key: (usize, usize, bool),
+    /// Whether the forward records what a backward through the network reads.
+    trains: bool,
     pub forward: ForwardPlan,
     /// One [pairs, columns] profile per method: per pair, the mean squared difference of every (part, tap,
     /// channel).
@@ -272,11 +275,12 @@ impl GroupPlan {
             &[metric.method],
             key,
             Some(&metric.all_weights),
+            metric.keeps_gradients,
         )
     }
 
     /// A plan over `net`'s features with one profile per method of `methods`, and the weighted sum with
-    /// `weights` of the first one when given.
+    /// `weights` of the first one when given; `trains`: the network's backward will run on it.
     pub fn build(
         gpu: &Gpu,
         net: &Network,
@@ -284,6 +288,7 @@ impl GroupPlan {
         methods: &[Method],
         key: (usize, usize, bool),
         weights: Option<&Tensor>,
+        trains: bool,
     ) -> Result<GroupPlan> {
         let (chunk, group_len, raw_reference) = key;
         let taps = net.kind.tap_shapes(size)?;
@@ -295,7 +300,7 @@ impl GroupPlan {
         }
         let n = chunk * group_len;
         let normalize = if raw_reference { chunk..n } else { 0..n };
-        let forward = ForwardPlan::new(gpu, net, n, size, normalize)?;
+        let forward = ForwardPlan::new(gpu, net, n, size, normalize, trains)?;
         let bytes = ByteImages::new(gpu, &forward.input, forward.input.numel())?;
         let largest = taps.iter().map(|&(c, s)| c * s * s).max().unwrap_or(1);
         let transformed = gpu.zeros("transformed taps", &[n * largest])?;
@@ -356,6 +361,7 @@ impl GroupPlan {
         };
         Ok(GroupPlan {
             key,
+            trains,
             forward,
             profiles,
             profile,

@@ -1,7 +1,7 @@
 use crate::gpu::{Dispatch, Gpu, Tensor};
 use crate::kernels::conv::{self, ConvBackward};
 use crate::kernels::pool;
-use crate::Result;
+use crate::{bail, Result};
 
 use super::weights::StageParams;
 use super::{ForwardPlan, Layer, Network};
@@ -109,7 +109,13 @@ impl NetBackward {
                 }
                 (Layer::MaxPool { shape, .. }, StageParams::Pool) => {
                     if let Some((g, accumulate)) = gx_ref {
-                        dispatches.extend(pool::maxpool2d_backward(gpu, *shape, &stage.input, gy, g, accumulate)?);
+                        let Some(argmax) = &stage.argmax else {
+                            bail!(
+                                "the forward plan did not record its max-pools' argmax: build it with `trains` \
+                                 (Metric::set_keeps_gradients(true) before the plan is prepared)"
+                            );
+                        };
+                        dispatches.push(pool::maxpool2d_backward(gpu, *shape, argmax, gy, g, accumulate)?);
                     }
                 }
                 (Layer::Fire { expand1, .. }, StageParams::Fire([sq, e1, e3])) => {

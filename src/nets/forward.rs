@@ -35,17 +35,21 @@ pub struct StageMaps {
     pub is_tap: bool,
     /// The fire module's squeeze output.
     pub squeeze: Option<Tensor>,
+    /// A max-pool's argmax map (u32, the output's shape), where the plan trains.
+    pub argmax: Option<Tensor>,
 }
 
 impl ForwardPlan {
     /// `normalize` is the range of images that get ImageNet mean/std normalisation (all of them normally;
-    /// the paper-faithful reference images are left out).
+    /// the paper-faithful reference images are left out). With `trains` the pass also records what only a
+    /// backward reads (where each max-pool window's maximum is, [`StageMaps::argmax`]).
     pub fn new(
         gpu: &Gpu,
         net: &Network,
         batch: usize,
         size: usize,
         normalize: std::ops::Range<usize>,
+        trains: bool,
     ) -> Result<ForwardPlan> {
         net.kind.tap_shapes(size)?;
         let input = gpu.zeros("images", &[batch, 3, size, size])?;
@@ -81,6 +85,7 @@ impl ForwardPlan {
                 output: out.view(&out.shape)?,
                 is_tap,
                 squeeze: None,
+                argmax: None,
             };
             match (layer, params) {
                 (Layer::Conv { .. }, StageParams::Conv(p)) => {
@@ -98,7 +103,10 @@ impl ForwardPlan {
                     )?);
                 }
                 (Layer::MaxPool { shape, .. }, StageParams::Pool) => {
-                    dispatches.push(pool::maxpool2d(gpu, *shape, x, &out)?);
+                    if trains {
+                        stage.argmax = Some(gpu.zeros("max-pool argmax", &out.shape)?);
+                    }
+                    dispatches.push(pool::maxpool2d(gpu, *shape, x, &out, stage.argmax.as_ref())?);
                 }
                 (Layer::Fire { squeeze, expand1, .. }, StageParams::Fire([sq, e1, e3])) => {
                     let s = gpu.zeros("fire squeeze", &[batch, *squeeze, side, side])?;

@@ -86,7 +86,7 @@ impl CellGroup {
         let channels: Vec<usize> = taps.iter().map(|t| t.0).collect();
         let net = Network::load(gpu, c.net, c.weights_dir.as_deref())?;
         let chunk = balanced_chunk(groups_per_chunk(gpu, &net, c.size, 3, false, None)?, c.batch);
-        let plan = GroupPlan::build(gpu, &net, c.size, &heads, (chunk, 3, c.paper_faithful), None)?;
+        let plan = GroupPlan::build(gpu, &net, c.size, &heads, (chunk, 3, c.paper_faithful), None, false)?;
         let runner = TripletRunner::with_chunk(gpu, chunk, c.size, c.paper_faithful)?;
         let columns = |m: Method| m.parts().len() * channels.iter().sum::<usize>();
         let profiles = heads
