@@ -314,6 +314,10 @@ fn conv2d_matches_cpu_on_awkward_shapes() {
         case(1, 67, (9, 7), 16, (3, 2, 1), true),
         // 1×1 with stride 2 (skips pixels) and odd sides.
         case(2, 4, (8, 11), 3, (1, 2, 0), false),
+        // 1×1 stride 1 (CPU adapters' pointwise kernel, by 4 pixels of an image): 63 and 9 pixels (partial last
+        // quads, images starting at every offset within a vec4), 37 and 20 outputs (partial channel blocks).
+        case(3, 5, (7, 9), 37, (1, 1, 0), true),
+        case(5, 19, (3, 3), 20, (1, 1, 0), false),
         // Padding 2 around a 3×3 kernel with stride 3: windows that see only padding.
         case(2, 6, (7, 10), 9, (3, 3, 2), true),
         // Deep reduction: depth 64·25 = 1600 (100 k-slices), 70 outputs, 7×7.
