@@ -865,7 +865,9 @@ impl ConvScratch {
         let held = self.packed.as_ref().map_or(0, |p| p.1);
         if held < texels {
             let most = PACK_WIDTH as usize * gpu.limits.max_texture_dimension_2d as usize;
-            let texels = texels.max(2 * held).min(most);
+            // Grown to twice what it held where the adapter allows, never below what this pass needs (which
+            // rows_texture refuses when it is beyond the adapter's textures).
+            let texels = texels.max(2 * held).min(most).max(texels);
             let view = rows_texture(gpu, texels, "packed conv weights")?;
             self.packed = Some((view, texels.div_ceil(PACK_WIDTH as usize) * PACK_WIDTH as usize));
         }
