@@ -181,8 +181,7 @@ fn bench_runs_on_random_weights_without_weight_files() {
 /// (torchvision's layers) runs 25 convolutions: on a GPU the 3×3 expands of fire2–fire5 (15×15 and 7×7 maps) as
 /// Winograd transforms, each with its filter transform, those of fire6–fire9 (3×3 maps, where 2×2 tiles save too
 /// little) and the rest as implicit GEMMs (on CPU adapters all 25 as implicit GEMMs); and 7 taps, each
-/// unit-normalised and compared once. The network's backward and the rest of a tune step are profiled too
-/// (counts below).
+/// normalised as its pair profile reads it. A whole tune step is profiled too (counts below).
 #[test]
 fn bench_profile_accounts_for_every_dispatch_by_kernel() {
     let out = dps(&[
@@ -238,14 +237,20 @@ fn bench_profile_accounts_for_every_dispatch_by_kernel() {
     let shares: f64 = kernels.iter().map(|k| k["share"].as_f64().unwrap()).sum();
     assert!((shares - 1.0).abs() < 1e-9, "shares sum to {shares}");
 
-    // The rest of a tune step on that chunk: per tap its distance's backward (the pair profile's through the
-    // unit normalisation, one kernel: 7); per torchvision's SqueezeNet 1.1, a ReLU
-    // backward per conv map (conv1, and each fire's squeeze map and expand concatenation: 1 + 8·2), a weight
-    // gradient per convolution (25; split ones add a reduction), an input gradient for all but conv1 (24, the
-    // four 3×3 expands among them, Winograd or not as in the forward) and 3 max-pools (each a gather of the
-    // maxima the forward recorded); Adam on the 25 weights and biases, the channel weights and the rank net (52).
-    let b = &v["backward"];
-    let kernels = b["kernels"].as_array().expect("the backward's kernels");
+    // The network's packed weights are packed once, not by each pass.
+    assert_eq!(count("pack_weight_rows"), 0, "{kernels:?}");
+
+    // A whole tune step on that chunk: the forward again (25 convolutions, 3 max-pools recording their maxima)
+    // with each tap's pair profile; per tap its distance's backward (the pair profile's through the unit
+    // normalisation, one kernel: 7); per torchvision's SqueezeNet 1.1, a ReLU backward per conv map (conv1, and
+    // each fire's squeeze map and expand concatenation: 1 + 8·2), a weight gradient per convolution (25; split
+    // ones add a reduction), an input gradient for all but conv1 (24, the four 3×3 expands among them, Winograd
+    // or not as in the forward) and 3 max-pools (each a gather of the maxima the forward recorded); Adam on the 25
+    // weights and biases, the channel weights and the rank net (52). Where the row kernels run (CPU adapters),
+    // the 9 convolutions they take (conv1 and the 3×3 expands) have their weights packed once per step, after
+    // the last step's Adam, and the 8 input gradients of the expands pack their flipped weights as they run.
+    let b = &v["tune"];
+    let kernels = b["kernels"].as_array().expect("the tune step's kernels");
     let count = |names: &[&str]| -> u64 {
         kernels
             .iter()
@@ -266,7 +271,7 @@ fn bench_profile_accounts_for_every_dispatch_by_kernel() {
         25,
         "{kernels:?}"
     );
-    assert_eq!(count(&["winograd_forward"]), winograd, "{kernels:?}");
+    assert_eq!(count(&["winograd_forward"]), 2 * winograd, "{kernels:?}");
     assert_eq!(
         count(&[
             "conv2d_forward",
@@ -274,13 +279,17 @@ fn bench_profile_accounts_for_every_dispatch_by_kernel() {
             "conv2d_forward_rows",
             "conv2d_forward_pointwise"
         ]),
-        24 - winograd,
+        25 + 24 - 2 * winograd,
         "{kernels:?}"
     );
+    let rows = if count(&["conv2d_forward_rows"]) > 0 { 9 + 8 } else { 0 };
+    assert_eq!(count(&["pack_weight_rows"]), rows, "{kernels:?}");
+    assert_eq!(count(&["pair_profile"]), 7, "{kernels:?}");
+    assert_eq!(count(&["maxpool2d_forward_argmax_pairs"]), 3, "{kernels:?}");
     assert_eq!(count(&["maxpool2d_backward_cells"]), 3, "{kernels:?}");
     let seconds: Vec<f64> = b["dispatches"]
         .as_array()
-        .expect("the backward's dispatches")
+        .expect("the tune step's dispatches")
         .iter()
         .map(|d| d["seconds"].as_f64().unwrap())
         .collect();

@@ -46,8 +46,8 @@ pub struct BenchArgs {
     /// features + pair profile + rank net + backward + Adam, the scalars variant), tune (the same step with the
     /// network's conv layers trained too: `train --variant net`) and triplets (drawing the parameters, uploading
     /// the clean images and distorting them into p0 and p1 on the GPU; no network), and profile (where the time of an
-    /// eval chunk, and of a tune step's work after its forward pass on a chunk, goes: every dispatch timed on its
-    /// own, summed by kernel; with --json each dispatch's mean and fastest of --iters runs).
+    /// eval chunk, and of a whole tune step on a chunk, goes: every dispatch timed on its own, summed by kernel;
+    /// with --json each dispatch's mean and fastest of --iters runs).
     #[arg(long, default_value = "eval,train")]
     what: String,
     /// Force one block (outputs per invocation, rows x columns) on every tiled convolution, to compare them on
@@ -328,10 +328,12 @@ fn report(gpu: &Gpu, kind: NetKind, what: &str, args: &BenchArgs, timing: Timing
 }
 
 /// Where the time goes: after a warm-up batch, every dispatch of an eval chunk (forward pass, per-tap transforms,
-/// distances), then of what tune's step runs after the forward of a chunk (the weighted sum, rank net and ∂L/∂w
-/// of the batch; the distances' backward to the taps, under training's dropout; the network's ReLU, max-pool and convolution gradients;
-/// Adam on w, the rank net and every conv parameter), each submitted on its own and waited for, `--iters` times;
-/// the means summed by kernel (entry point). Each lone submission adds its launch cost (tens of µs on a GPU), so
+/// distances), then of a whole tune step on a chunk that holds its batch (the packing of the row kernels' weights
+/// that the previous step's Adam left stale, on CPU adapters; the forward, recording the max-pools' maxima, and the
+/// pair profile under training's dropout; the weighted sum, rank net and ∂L/∂w of the batch; the distances'
+/// backward to the taps; the network's ReLU, max-pool and convolution gradients; Adam on w, the rank net and every
+/// conv parameter), each submitted on its own and waited for, `--iters` times; the means summed by kernel (entry
+/// point). Each lone submission adds its launch cost (tens of µs on a GPU), so
 /// the figures are those of batches large enough for the kernels to dominate.
 fn profile_eval(gpu: &Gpu, kind: NetKind, args: &BenchArgs, members: &[&[u8]]) -> Result<()> {
     let metric = warm_metric(gpu, kind, args, members, false)?;
@@ -362,10 +364,18 @@ fn profile_eval(gpu: &Gpu, kind: NetKind, args: &BenchArgs, members: &[&[u8]]) -
         Clamp::AfterStep,
     )?;
     let trainer = NetTrainer::new(gpu, &metric, &[plan], &state)?;
-    // The distances' backward masks as training's forward did.
     gpu.write_pod(&plan.state, &distance::dropout_state(args.seed as u32, 0, DROPOUT))?;
-    let step: Vec<&Dispatch> = state.dispatches().iter().chain(trainer.step_dispatches(0)).collect();
-    let backward = Profile::measure(gpu, &step, chunk, args.iters)?;
+    let step: Vec<&Dispatch> = metric
+        .net
+        .packs
+        .dispatches()
+        .iter()
+        .chain(plan.forward.dispatches())
+        .chain(&plan.dispatches)
+        .chain(state.dispatches())
+        .chain(trainer.step_dispatches(0))
+        .collect();
+    let tune = Profile::measure(gpu, &step, chunk, args.iters)?;
 
     if args.json {
         let mut line = eval.json();
@@ -374,7 +384,7 @@ fn profile_eval(gpu: &Gpu, kind: NetKind, args: &BenchArgs, members: &[&[u8]]) -
         line["method"] = json!("spatial");
         line["size"] = json!(args.size);
         line["iters"] = json!(args.iters);
-        line["backward"] = backward.json();
+        line["tune"] = tune.json();
         print_json(&with_settings(gpu, args, line));
     } else {
         let title = |what: &str, p: &Profile| {
@@ -387,9 +397,9 @@ fn profile_eval(gpu: &Gpu, kind: NetKind, args: &BenchArgs, members: &[&[u8]]) -
             )
         };
         eval.print(&title("eval profile", &eval));
-        backward.print(&title(
-            "tune step after its forward (rank net, distances' and network's backward, Adam)",
-            &backward,
+        tune.print(&title(
+            "tune step (packs, forward, pair profile, rank net, distances' and network's backward, Adam)",
+            &tune,
         ));
     }
     Ok(())

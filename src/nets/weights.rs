@@ -141,6 +141,11 @@ impl WeightPacks {
     pub fn changed(&self) {
         self.changes.fetch_add(1, Ordering::AcqRel);
     }
+
+    /// The packing dispatches themselves (none on GPUs), for timing them.
+    pub fn dispatches(&self) -> &[Dispatch] {
+        &self.packs
+    }
 }
 
 /// Parameters of one stage: a conv has one set, a fire module three (squeeze, expand 1×1, expand 3×3).
