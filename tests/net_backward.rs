@@ -853,6 +853,7 @@ fn distance_backward_matches_finite_differences_of_the_forward() {
 
 /// ∂L/∂g of L = Σ_k grad_d[k]·d[k], d[k] = Σ_c w[off + c]·(1/P)·Σ_p (u_i − u_j)² over the member-major pairs of
 /// `chunk` groups, u = g / max(‖g[n,:,p]‖, 1e-12) (F.normalize): written plainly in f64, without dropout.
+#[allow(clippy::too_many_arguments)]
 fn cpu_distance_backward(
     g: &[f32],
     chunk: usize,

@@ -149,6 +149,8 @@ impl WeightPacks {
 }
 
 /// Parameters of one stage: a conv has one set, a fire module three (squeeze, expand 1×1, expand 3×3).
+// A network holds a few dozen of these, built once: the fire variant's size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum StageParams {
     Conv(ConvParams),
     Pool,
