@@ -56,11 +56,7 @@ impl Bar {
             0.0
         };
         let width = 24;
-        let filled = if self.total > 0 {
-            (self.done * width / self.total).min(width) as usize
-        } else {
-            0
-        };
+        let filled = (self.done * width).checked_div(self.total).unwrap_or(0).min(width) as usize;
         let bar: String = "#".repeat(filled) + &"-".repeat(width as usize - filled);
         let pct = if self.total > 0 {
             100.0 * self.done as f64 / self.total as f64

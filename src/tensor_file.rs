@@ -11,9 +11,12 @@ use crate::{bail, Context, Result};
 /// One tensor to write: name, shape and values.
 pub type NamedTensor = (String, Vec<usize>, Vec<f32>);
 
+/// Tensors by name: each one's shape and values.
+pub type TensorMap = HashMap<String, (Vec<usize>, Vec<f32>)>;
+
 /// The tensors of a file by name, each with its shape, and the file's metadata.
 pub struct TensorFile {
-    pub tensors: HashMap<String, (Vec<usize>, Vec<f32>)>,
+    pub tensors: TensorMap,
     pub metadata: HashMap<String, String>,
 }
 

@@ -11,10 +11,7 @@ use dps_gpu::kernels::adam::Clamp;
 use dps_gpu::kernels::distance;
 use dps_gpu::train::TrainState;
 
-fn fixtures() -> (
-    std::collections::HashMap<String, (Vec<usize>, Vec<f32>)>,
-    serde_json::Value,
-) {
+fn fixtures() -> (dps_gpu::tensor_file::TensorMap, serde_json::Value) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/train");
     let meta = serde_json::from_str(&std::fs::read_to_string(dir.join("step.json")).unwrap()).unwrap();
     (common::read_tensors(&dir.join("step.safetensors")), meta)

@@ -43,10 +43,7 @@ pub fn run(choice: &AdapterChoice, args: InfoArgs) -> Result<()> {
     let l = &gpu.limits;
     let i = &gpu.info;
     let limits = [
-        (
-            "max_storage_buffer_binding_size",
-            l.max_storage_buffer_binding_size as u64,
-        ),
+        ("max_storage_buffer_binding_size", l.max_storage_buffer_binding_size),
         ("max_buffer_size", l.max_buffer_size),
         (
             "max_compute_workgroup_storage_size",

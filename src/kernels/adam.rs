@@ -58,6 +58,7 @@ pub fn step_scalars(config: &AdamConfig, lr: f32, t: u32) -> [f32; 4] {
 }
 
 /// One Adam step on `theta` with gradient `grad` and moments `m`, `v`; `step` holds [`step_scalars`].
+#[allow(clippy::too_many_arguments)]
 pub fn adam_step(
     gpu: &Gpu,
     config: &AdamConfig,

@@ -1,11 +1,10 @@
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::gpu::{Dispatch, Gpu, Tensor};
 use crate::kernels::conv::{self, ConvShape, PackedWeights};
-use crate::tensor_file::NamedTensor;
+use crate::tensor_file::{NamedTensor, TensorMap};
 use crate::{bail, Error, Result};
 
 use super::{Layer, NetKind};
@@ -101,7 +100,7 @@ pub fn find_weights_file(file: &str, dir: Option<&Path>) -> Result<PathBuf> {
 }
 
 /// Reads every tensor of a safetensors file as f32 with its shape.
-pub fn read_safetensors(path: &Path) -> Result<HashMap<String, (Vec<usize>, Vec<f32>)>> {
+pub fn read_safetensors(path: &Path) -> Result<TensorMap> {
     Ok(crate::tensor_file::read(path)?.tensors)
 }
 

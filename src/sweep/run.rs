@@ -120,6 +120,7 @@ fn check_settings(dir: &Path, settings: &Value) -> Result<()> {
 /// Runs every cell of the grid that this shard owns and `dir`/results.jsonl does not hold yet. Cells of one
 /// net and seed train together on shared features ([`CellGroup`]); baselines are scored with the net's first
 /// group. `log` receives a line per finished cell.
+#[allow(clippy::too_many_arguments)]
 pub fn run_sweep(
     gpu: &Gpu,
     config: &SweepConfig,
