@@ -454,6 +454,19 @@ fn conv2d_forward_pointwise(@builtin(workgroup_id) wid: vec3<u32>, @builtin(loca
     }
 }
 
+// pack_input_rows: x_rows from the convolution's input (bound as vec4s; tensors are allocated in whole vec4s).
+// Dispatch: workgroup 64, one invocation per texel, linear index x + z*groups_x.
+@group(0) @binding(2) var<storage, read> pack_src: array<vec4<f32>>;
+
+@compute @workgroup_size(64, 1, 1)
+fn pack_input_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let t = (wid.x + wid.z * p.groups_x) * 64u + li;
+    if (t >= arrayLength(&pack_src)) {
+        return;
+    }
+    textureStore(packed_rows, packed_texel(t), pack_src[t]);
+}
+
 // conv2d_forward_rows: conv2d_forward_direct for convolutions of stride FWD_STRIDE whose kernels are FWD_TAPS
 // wide (also the input gradients of stride-1 ones, with p.flip), each invocation FWD_CO channels × FWD_PIX
 // neighbouring pixels of one output row, the pixels a vector: a vec4, or a vec3 where that takes as many
@@ -479,7 +492,10 @@ const FWD_SPAN: u32 = (FWD_PIX - 1u) * FWD_STRIDE + FWD_TAPS;
 const FWD_VEC4S: u32 = (FWD_SPAN + 3u + 3u) / 4u;
 // Texels of packed weights per kernel row (4 taps each).
 const FWD_QUADS: u32 = (FWD_TAPS + 3u) / 4u;
-@group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
+// The convolution's input as pack_input_rows copies it: texel t holds x[4t .. 4t + 3], at packed_texel(t). Read
+// through a texture for the reason the weights are (below): a fetch is one vector gather on lavapipe, where four
+// lanes' storage loads are a loop over the lanes with a bounds test per component.
+@group(0) @binding(1) var x_rows: texture_2d<f32>;
 
 // The weights as conv2d_forward_rows reads them, written by pack_weight_rows: texel ((m·Cin + ci)·KH + ky)·quads +
 // quad (quads = ceil(KW / 4)) holds taps 4·quad .. 4·quad + 3 of kernel row (m, ci, ky), flipped as weight_value
@@ -576,7 +592,7 @@ fn conv2d_forward_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
         let shift = u32(start & 3);
         var flat: array<f32, 4u * FWD_VEC4S>;
         for (var b = 0u; b < FWD_VEC4S; b++) {
-            let v = x4[u32(max(first + i32(b), 0))];
+            let v = textureLoad(x_rows, packed_texel(u32(max(first + i32(b), 0))), 0);
             flat[4u * b] = v.x;
             flat[4u * b + 1u] = v.y;
             flat[4u * b + 2u] = v.z;

@@ -237,8 +237,11 @@ fn bench_profile_accounts_for_every_dispatch_by_kernel() {
     let shares: f64 = kernels.iter().map(|k| k["share"].as_f64().unwrap()).sum();
     assert!((shares - 1.0).abs() < 1e-9, "shares sum to {shares}");
 
-    // The network's packed weights are packed once, not by each pass.
+    // The network's packed weights are packed once, not by each pass; the row convolutions' inputs (conv1 and
+    // the 3×3 expands, where the row kernels run: CPU adapters) are packed by each.
     assert_eq!(count("pack_weight_rows"), 0, "{kernels:?}");
+    let rows = if count("conv2d_forward_rows") > 0 { 9 } else { 0 };
+    assert_eq!(count("pack_input_rows"), rows, "{kernels:?}");
 
     // A whole tune step on that chunk: the forward again (25 convolutions, 3 max-pools recording their maxima)
     // with each tap's pair profile; per tap its distance's backward (the pair profile's through the unit
@@ -248,7 +251,8 @@ fn bench_profile_accounts_for_every_dispatch_by_kernel() {
     // or not as in the forward) and 3 max-pools (each a gather of the maxima the forward recorded); Adam on the 25
     // weights and biases, the channel weights and the rank net (52). Where the row kernels run (CPU adapters),
     // the 9 convolutions they take (conv1 and the 3×3 expands) have their weights packed once per step, after
-    // the last step's Adam, and the 8 input gradients of the expands pack their flipped weights as they run.
+    // the last step's Adam, and the 8 input gradients of the expands pack their flipped weights as they run;
+    // all 17 pack their inputs.
     let b = &v["tune"];
     let kernels = b["kernels"].as_array().expect("the tune step's kernels");
     let count = |names: &[&str]| -> u64 {
@@ -284,6 +288,7 @@ fn bench_profile_accounts_for_every_dispatch_by_kernel() {
     );
     let rows = if count(&["conv2d_forward_rows"]) > 0 { 9 + 8 } else { 0 };
     assert_eq!(count(&["pack_weight_rows"]), rows, "{kernels:?}");
+    assert_eq!(count(&["pack_input_rows"]), rows, "{kernels:?}");
     assert_eq!(count(&["pair_profile"]), 7, "{kernels:?}");
     assert_eq!(count(&["maxpool2d_forward_argmax_pairs"]), 3, "{kernels:?}");
     assert_eq!(count(&["maxpool2d_backward_cells"]), 3, "{kernels:?}");

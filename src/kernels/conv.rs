@@ -48,10 +48,10 @@ const CONV2D_POINTWISE: Kernel = Kernel {
     bindings: &[Access::Read, Access::Read, Access::Read, Access::ReadWrite],
     ..CONV2D_DIRECT
 };
-/// x, the packed weights (pack_weight_rows'), bias and y.
+/// The packed input (pack_input_rows'), the packed weights (pack_weight_rows'), bias and y.
 const CONV2D_ROWS: Kernel = Kernel {
     entry: "conv2d_forward_rows",
-    bindings: &[Access::Read, Access::Texture, Access::Read, Access::ReadWrite],
+    bindings: &[Access::Texture, Access::Texture, Access::Read, Access::ReadWrite],
     ..CONV2D_DIRECT
 };
 /// The packed weights (written) and the weights.
@@ -59,6 +59,11 @@ const PACK_WEIGHT_ROWS: Kernel = Kernel {
     entry: "pack_weight_rows",
     bindings: &[Access::WriteTexture, Access::Read],
     ..CONV2D_DIRECT
+};
+/// The packed input (written) and the input.
+const PACK_INPUT_ROWS: Kernel = Kernel {
+    entry: "pack_input_rows",
+    ..PACK_WEIGHT_ROWS
 };
 /// Texels per row of the packed weights' texture (PACK_WIDTH in conv.wgsl).
 const PACK_WIDTH: u32 = 4096;
@@ -166,9 +171,12 @@ fn forward_rows(
             texture
         }
     };
+    let inputs = x.numel().div_ceil(4);
+    let input_texture = scratch.packed_inputs(gpu, inputs)?;
+    dispatches.push(pack_input_dispatch(gpu, &kernel, params, x, &input_texture)?);
     let segments = (params.batch * params.ho * params.wo.div_ceil(pixels)) as usize;
     let bindings = [
-        x.binding(),
+        wgpu::BindingResource::TextureView(&input_texture),
         wgpu::BindingResource::TextureView(&texture),
         bias.binding(),
         y.binding(),
@@ -211,6 +219,32 @@ fn pack_dispatch(
         kernel.entry,
         &params,
         &[wgpu::BindingResource::TextureView(texture), weight.binding()],
+        [gx, 1, gz],
+    )
+}
+
+/// pack_input_rows of `x` into `texture`, compiled in the module of `beside`.
+fn pack_input_dispatch(
+    gpu: &Gpu,
+    beside: &Kernel,
+    mut params: ConvParams,
+    x: &Tensor,
+    texture: &wgpu::TextureView,
+) -> Result<Dispatch> {
+    let kernel = Kernel {
+        family: beside.family,
+        source: beside.source,
+        ..PACK_INPUT_ROWS
+    };
+    let texels = x.numel().div_ceil(4);
+    let (gx, gz) = linear_grid(gpu, to_u32(texels.div_ceil(64), "packed input blocks")?);
+    params.groups_x = gx;
+    Dispatch::new(
+        gpu,
+        gpu.pipeline(&kernel)?,
+        kernel.entry,
+        &params,
+        &[wgpu::BindingResource::TextureView(texture), x.binding()],
         [gx, 1, gz],
     )
 }
@@ -845,8 +879,10 @@ pub fn conv2d_backward_input(
 pub struct ConvScratch {
     partials: Option<Tensor>,
     filters: Option<Tensor>,
-    /// CPU adapters' row convolutions' packed weights (rgba32float, PACK_WIDTH texels wide) and its texels.
+    /// CPU adapters' row convolutions' packed weights and packed inputs (rgba32float, PACK_WIDTH texels wide),
+    /// each with its texels.
     packed: Option<(wgpu::TextureView, usize)>,
+    inputs: Option<(wgpu::TextureView, usize)>,
 }
 
 impl ConvScratch {
@@ -862,17 +898,32 @@ impl ConvScratch {
 
     /// The packed weights' texture, grown (to at least twice its texels) to hold `texels`.
     fn packed_weights(&mut self, gpu: &Gpu, texels: usize) -> Result<wgpu::TextureView> {
-        let held = self.packed.as_ref().map_or(0, |p| p.1);
-        if held < texels {
-            let most = PACK_WIDTH as usize * gpu.limits.max_texture_dimension_2d as usize;
-            // Grown to twice what it held where the adapter allows, never below what this pass needs (which
-            // rows_texture refuses when it is beyond the adapter's textures).
-            let texels = texels.max(2 * held).min(most).max(texels);
-            let view = rows_texture(gpu, texels, "packed conv weights")?;
-            self.packed = Some((view, texels.div_ceil(PACK_WIDTH as usize) * PACK_WIDTH as usize));
-        }
-        Ok(self.packed.as_ref().expect("allocated above").0.clone())
+        grown_texture(gpu, &mut self.packed, texels, "packed conv weights")
     }
+
+    /// The packed input's texture, grown as the weights' is.
+    fn packed_inputs(&mut self, gpu: &Gpu, texels: usize) -> Result<wgpu::TextureView> {
+        grown_texture(gpu, &mut self.inputs, texels, "packed conv input")
+    }
+}
+
+/// The texture of `slot` (with its texels), replaced by one of at least twice its texels, where the adapter
+/// allows, when it holds fewer than `texels`.
+fn grown_texture(
+    gpu: &Gpu,
+    slot: &mut Option<(wgpu::TextureView, usize)>,
+    texels: usize,
+    label: &str,
+) -> Result<wgpu::TextureView> {
+    let held = slot.as_ref().map_or(0, |p| p.1);
+    if held < texels {
+        let most = PACK_WIDTH as usize * gpu.limits.max_texture_dimension_2d as usize;
+        // Never below what this pass needs, which rows_texture refuses when it is beyond the adapter's textures.
+        let texels = texels.max(2 * held).min(most).max(texels);
+        let view = rows_texture(gpu, texels, label)?;
+        *slot = Some((view, texels.div_ceil(PACK_WIDTH as usize) * PACK_WIDTH as usize));
+    }
+    Ok(slot.as_ref().expect("allocated above").0.clone())
 }
 
 /// An rgba32float texture PACK_WIDTH texels wide with room for `texels` (the texel at linear index t is at
@@ -880,7 +931,7 @@ impl ConvScratch {
 fn rows_texture(gpu: &Gpu, texels: usize, label: &str) -> Result<wgpu::TextureView> {
     let most = PACK_WIDTH as usize * gpu.limits.max_texture_dimension_2d as usize;
     if texels > most {
-        bail!("a convolution's packed weights need {texels} texels; this adapter's textures hold {most}");
+        bail!("the {label} need {texels} texels; this adapter's textures hold {most}");
     }
     let rows = to_u32(texels.div_ceil(PACK_WIDTH as usize).max(1), "packed weight rows")?;
     gpu.checked(&format!("allocating the {label}"), || {
