@@ -931,9 +931,9 @@ fn grown_texture(
 fn rows_texture(gpu: &Gpu, texels: usize, label: &str) -> Result<wgpu::TextureView> {
     let most = PACK_WIDTH as usize * gpu.limits.max_texture_dimension_2d as usize;
     if texels > most {
-        bail!("the {label} need {texels} texels; this adapter's textures hold {most}");
+        bail!("{label}: {texels} texels needed, and this adapter's textures hold {most}");
     }
-    let rows = to_u32(texels.div_ceil(PACK_WIDTH as usize).max(1), "packed weight rows")?;
+    let rows = to_u32(texels.div_ceil(PACK_WIDTH as usize).max(1), label)?;
     gpu.checked(&format!("allocating the {label}"), || {
         gpu.device
             .create_texture(&wgpu::TextureDescriptor {
