@@ -927,7 +927,7 @@ fn grown_texture(
 }
 
 /// An rgba32float texture PACK_WIDTH texels wide with room for `texels` (the texel at linear index t is at
-/// (t % PACK_WIDTH, t / PACK_WIDTH)), for the weights of the row kernels.
+/// (t % PACK_WIDTH, t / PACK_WIDTH)), for the row kernels' packed weights and inputs.
 fn rows_texture(gpu: &Gpu, texels: usize, label: &str) -> Result<wgpu::TextureView> {
     let most = PACK_WIDTH as usize * gpu.limits.max_texture_dimension_2d as usize;
     if texels > most {
