@@ -167,7 +167,7 @@ fn forward_rows(
         None => {
             let texels = packed_texels(&params);
             let texture = scratch.packed_weights(gpu, texels)?;
-            dispatches.push(pack_dispatch(gpu, &kernel, params, weight, &texture)?);
+            dispatches.push(pack_weights_dispatch(gpu, &kernel, params, weight, &texture)?);
             texture
         }
     };
@@ -197,56 +197,55 @@ fn packed_texels(params: &ConvParams) -> usize {
     params.cout as usize * params.cin as usize * params.kh as usize * params.kw.div_ceil(4) as usize
 }
 
-/// pack_weight_rows of `weight` (as `params` reads it) into `texture`, compiled in the module of `beside`.
+/// One of the packing kernels (`pack`: PACK_WEIGHT_ROWS of the weights as `params` reads them, or PACK_INPUT_ROWS
+/// of the input), `invocations` of it, from `source` into `texture`, compiled in the module of `beside`.
 fn pack_dispatch(
     gpu: &Gpu,
     beside: &Kernel,
+    pack: Kernel,
+    invocations: usize,
     mut params: ConvParams,
-    weight: &Tensor,
+    source: &Tensor,
     texture: &wgpu::TextureView,
 ) -> Result<Dispatch> {
     let kernel = Kernel {
         family: beside.family,
         source: beside.source,
-        ..PACK_WEIGHT_ROWS
+        ..pack
     };
-    let kernels = params.cout as usize * params.cin as usize;
-    let (gx, gz) = linear_grid(gpu, to_u32(kernels.div_ceil(64), "packed weight blocks")?);
+    let (gx, gz) = linear_grid(gpu, to_u32(invocations.div_ceil(64), kernel.entry)?);
     params.groups_x = gx;
     Dispatch::new(
         gpu,
         gpu.pipeline(&kernel)?,
         kernel.entry,
         &params,
-        &[wgpu::BindingResource::TextureView(texture), weight.binding()],
+        &[wgpu::BindingResource::TextureView(texture), source.binding()],
         [gx, 1, gz],
     )
 }
 
-/// pack_input_rows of `x` into `texture`, compiled in the module of `beside`.
+/// pack_weight_rows of `weight`: one invocation per kernel (m, ci).
+fn pack_weights_dispatch(
+    gpu: &Gpu,
+    beside: &Kernel,
+    params: ConvParams,
+    weight: &Tensor,
+    texture: &wgpu::TextureView,
+) -> Result<Dispatch> {
+    let kernels = params.cout as usize * params.cin as usize;
+    pack_dispatch(gpu, beside, PACK_WEIGHT_ROWS, kernels, params, weight, texture)
+}
+
+/// pack_input_rows of `x`: one invocation per texel.
 fn pack_input_dispatch(
     gpu: &Gpu,
     beside: &Kernel,
-    mut params: ConvParams,
+    params: ConvParams,
     x: &Tensor,
     texture: &wgpu::TextureView,
 ) -> Result<Dispatch> {
-    let kernel = Kernel {
-        family: beside.family,
-        source: beside.source,
-        ..PACK_INPUT_ROWS
-    };
-    let texels = x.numel().div_ceil(4);
-    let (gx, gz) = linear_grid(gpu, to_u32(texels.div_ceil(64), "packed input blocks")?);
-    params.groups_x = gx;
-    Dispatch::new(
-        gpu,
-        gpu.pipeline(&kernel)?,
-        kernel.entry,
-        &params,
-        &[wgpu::BindingResource::TextureView(texture), x.binding()],
-        [gx, 1, gz],
-    )
+    pack_dispatch(gpu, beside, PACK_INPUT_ROWS, x.numel().div_ceil(4), params, x, texture)
 }
 
 /// A convolution's weights packed for CPU adapters' row kernel in a texture of their own, for weights that change
@@ -286,7 +285,7 @@ pub fn pack_weights(gpu: &Gpu, shape: ConvShape, weight: &Tensor) -> Result<Opti
     let texture = rows_texture(gpu, texels, "packed weights")?;
     // Packing needs no particular variant of conv.wgsl: take the one most of these convolutions run in.
     let beside = forward_rows_kernel(gpu, params.kw, params.stride, channels, 4);
-    let pack = pack_dispatch(gpu, &beside, params, weight, &texture)?;
+    let pack = pack_weights_dispatch(gpu, &beside, params, weight, &texture)?;
     let packed = PackedWeights {
         cout: params.cout,
         cin: params.cin,
