@@ -1036,3 +1036,41 @@ fn adam_step_matches_cpu_and_stops_at_the_parameters_end() {
         }
     }
 }
+
+/// Pipelines compile on background threads (gpu::Pipeline): a kernel whose WGSL does not compile still gives a
+/// plan, and the run that needs it returns an error naming the kernel — never a panic, never a silent skip.
+#[test]
+fn a_kernel_that_does_not_compile_is_an_error_of_the_run_that_needs_it() {
+    use dps_gpu::gpu::{Access, Kernel};
+    const BROKEN: Kernel = Kernel {
+        family: "broken_for_test",
+        source: "@group(0) @binding(0) var<uniform> p: vec4<u32>;\n\
+                 @group(0) @binding(1) var<storage, read_write> y: array<f32>;\n\
+                 @compute @workgroup_size(64, 1, 1)\n\
+                 fn broken(@builtin(global_invocation_id) id: vec3<u32>) { y[id.x] = undeclared_name; }\n",
+        entry: "broken",
+        bindings: &[Access::ReadWrite],
+    };
+    let gpu = common::gpu();
+    let y = gpu.zeros("y", &[64]).unwrap();
+    let pipeline = gpu.pipeline(&BROKEN).unwrap();
+    let dispatch = Dispatch::new(
+        &gpu,
+        pipeline,
+        "broken",
+        &[0u32; 4],
+        &[y.buffer.as_entire_binding()],
+        [1, 1, 1],
+    )
+    .unwrap();
+    for attempt in 0..2 {
+        let err = gpu.run(std::slice::from_ref(&dispatch)).unwrap_err().to_string();
+        assert!(
+            err.contains("compiling kernel broken_for_test::broken"),
+            "attempt {attempt}: {err}"
+        );
+    }
+    // The device is still usable for other kernels.
+    let x = gpu.upload("x", &[2], &[3.0, -1.0]).unwrap();
+    assert_eq!(read_all(&gpu, &x), vec![3.0, -1.0]);
+}

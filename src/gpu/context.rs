@@ -5,6 +5,7 @@ use wgpu::util::DeviceExt;
 
 use crate::{bail, Error, Result};
 
+use super::pipeline::{Compile, ModuleSlot, Pipeline};
 use super::{memory, Dispatch, Tensor};
 
 /// Which adapter to open: a case-insensitive substring of its name (`--adapter` or `DPS_ADAPTER`), or the
@@ -184,6 +185,7 @@ impl Access {
 }
 
 /// A WGSL entry point and the storage buffers (or textures) it binds after its parameter block (bindings 1, 2, …).
+#[derive(Clone, Copy)]
 pub struct Kernel {
     pub family: &'static str,
     pub source: &'static str,
@@ -225,8 +227,8 @@ pub struct Gpu {
     /// Bytes the buffers of one chunk of images may take (activations and, when a network trains, their
     /// gradients): sizes every chunk. Tests lower it to exercise chunking.
     pub chunk_budget: u64,
-    modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
-    pipelines: Mutex<HashMap<(&'static str, &'static str), Arc<wgpu::ComputePipeline>>>,
+    modules: Mutex<HashMap<&'static str, ModuleSlot>>,
+    pipelines: Mutex<HashMap<(&'static str, &'static str), Pipeline>>,
     /// Errors that escaped every error scope (wgpu would otherwise panic on them).
     uncaptured: Arc<Mutex<Vec<String>>>,
 }
@@ -360,46 +362,18 @@ impl Gpu {
 
     /// Runs `f` inside validation and out-of-memory error scopes and turns what they caught into an error.
     pub fn checked<T>(&self, what: &str, f: impl FnOnce() -> T) -> Result<T> {
-        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let value = f();
-        let v = pollster::block_on(validation.pop());
-        let o = pollster::block_on(oom.pop());
-        if let Some(e) = v.or(o) {
-            bail!("GPU error while {what}: {e}");
-        }
-        if let Some(e) = self.uncaptured.lock().unwrap().pop() {
-            bail!("GPU error while {what}: {e}");
-        }
-        Ok(value)
+        scoped(&self.device, &self.uncaptured, what, f)
     }
 
-    /// The compute pipeline of `kernel`, compiled once per process, with an explicit layout (binding 0 the
-    /// parameter block, then the kernel's storage buffers) so every entry point of a family binds alike.
-    pub fn pipeline(&self, kernel: &Kernel) -> Result<Arc<wgpu::ComputePipeline>> {
+    /// The compute pipeline of `kernel`, compiled once per process on a thread of its own (see [`Pipeline`]),
+    /// with an explicit layout (binding 0 the parameter block, then the kernel's bindings) so every entry point of
+    /// a family binds alike.
+    pub fn pipeline(&self, kernel: &Kernel) -> Result<Pipeline> {
         let key = (kernel.family, kernel.entry);
         if let Some(p) = self.pipelines.lock().unwrap().get(&key) {
             return Ok(p.clone());
         }
-        let pipeline = self.checked(&format!("compiling kernel {}::{}", kernel.family, kernel.entry), || {
-            let mut modules = self.modules.lock().unwrap();
-            let module = modules.entry(kernel.family).or_insert_with(|| {
-                let desc = wgpu::ShaderModuleDescriptor {
-                    label: Some(kernel.family),
-                    source: wgpu::ShaderSource::Wgsl(kernel.source.into()),
-                };
-                // naga bounds every loop by default (a counter and a branch in each, which also keeps drivers
-                // from unrolling the inner products): 1.2–1.8× on lavapipe without it. Bounds and
-                // integer-division checks stay.
-                let checks = wgpu::ShaderRuntimeChecks {
-                    force_loop_bounding: false,
-                    ..wgpu::ShaderRuntimeChecks::checked()
-                };
-                // SAFETY: only the loop bounding is off, which needs every loop to end: each loop in shaders/
-                // counts over a range bounded by its parameters (checked to fit u32 by the host), and conv.wgsl's
-                // `advance` steps toward an output plane of at least one pixel.
-                unsafe { self.device.create_shader_module_trusted(desc, checks) }
-            });
+        let bind_group_layout = self.checked(&format!("laying out the bindings of {}", kernel.entry), || {
             let uniform = wgpu::BindingType::Buffer {
                 ty: wgpu::BufferBindingType::Uniform,
                 has_dynamic_offset: false,
@@ -419,25 +393,19 @@ impl Gpu {
                     count: None,
                 });
             }
-            let bind_group_layout = self.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            self.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
                 label: Some(kernel.entry),
                 entries: &entries,
-            });
-            let layout = self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                label: Some(kernel.entry),
-                bind_group_layouts: &[Some(&bind_group_layout)],
-                immediate_size: 0,
-            });
-            self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(kernel.entry),
-                layout: Some(&layout),
-                module,
-                entry_point: Some(kernel.entry),
-                compilation_options: Default::default(),
-                cache: None,
             })
         })?;
-        let pipeline = Arc::new(pipeline);
+        let module = self.modules.lock().unwrap().entry(kernel.family).or_default().clone();
+        let pipeline = Pipeline::start(Compile {
+            device: self.device.clone(),
+            uncaptured: self.uncaptured.clone(),
+            module,
+            kernel: *kernel,
+            bind_group_layout,
+        });
         self.pipelines.lock().unwrap().insert(key, pipeline.clone());
         Ok(pipeline)
     }
@@ -590,14 +558,15 @@ impl Gpu {
         })
     }
 
-    /// Records `dispatches` into one compute pass and submits it.
+    /// Records `dispatches` into one compute pass and submits it (waiting for their pipelines' compiles).
     pub fn run(&self, dispatches: &[Dispatch]) -> Result<()> {
+        let pipelines = dispatches.iter().map(Dispatch::pipeline).collect::<Result<Vec<_>>>()?;
         self.checked("running kernels", || {
             let mut encoder = self.device.create_command_encoder(&Default::default());
             {
                 let mut pass = encoder.begin_compute_pass(&Default::default());
-                for d in dispatches {
-                    d.record(&mut pass);
+                for (d, pipeline) in dispatches.iter().zip(pipelines) {
+                    d.record(&mut pass, pipeline);
                 }
             }
             self.queue.submit([encoder.finish()]);
@@ -684,6 +653,28 @@ fn weight_lanes(subgroup_min: u32) -> u32 {
 /// tensor four values at a time (array<vec4<f32>>) and reach its last values.
 fn tensor_bytes(numel: usize) -> u64 {
     (numel.max(1).div_ceil(4) * 16) as u64
+}
+
+/// Runs `f` inside validation and out-of-memory error scopes of `device` (this thread's: wgpu keeps them per
+/// thread) and turns what they caught, or what escaped every scope into `uncaptured`, into an error.
+pub(super) fn scoped<T>(
+    device: &wgpu::Device,
+    uncaptured: &Mutex<Vec<String>>,
+    what: &str,
+    f: impl FnOnce() -> T,
+) -> Result<T> {
+    let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+    let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let value = f();
+    let v = pollster::block_on(validation.pop());
+    let o = pollster::block_on(oom.pop());
+    if let Some(e) = v.or(o) {
+        bail!("GPU error while {what}: {e}");
+    }
+    if let Some(e) = uncaptured.lock().unwrap().pop() {
+        bail!("GPU error while {what}: {e}");
+    }
+    Ok(value)
 }
 
 #[cfg(test)]

@@ -1,13 +1,11 @@
-use std::sync::Arc;
-
 use crate::Result;
 
-use super::Gpu;
+use super::{Gpu, Pipeline};
 
 /// One recorded kernel launch: pipeline, its bound resources, and the workgroup grid. Plans build these once
 /// and replay them for every batch, so a batch costs no host-side allocation.
 pub struct Dispatch {
-    pipeline: Arc<wgpu::ComputePipeline>,
+    pipeline: Pipeline,
     bind_group: wgpu::BindGroup,
     groups: [u32; 3],
     label: String,
@@ -19,7 +17,7 @@ impl Dispatch {
     /// Binds `resources` to bindings 1.. of group 0 (binding 0 is the parameter block `params`).
     pub fn new<P: bytemuck::Pod>(
         gpu: &Gpu,
-        pipeline: Arc<wgpu::ComputePipeline>,
+        pipeline: Pipeline,
         label: &str,
         params: &P,
         resources: &[wgpu::BindingResource<'_>],
@@ -39,7 +37,7 @@ impl Dispatch {
             }
             gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some(label),
-                layout: &pipeline.get_bind_group_layout(0),
+                layout: pipeline.bind_group_layout(),
                 entries: &entries,
             })
         })?;
@@ -57,11 +55,19 @@ impl Dispatch {
         &self.label
     }
 
-    pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+    /// Its compiled pipeline (waits for the compile the first time).
+    pub fn pipeline(&self) -> Result<&wgpu::ComputePipeline> {
+        self.pipeline
+            .compiled()
+            .map_err(|e| crate::Error::msg(format!("{}: {e}", self.label)))
+    }
+
+    /// Records it with `pipeline`, its own (from [`Dispatch::pipeline`]).
+    pub fn record(&self, pass: &mut wgpu::ComputePass<'_>, pipeline: &wgpu::ComputePipeline) {
         if self.groups.contains(&0) {
             return;
         }
-        pass.set_pipeline(&self.pipeline);
+        pass.set_pipeline(pipeline);
         pass.set_bind_group(0, &self.bind_group, &[]);
         pass.dispatch_workgroups(self.groups[0], self.groups[1], self.groups[2]);
     }

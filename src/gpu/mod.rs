@@ -6,8 +6,10 @@
 mod context;
 mod dispatch;
 pub mod memory;
+mod pipeline;
 mod tensor;
 
 pub use context::{Access, AdapterChoice, ConvBlock, CoopTile, Gpu, Kernel, Precision};
 pub use dispatch::{linear_grid, Dispatch};
+pub use pipeline::Pipeline;
 pub use tensor::Tensor;
