@@ -575,9 +575,15 @@ fn bytes_become_unit_values_and_leave_the_rest_of_the_target() {
         let target = gpu.upload("target", &[len + 3], &rng.vec(len + 3, 2.0, 3.0)).unwrap();
         let before = read_all(&gpu, &target);
         let upload = ByteImages::new(&gpu, &target, len).unwrap();
-        // Whole, then in two parts (split on a word boundary for len 1024, inside a word for 1021 and 75).
+        // Whole, then in parts (split on a word boundary for len 1024, inside a word for 1021 and 75; an empty
+        // part and one of a single byte).
         let (head, tail) = bytes.split_at(len / 2);
-        for (how, parts) in [("whole", vec![&bytes[..]]), ("in parts", vec![head, tail])] {
+        let (one, rest) = tail.split_at(1);
+        for (how, parts) in [
+            ("whole", vec![&bytes[..]]),
+            ("in parts", vec![head, tail]),
+            ("in uneven parts", vec![head, &[], one, rest]),
+        ] {
             gpu.write(&target, 0, &vec![-1.0; len]).unwrap();
             upload.write_parts(&gpu, &parts).unwrap();
             let got = read_all(&gpu, &target);

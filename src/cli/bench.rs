@@ -249,17 +249,17 @@ fn time_triplets(gpu: &Gpu, args: &BenchArgs, bank: &ImageBank) -> Result<f64> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
     let ranking = Ranking::parse("0")?;
     let order: Vec<usize> = (0..args.batch).collect();
-    let mut host = Vec::with_capacity(args.batch * image_len);
     let mut batch = || -> Result<()> {
         let draws = TripletDraws::draw(&order, &ranking, &mut rng, args.size);
-        host.clear();
-        for &i in &draws.images {
-            host.extend_from_slice(bank.bytes(i)?);
-        }
+        let clean = draws
+            .images
+            .iter()
+            .map(|&i| bank.bytes(i))
+            .collect::<Result<Vec<_>>>()?;
         let mut params = Vec::with_capacity(2 * args.batch);
         params.extend(draws.distortions.iter().map(|d| Some(d.0)));
         params.extend(draws.distortions.iter().map(|d| Some(d.1)));
-        upload.write_parts(gpu, &[&host, &host])?;
+        upload.write_parts(gpu, &[&clean[..], &clean[..]].concat())?;
         plan.set_params(gpu, &params)?;
         gpu.run(&plan.dispatches)?;
         gpu.read(&plan.output, 1).map(|_| ())

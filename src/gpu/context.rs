@@ -536,6 +536,34 @@ impl Gpu {
         self.checked("writing a buffer", || self.queue.write_buffer(buffer, offset, bytes))
     }
 
+    /// Writes the concatenation of `parts` into `buffer` at `offset`, zero-padded to whole words, straight into
+    /// the transfer's staging memory (no joined copy on the host, one staging buffer however many parts).
+    pub fn write_parts(&self, buffer: &wgpu::Buffer, offset: u64, parts: &[&[u8]]) -> Result<()> {
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        let padded = total.div_ceil(4) * 4;
+        if offset + padded as u64 > buffer.size() || !offset.is_multiple_of(4) {
+            bail!("writing {total} bytes at {offset} into a buffer of {}", buffer.size());
+        }
+        let Some(size) = wgpu::BufferSize::new(padded as u64) else {
+            return Ok(());
+        };
+        self.checked("writing a buffer", || {
+            let Some(mut view) = self.queue.write_buffer_with(buffer, offset, size) else {
+                bail!(
+                    "wgpu refused a write of {padded} bytes at {offset} into a buffer of {}",
+                    buffer.size()
+                );
+            };
+            let mut at = 0;
+            for part in parts {
+                view.slice(at..at + part.len()).copy_from_slice(part);
+                at += part.len();
+            }
+            view.slice(total..).fill(0);
+            Ok(())
+        })?
+    }
+
     /// Copies `count` values from `src` at `src_offset` to `dst` at `dst_offset` (offsets in values).
     pub fn copy(&self, src: &Tensor, src_offset: usize, dst: &Tensor, dst_offset: usize, count: usize) -> Result<()> {
         if src_offset + count > src.numel() || dst_offset + count > dst.numel() {

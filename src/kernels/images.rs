@@ -67,24 +67,13 @@ impl ByteImages {
         self.write_parts(gpu, &[bytes])
     }
 
-    /// [`ByteImages::write`] of the concatenation of `parts`, without making it on the host when every part
-    /// is whole words (even image sides); otherwise the parts are joined and the last word padded with zeros.
+    /// [`ByteImages::write`] of the concatenation of `parts`, assembled in the transfer's staging memory.
     pub fn write_parts(&self, gpu: &Gpu, parts: &[&[u8]]) -> Result<()> {
         let total: usize = parts.iter().map(|p| p.len()).sum();
         if total != self.len {
             bail!("{total} image bytes given for an upload of {}", self.len);
         }
-        if parts.iter().all(|p| p.len() % 4 == 0) {
-            let mut offset = 0;
-            for part in parts {
-                gpu.write_pod_at(&self.words, offset, part)?;
-                offset += part.len() as u64;
-            }
-        } else {
-            let mut joined = parts.concat();
-            joined.resize(total.div_ceil(4) * 4, 0);
-            gpu.write_pod(&self.words, &joined)?;
-        }
+        gpu.write_parts(&self.words, 0, parts)?;
         gpu.run(std::slice::from_ref(&self.unpack))
     }
 }

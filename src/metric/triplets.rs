@@ -18,7 +18,6 @@ pub struct TripletRunner {
     distort: DistortPlan,
     /// Uploads a chunk's clean images into the first half of the distortion's input.
     clean: ByteImages,
-    host: Vec<u8>,
 }
 
 impl TripletRunner {
@@ -39,7 +38,6 @@ impl TripletRunner {
             raw_reference,
             distort,
             clean,
-            host: Vec::new(),
         })
     }
 
@@ -88,12 +86,13 @@ impl TripletRunner {
             let plan = plans[(start / chunk) % plans.len()];
             let image_len = 3 * plan.forward.size * plan.forward.size;
             let count = chunk.min(draws.len() - start);
-            self.host.clear();
-            for g in 0..count {
-                self.host.extend_from_slice(images.bytes(draws.images[start + g])?);
-            }
             // Stale images of an earlier chunk would only cost time, but zeros keep runs reproducible.
-            self.host.resize(chunk * image_len, 0);
+            let padding = vec![0u8; (chunk - count) * image_len];
+            let mut parts = Vec::with_capacity(count + 1);
+            for g in 0..count {
+                parts.push(images.bytes(draws.images[start + g])?);
+            }
+            parts.push(&padding);
             let mut params: Vec<Option<DistortionParams>> = vec![None; 2 * chunk];
             for g in 0..count {
                 let (p0, p1) = draws.distortions[start + g];
@@ -102,7 +101,7 @@ impl TripletRunner {
             }
             // Uploaded once, as bytes: the references and the sources of p0 and p1 are copies made on the GPU.
             let clean = chunk * image_len;
-            self.clean.write(gpu, &self.host)?;
+            self.clean.write_parts(gpu, &parts)?;
             gpu.copy(&self.distort.input, 0, &plan.forward.input, 0, clean)?;
             gpu.copy(&plan.forward.input, 0, &self.distort.input, clean, clean)?;
             self.distort.set_params(gpu, &params)?;
