@@ -3,7 +3,8 @@
 //! distorts them and runs the network; its distances must be those of the metric on the same images distorted
 //! separately (tests/distort.rs checks the distortions against torchvision), whatever the chunking. And
 //! `Metric::group_distances_of_bytes` (BAPPS, `distance`, bench): exactly the distances of the same images given
-//! as [0, 1] floats (metric_cpu.rs and reference.rs check those against a CPU reference and PyTorch).
+//! as [0, 1] floats (metric_cpu.rs and reference.rs check those against a CPU reference and PyTorch), also when
+//! batches are queued before the one before is collected.
 
 mod common;
 
@@ -109,6 +110,18 @@ fn byte_images_give_exactly_the_distances_of_their_unit_values() {
         assert_eq!(
             from_bytes, from_unit,
             "size {size}, {groups} groups in chunks of {max_chunk:?}"
+        );
+        // Queued back to back (the second batch, p0 and p1 swapped, is uploaded and run before the first is
+        // collected): each keeps its own distances, though both run on the same plan and buffers.
+        let swapped = [b[0], b[2], b[1]];
+        let first = metric.queue_group_distances_of_bytes(&gpu, &b, false).unwrap();
+        let second = metric.queue_group_distances_of_bytes(&gpu, &swapped, false).unwrap();
+        let (second, first) = (second.wait(&gpu).unwrap(), first.wait(&gpu).unwrap());
+        assert_eq!(first, from_unit, "size {size}: the first of two queued batches");
+        assert_eq!(
+            second,
+            vec![from_unit[1].clone(), from_unit[0].clone()],
+            "size {size}: the second of two queued batches"
         );
     }
 }

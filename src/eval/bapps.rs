@@ -3,7 +3,7 @@
 
 use crate::data::{load_rgb8, resize_bilinear_pil, to_chw_bytes, Bapps};
 use crate::gpu::Gpu;
-use crate::metric::Metric;
+use crate::metric::{GroupDistances, Metric, PendingDistances};
 use crate::progress::Progress;
 use crate::Result;
 
@@ -32,6 +32,44 @@ fn load(path: &std::path::Path, size: usize) -> Result<Vec<u8>> {
     Ok(to_chw_bytes(&resize_bilinear_pil(&load_rgb8(path)?, size, size)))
 }
 
+/// The batch whose distances the GPU is working on while the host decodes the next one's images.
+#[derive(Default)]
+struct Queued(Option<(PendingDistances, usize)>);
+
+impl Queued {
+    /// Queues `pending` (a batch of `len`) and returns the distances of the batch queued before it.
+    fn swap(
+        &mut self,
+        gpu: &Gpu,
+        pending: PendingDistances,
+        len: usize,
+        name: &str,
+        progress: &mut dyn Progress,
+    ) -> Result<Option<GroupDistances>> {
+        let previous = self.0.replace((pending, len));
+        Self::collect(gpu, previous, name, progress)
+    }
+
+    /// The distances of the last batch queued.
+    fn finish(&mut self, gpu: &Gpu, name: &str, progress: &mut dyn Progress) -> Result<Option<GroupDistances>> {
+        Self::collect(gpu, self.0.take(), name, progress)
+    }
+
+    fn collect(
+        gpu: &Gpu,
+        queued: Option<(PendingDistances, usize)>,
+        name: &str,
+        progress: &mut dyn Progress,
+    ) -> Result<Option<GroupDistances>> {
+        let Some((pending, len)) = queued else {
+            return Ok(None);
+        };
+        let d = pending.wait(gpu)?;
+        progress.advance(len as u64, name);
+        Ok(Some(d))
+    }
+}
+
 pub fn score_bapps(gpu: &Gpu, metric: &mut Metric, bapps: &Bapps, progress: &mut dyn Progress) -> Result<BappsScore> {
     let size = metric.size;
     match bapps {
@@ -40,6 +78,7 @@ pub fn score_bapps(gpu: &Gpu, metric: &mut Metric, bapps: &Bapps, progress: &mut
             let mut out = Vec::new();
             for (name, triplets) in subsets {
                 let (mut d0, mut d1, mut h) = (Vec::new(), Vec::new(), Vec::new());
+                let mut queued = Queued::default();
                 for batch in triplets.chunks(BATCH) {
                     let mut members = [Vec::new(), Vec::new(), Vec::new()];
                     for t in batch {
@@ -49,10 +88,15 @@ pub fn score_bapps(gpu: &Gpu, metric: &mut Metric, bapps: &Bapps, progress: &mut
                         h.push(t.judge);
                     }
                     let refs: Vec<&[u8]> = members.iter().map(|m| m.as_slice()).collect();
-                    let d = metric.group_distances_of_bytes(gpu, &refs, false)?;
+                    let pending = metric.queue_group_distances_of_bytes(gpu, &refs, false)?;
+                    if let Some(d) = queued.swap(gpu, pending, batch.len(), name, progress)? {
+                        d0.extend_from_slice(&d[0]);
+                        d1.extend_from_slice(&d[1]);
+                    }
+                }
+                if let Some(d) = queued.finish(gpu, name, progress)? {
                     d0.extend_from_slice(&d[0]);
                     d1.extend_from_slice(&d[1]);
-                    progress.advance(batch.len() as u64, name);
                 }
                 out.push(SubsetScore {
                     subset: name.clone(),
@@ -73,6 +117,7 @@ pub fn score_bapps(gpu: &Gpu, metric: &mut Metric, bapps: &Bapps, progress: &mut
             let (mut all_d, mut all_same, mut out) = (Vec::new(), Vec::new(), Vec::new());
             for (name, pairs) in subsets {
                 let (mut d, mut same) = (Vec::new(), Vec::new());
+                let mut queued = Queued::default();
                 for batch in pairs.chunks(BATCH) {
                     let mut members = [Vec::new(), Vec::new()];
                     for p in batch {
@@ -81,8 +126,13 @@ pub fn score_bapps(gpu: &Gpu, metric: &mut Metric, bapps: &Bapps, progress: &mut
                         same.push(p.same);
                     }
                     let refs: Vec<&[u8]> = members.iter().map(|m| m.as_slice()).collect();
-                    d.extend_from_slice(&metric.group_distances_of_bytes(gpu, &refs, false)?[0]);
-                    progress.advance(batch.len() as u64, name);
+                    let pending = metric.queue_group_distances_of_bytes(gpu, &refs, false)?;
+                    if let Some(got) = queued.swap(gpu, pending, batch.len(), name, progress)? {
+                        d.extend_from_slice(&got[0]);
+                    }
+                }
+                if let Some(got) = queued.finish(gpu, name, progress)? {
+                    d.extend_from_slice(&got[0]);
                 }
                 out.push(SubsetScore {
                     subset: name.clone(),

@@ -603,11 +603,19 @@ impl Gpu {
 
     /// Copies the first `count` values of `tensor` back to the host (waits for queued work).
     pub fn read(&self, tensor: &Tensor, count: usize) -> Result<Vec<f32>> {
+        let pending = self.read_later(tensor, count)?;
+        self.finish_read(pending)
+    }
+
+    /// Starts copying the first `count` values of `tensor` back, behind the work queued so far, without waiting:
+    /// the host can queue more work before [`Gpu::finish_read`] collects them, which then waits only for the
+    /// work queued before this call.
+    pub fn read_later(&self, tensor: &Tensor, count: usize) -> Result<PendingRead> {
         if count > tensor.numel() {
             bail!("reading {count} values from a tensor of {}", tensor.numel());
         }
         let bytes = (count.max(1) * 4) as u64;
-        let staging = self.checked("allocating a read-back buffer", || {
+        let (staging, submission) = self.checked("allocating a read-back buffer", || {
             let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("read-back"),
                 size: bytes,
@@ -616,28 +624,41 @@ impl Gpu {
             });
             let mut encoder = self.device.create_command_encoder(&Default::default());
             encoder.copy_buffer_to_buffer(&tensor.buffer, 0, &staging, 0, bytes);
-            self.queue.submit([encoder.finish()]);
-            staging
+            let submission = self.queue.submit([encoder.finish()]);
+            (staging, submission)
         })?;
-        let slice = staging.slice(..);
         let (tx, rx) = std::sync::mpsc::channel();
-        slice.map_async(wgpu::MapMode::Read, move |r| {
+        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
         });
+        Ok(PendingRead {
+            staging,
+            count,
+            submission,
+            mapped: rx,
+        })
+    }
+
+    /// The values of a [`Gpu::read_later`], once the work queued before it has finished.
+    pub fn finish_read(&self, pending: PendingRead) -> Result<Vec<f32>> {
         self.device
-            .poll(wgpu::PollType::wait_indefinitely())
+            .poll(wgpu::PollType::Wait {
+                submission_index: Some(pending.submission),
+                timeout: None,
+            })
             .map_err(|e| Error::msg(format!("waiting for the GPU: {e}")))?;
-        match rx.recv() {
+        match pending.mapped.recv() {
             Ok(Ok(())) => {}
             Ok(Err(e)) => bail!("reading results back from the GPU: {e}"),
             Err(_) => bail!("reading results back from the GPU: the map callback never ran"),
         }
+        let slice = pending.staging.slice(..);
         let view = slice
             .get_mapped_range()
             .map_err(|e| Error::msg(format!("mapping the read-back buffer: {e}")))?;
-        let out = bytemuck::cast_slice::<u8, f32>(&view)[..count].to_vec();
+        let out = bytemuck::cast_slice::<u8, f32>(&view)[..pending.count].to_vec();
         drop(view);
-        staging.unmap();
+        pending.staging.unmap();
         Ok(out)
     }
 
@@ -681,6 +702,14 @@ fn weight_lanes(subgroup_min: u32) -> u32 {
 /// tensor four values at a time (array<vec4<f32>>) and reach its last values.
 fn tensor_bytes(numel: usize) -> u64 {
     (numel.max(1).div_ceil(4) * 16) as u64
+}
+
+/// A read-back in flight ([`Gpu::read_later`]).
+pub struct PendingRead {
+    staging: wgpu::Buffer,
+    count: usize,
+    submission: wgpu::SubmissionIndex,
+    mapped: std::sync::mpsc::Receiver<std::result::Result<(), wgpu::BufferAsyncError>>,
 }
 
 /// Runs `f` inside validation and out-of-memory error scopes of `device` (this thread's: wgpu keeps them per

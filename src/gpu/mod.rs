@@ -9,7 +9,7 @@ pub mod memory;
 mod pipeline;
 mod tensor;
 
-pub use context::{Access, AdapterChoice, ConvBlock, CoopTile, Gpu, Kernel, Precision};
+pub use context::{Access, AdapterChoice, ConvBlock, CoopTile, Gpu, Kernel, PendingRead, Precision};
 pub use dispatch::{linear_grid, Dispatch};
 pub use pipeline::Pipeline;
 pub use tensor::Tensor;

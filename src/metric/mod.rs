@@ -11,6 +11,7 @@ pub use backward::DistanceBackward;
 pub use method::{Method, Part};
 pub use plan::{
     balanced_chunk, check_method, groups_per_chunk, run_chunk, GroupDistances, GroupImages, GroupPlan, Metric,
+    PendingDistances,
 };
 pub use triplets::TripletRunner;
 pub use weights::ChannelWeights;

@@ -1,4 +1,4 @@
-use crate::gpu::{Dispatch, Gpu, Tensor};
+use crate::gpu::{Dispatch, Gpu, PendingRead, Tensor};
 use crate::kernels::images::ByteImages;
 use crate::kernels::{channel, distance};
 use crate::nets::{ForwardPlan, Network};
@@ -23,6 +23,30 @@ pub struct Metric {
 
 /// Distances of every compared image to its group's reference: `d[m][g]` for member m+1 of group g.
 pub type GroupDistances = Vec<Vec<f32>>;
+
+/// Distances queued on the GPU ([`Metric::queue_group_distances_of_bytes`]).
+pub struct PendingDistances {
+    read: PendingRead,
+    compared: usize,
+    n_groups: usize,
+}
+
+impl PendingDistances {
+    /// Waits for the distances; a non-finite one is an error.
+    pub fn wait(self, gpu: &Gpu) -> Result<GroupDistances> {
+        let d = gpu.finish_read(self.read)?;
+        let n = self.n_groups;
+        let out: GroupDistances = (0..self.compared).map(|m| d[m * n..(m + 1) * n].to_vec()).collect();
+        if let Some((m, g)) = out
+            .iter()
+            .enumerate()
+            .find_map(|(m, r)| r.iter().position(|v| !v.is_finite()).map(|g| (m, g)))
+        {
+            bail!("the distance of image {} of group {g} came out non-finite", m + 1);
+        }
+        Ok(out)
+    }
+}
 
 /// The images of groups, member by member (`[m]` holds image m of every group, [3, size, size] each,
 /// concatenated): [0, 1] floats, or the 8-bit values images are decoded as, which upload a quarter of the bytes.
@@ -143,7 +167,8 @@ impl Metric {
     /// images skip ImageNet normalisation (the paper's code path). Work is split into chunks that fit the
     /// adapter's binding limit.
     pub fn group_distances(&mut self, gpu: &Gpu, members: &[&[f32]], raw_reference: bool) -> Result<GroupDistances> {
-        self.distances_of(gpu, GroupImages::Unit(members), raw_reference)
+        self.distances_of(gpu, GroupImages::Unit(members), raw_reference)?
+            .wait(gpu)
     }
 
     /// [`Metric::group_distances`] of 8-bit images (value v stands for v / 255), as they are decoded.
@@ -153,10 +178,24 @@ impl Metric {
         members: &[&[u8]],
         raw_reference: bool,
     ) -> Result<GroupDistances> {
+        self.distances_of(gpu, GroupImages::Bytes(members), raw_reference)?
+            .wait(gpu)
+    }
+
+    /// [`Metric::group_distances_of_bytes`] without waiting: every chunk is queued on the GPU and the distances
+    /// come from [`PendingDistances::wait`], so the host can prepare and queue the next batch while this one runs.
+    pub fn queue_group_distances_of_bytes(
+        &mut self,
+        gpu: &Gpu,
+        members: &[&[u8]],
+        raw_reference: bool,
+    ) -> Result<PendingDistances> {
         self.distances_of(gpu, GroupImages::Bytes(members), raw_reference)
     }
 
-    fn distances_of(&mut self, gpu: &Gpu, members: GroupImages, raw_reference: bool) -> Result<GroupDistances> {
+    // No chunk waits for the one before: each chunk's distances are copied into one buffer on the GPU, read back
+    // once at the end, so uploading a chunk's images overlaps the GPU's work on the chunk before.
+    fn distances_of(&mut self, gpu: &Gpu, members: GroupImages, raw_reference: bool) -> Result<PendingDistances> {
         let group_len = members.members();
         if group_len < 2 {
             bail!("a group needs a reference and at least one image to compare");
@@ -179,7 +218,8 @@ impl Metric {
         let chunk = balanced_chunk(self.groups_per_chunk(gpu, group_len)?, n_groups);
         let size = self.size;
         let plan = self.prepare(gpu, chunk, group_len, raw_reference)?;
-        let mut out = vec![Vec::with_capacity(n_groups); group_len - 1];
+        let compared = group_len - 1;
+        let all = gpu.zeros("distances of the batch", &[compared, n_groups.max(1)])?;
         let mut start = 0;
         while start < n_groups {
             let count = chunk.min(n_groups - start);
@@ -193,20 +233,16 @@ impl Metric {
                 distance::dropout_state(0, start as u32, 0.0),
             )?;
             gpu.run(std::slice::from_ref(plan.sum()?))?;
-            let d = gpu.read(&plan.distances, (group_len - 1) * chunk)?;
-            for (m, row) in out.iter_mut().enumerate() {
-                row.extend_from_slice(&d[m * chunk..m * chunk + count]);
+            for m in 0..compared {
+                gpu.copy(&plan.distances, m * chunk, &all, m * n_groups + start, count)?;
             }
             start += count;
         }
-        if let Some((m, g)) = out
-            .iter()
-            .enumerate()
-            .find_map(|(m, r)| r.iter().position(|v| !v.is_finite()).map(|g| (m, g)))
-        {
-            bail!("the distance of image {} of group {g} came out non-finite", m + 1);
-        }
-        Ok(out)
+        Ok(PendingDistances {
+            read: gpu.read_later(&all, compared * n_groups)?,
+            compared,
+            n_groups,
+        })
     }
 
     /// The recorded plan for chunks of `chunk` groups of `group_len` images, built on first use.

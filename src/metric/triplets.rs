@@ -130,22 +130,23 @@ impl TripletRunner {
         images: &ImageBank,
         draws: &TripletDraws,
     ) -> Result<(Vec<f32>, Vec<f32>)> {
-        let (mut d0, mut d1) = (Vec::with_capacity(draws.len()), Vec::with_capacity(draws.len()));
+        // Every chunk's distances go into one buffer on the GPU, read once: no chunk waits for the one before.
+        let n = draws.len();
+        let all = gpu.zeros("distances of the batch", &[2, n.max(1)])?;
         self.run_batch(
             gpu,
             metric,
             images,
             draws,
             |start| distance::dropout_state(0, start as u32, 0.0),
-            |plan, chunk, _, count| {
+            |plan, chunk, start, count| {
                 gpu.run(std::slice::from_ref(plan.sum()?))?;
-                let d = gpu.read(&plan.distances, 2 * chunk)?;
-                d0.extend_from_slice(&d[..count]);
-                d1.extend_from_slice(&d[chunk..chunk + count]);
-                Ok(())
+                gpu.copy(&plan.distances, 0, &all, start, count)?;
+                gpu.copy(&plan.distances, chunk, &all, n + start, count)
             },
         )?;
-        Ok((d0, d1))
+        let d = gpu.read(&all, 2 * n)?;
+        Ok((d[..n].to_vec(), d[n..].to_vec()))
     }
 
     /// Mean 2AFC of the triplets under their labels.
