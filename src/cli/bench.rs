@@ -13,7 +13,9 @@ use dps_gpu::kernels::distort::DistortPlan;
 use dps_gpu::kernels::images::ByteImages;
 use dps_gpu::metric::{Method, Metric, WeightsChoice};
 use dps_gpu::nets::{random_weights, NetKind, Network};
-use dps_gpu::train::{init_channel_weights, init_rank_net, NetTrainer, TrainState, Trainer, Variant, DROPOUT};
+use dps_gpu::train::{
+    init_channel_weights, init_rank_net, NetTrainer, PendingStats, TrainState, Trainer, Variant, DROPOUT,
+};
 use dps_gpu::{bail, Result};
 
 use super::print_json;
@@ -228,18 +230,28 @@ fn time_train(gpu: &Gpu, kind: NetKind, args: &BenchArgs, bank: &ImageBank, vari
     )?;
     let ranking = Ranking::parse("0")?;
     let images: Vec<usize> = (0..args.batch).collect();
-    let mut step = |t: u32| -> Result<()> {
-        let draws = TripletDraws::draw(&images, &ranking, &mut rng, args.size);
-        let stats = trainer.step(gpu, bank, &draws, t, 1e-3, t)?;
+    let check = |pending: PendingStats| -> Result<()> {
+        let stats = pending.wait(gpu)?;
         if !stats.loss().is_finite() {
             bail!("the bench's training loss became {}", stats.loss());
         }
         Ok(())
     };
-    step(1)?;
+    let mut queue = |t: u32| -> Result<PendingStats> {
+        let draws = TripletDraws::draw(&images, &ranking, &mut rng, args.size);
+        trainer.queue_step(gpu, bank, &draws, t, 1e-3, t)
+    };
+    check(queue(1)?)?;
+    // As `train` runs them: each step queued before the one before is collected.
     let start = Instant::now();
+    let mut pending = None;
     for t in 0..args.iters {
-        step(t as u32 + 2)?;
+        if let Some(previous) = pending.replace(queue(t as u32 + 2)?) {
+            check(previous)?;
+        }
+    }
+    if let Some(last) = pending {
+        check(last)?;
     }
     Ok(Timing {
         seconds: start.elapsed().as_secs_f64(),

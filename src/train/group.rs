@@ -203,9 +203,14 @@ impl CellGroup {
                 self.profile_batch(gpu, images, &draws, |start| {
                     distance::dropout_state(step_seed, start as u32, DROPOUT)
                 })?;
-                for (cell, sum) in self.cells.iter().zip(&mut sums) {
+                // Every cell's step is queued before any is waited for.
+                let mut queued = Vec::with_capacity(self.cells.len());
+                for cell in &self.cells {
                     let labels = draws.labels_for(&cell.cell.ranking);
-                    let stats = cell.state.step(gpu, &labels, lr, t, true)?;
+                    queued.push(cell.state.queue_step(gpu, &labels, lr, t, true)?);
+                }
+                for ((cell, sum), pending) in self.cells.iter().zip(&mut sums).zip(queued) {
+                    let stats = pending.wait(gpu)?;
                     if !stats.loss().is_finite() {
                         bail!(
                             "the loss of {} {} on ranking {} became {} at epoch {} step {} (of {steps_per_epoch}); try a smaller --lr",

@@ -11,7 +11,7 @@ mod trainer;
 pub use group::{Cell, CellGroup};
 pub use net::NetTrainer;
 pub use run::{train, EpochReport, TrainConfig, TrainedMetric, Variant, DROPOUT};
-pub use step::{gather_profile, StepStats, TrainState, PAPER_ADAM, SYNC_WEIGHT};
+pub use step::{gather_profile, PendingStats, StepStats, TrainState, PAPER_ADAM, SYNC_WEIGHT};
 pub use trainer::Trainer;
 
 use rand::Rng;

@@ -15,7 +15,7 @@ use crate::progress::Progress;
 use crate::tensor_file::NamedTensor;
 use crate::{bail, Result};
 
-use super::{init_channel_weights, init_rank_net, lr_multiplier, Trainer};
+use super::{init_channel_weights, init_rank_net, lr_multiplier, PendingStats, Trainer};
 
 /// Dropout probability on the squared-difference maps during training (LPIPS's nn.Dropout default).
 pub const DROPOUT: f32 = 0.5;
@@ -170,12 +170,8 @@ pub fn train(
         let lr = c.lr * lr_multiplier(epoch, c.epochs);
         order.shuffle(&mut shuffle_rng);
         let (mut loss_sum, mut afc_sum) = (0.0f64, 0.0f64);
-        for step in 0..steps_per_epoch {
-            let batch = &order[step * c.batch..(step + 1) * c.batch];
-            let draws = TripletDraws::draw(batch, &c.ranking, &mut draw_rng, c.size);
-            t += 1;
-            let step_seed = (c.seed as u32) ^ t.wrapping_mul(0x9e37_79b9);
-            let stats = trainer.step(gpu, images, &draws, step_seed, lr, t)?;
+        let mut record = |(pending, step): (PendingStats, usize)| -> Result<()> {
+            let stats = pending.wait(gpu)?;
             if !stats.loss().is_finite() {
                 bail!(
                     "the loss became {} at epoch {} step {} (of {steps_per_epoch}); try a smaller --lr",
@@ -187,6 +183,23 @@ pub fn train(
             loss_sum += stats.loss() as f64;
             afc_sum += stats.two_afc as f64;
             progress.advance(1, &format!("epoch {}/{} loss {:.4}", epoch + 1, c.epochs, stats.loss()));
+            Ok(())
+        };
+        // Each step's statistics are collected after the next step is queued, so the host draws and uploads a
+        // batch while the GPU runs the one before (the steps themselves still run in turn).
+        let mut queued = None;
+        for step in 0..steps_per_epoch {
+            let batch = &order[step * c.batch..(step + 1) * c.batch];
+            let draws = TripletDraws::draw(batch, &c.ranking, &mut draw_rng, c.size);
+            t += 1;
+            let step_seed = (c.seed as u32) ^ t.wrapping_mul(0x9e37_79b9);
+            let pending = trainer.queue_step(gpu, images, &draws, step_seed, lr, t)?;
+            if let Some(previous) = queued.replace((pending, step)) {
+                record(previous)?;
+            }
+        }
+        if let Some(last) = queued {
+            record(last)?;
         }
         let validation_two_afc = trainer.two_afc(gpu, images, &val_draws)?;
         let seconds = started.elapsed().as_secs_f64();

@@ -1,4 +1,4 @@
-use crate::gpu::{Dispatch, Gpu, Tensor};
+use crate::gpu::{Dispatch, Gpu, PendingRead, Tensor};
 use crate::kernels::adam::{self, AdamConfig, Clamp};
 use crate::kernels::distance;
 use crate::kernels::rank::{self, RankBuffers, CACHE_PER_TRIPLET, RANK_PARAMS};
@@ -154,6 +154,12 @@ impl TrainState {
     /// Runs the step on the gathered profile with labels `h` (fraction preferring p1), as Adam step `t` (from 1)
     /// with learning rate `lr`. With `update` false the loss and the gradients are computed but not applied.
     pub fn step(&self, gpu: &Gpu, h: &[f32], lr: f32, t: u32, update: bool) -> Result<StepStats> {
+        self.queue_step(gpu, h, lr, t, update)?.wait(gpu)
+    }
+
+    /// [`TrainState::step`] without waiting for its statistics: the host can queue more work (the next step's
+    /// uploads, other cells' steps) while the GPU runs this one.
+    pub fn queue_step(&self, gpu: &Gpu, h: &[f32], lr: f32, t: u32, update: bool) -> Result<PendingStats> {
         if h.len() != self.triplets {
             bail!("{} labels for a batch of {} triplets", h.len(), self.triplets);
         }
@@ -166,16 +172,22 @@ impl TrainState {
             self.dispatches.len() - 2
         };
         gpu.run(&self.dispatches[..n])?;
-        self.read_stats(gpu)
+        Ok(PendingStats(gpu.read_later(&self.stats, 4)?))
     }
 
     /// Applies the Adam updates of w and the rank net computed by `step(.., update: false)`.
     pub fn apply(&self, gpu: &Gpu) -> Result<()> {
         gpu.run(&self.dispatches[self.dispatches.len() - 2..])
     }
+}
 
-    fn read_stats(&self, gpu: &Gpu) -> Result<StepStats> {
-        let s = gpu.read(&self.stats, 4)?;
+/// A step's statistics on their way back from the GPU ([`TrainState::queue_step`]).
+pub struct PendingStats(PendingRead);
+
+impl PendingStats {
+    /// Waits for the step (and the work queued before it) and returns its statistics.
+    pub fn wait(self, gpu: &Gpu) -> Result<StepStats> {
+        let s = gpu.finish_read(self.0)?;
         Ok(StepStats {
             bce: s[0],
             two_afc: s[1],

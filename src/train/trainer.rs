@@ -11,7 +11,7 @@ use crate::nets::Network;
 use crate::Result;
 
 use super::run::{Variant, DROPOUT};
-use super::{NetTrainer, StepStats, TrainState};
+use super::{NetTrainer, PendingStats, StepStats, TrainState};
 
 pub struct Trainer {
     pub metric: Metric,
@@ -98,6 +98,20 @@ impl Trainer {
         lr: f32,
         t: u32,
     ) -> Result<StepStats> {
+        self.queue_step(gpu, images, draws, step_seed, lr, t)?.wait(gpu)
+    }
+
+    /// [`Trainer::step`] queued on the GPU without waiting for it: the host can draw and upload the next batch
+    /// while this one runs. Steps queued in turn run in turn.
+    pub fn queue_step(
+        &mut self,
+        gpu: &Gpu,
+        images: &ImageBank,
+        draws: &TripletDraws,
+        step_seed: u32,
+        lr: f32,
+        t: u32,
+    ) -> Result<PendingStats> {
         let dropout = |start: usize| distance::dropout_state(step_seed, start as u32, DROPOUT);
         let state = &self.state;
         let gather =
@@ -109,7 +123,7 @@ impl Trainer {
             let plans = chunk_plans(&self.metric, &self.kept)?;
             self.runner.run_plans(gpu, &plans, images, draws, dropout, gather)?;
         }
-        let stats = state.step(gpu, &draws.labels, lr, t, self.net.is_none())?;
+        let stats = state.queue_step(gpu, &draws.labels, lr, t, self.net.is_none())?;
         if let Some(net) = &self.net {
             net.grads.zero(gpu)?;
             let chunk = self.runner.chunk();
