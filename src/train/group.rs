@@ -304,20 +304,25 @@ impl CellGroup {
         let n = self.cells.len() + self.baselines.len();
         let mut out = vec![(Vec::with_capacity(draws.len()), Vec::with_capacity(draws.len())); n];
         let batch = self.config.batch;
+        // Every read is queued behind its scorer's sum and collected at the end: no chunk waits for another.
+        let mut reads = Vec::new();
         self.profile_batches(gpu, images, draws, |group, _, count| {
             let scorers = group
                 .cells
                 .iter()
                 .map(|c| &c.scorer)
                 .chain(group.baselines.iter().map(|b| &b.1));
-            for ((d0, d1), scorer) in out.iter_mut().zip(scorers) {
+            for (i, scorer) in scorers.enumerate() {
                 gpu.run(std::slice::from_ref(&scorer.sum))?;
-                let d = gpu.read(&scorer.d, 2 * batch)?;
-                d0.extend_from_slice(&d[..count]);
-                d1.extend_from_slice(&d[batch..batch + count]);
+                reads.push((i, count, gpu.read_later(&scorer.d, 2 * batch)?));
             }
             Ok(())
         })?;
+        for (i, count, read) in reads {
+            let d = gpu.finish_read(read)?;
+            out[i].0.extend_from_slice(&d[..count]);
+            out[i].1.extend_from_slice(&d[batch..batch + count]);
+        }
         Ok(out)
     }
 
