@@ -173,6 +173,11 @@ fn bench_runs_on_random_weights_without_weight_files() {
     assert_eq!(v["net"], "squeeze");
     let rate = v["triplets_per_s"].as_f64().unwrap();
     assert!(rate.is_finite() && rate > 0.0, "triplets/s {rate}");
+    // The host's waits for the GPU are a part of the timed seconds.
+    let (waited, seconds) = (v["gpu_wait_seconds"].as_f64().unwrap(), v["seconds"].as_f64().unwrap());
+    assert!((0.0..=seconds).contains(&waited), "waited {waited} s of {seconds} s");
+    let share = v["gpu_wait_share"].as_f64().unwrap();
+    assert!((share - waited / seconds).abs() < 1e-9, "wait share {share}");
     assert_clear_error(&bench(false), "squeezenet1_1.safetensors");
     std::fs::remove_dir_all(&empty).unwrap();
 }

@@ -166,6 +166,8 @@ impl Drop for RandomWeightsDir {
 /// Seconds for the timed iterations, triplets per chunk, and whether each chunk's forward ran once per step.
 struct Timing {
     seconds: f64,
+    /// Of those, the seconds the host waited for the GPU.
+    waited: f64,
     chunk: usize,
     forwards_once: bool,
 }
@@ -191,7 +193,7 @@ fn time_eval(gpu: &Gpu, kind: NetKind, args: &BenchArgs, members: &[&[u8]]) -> R
     let mut metric = warm_metric(gpu, kind, args, members, false)?;
     // Each batch is queued before the one before is collected, as a stream of batches would run: the host's
     // upload of a batch overlaps the GPU's work on the previous one.
-    let start = Instant::now();
+    let (start, waited) = (Instant::now(), gpu.waited_seconds());
     let mut pending = None;
     for _ in 0..args.iters {
         let queued = metric.queue_group_distances_of_bytes(gpu, members, false)?;
@@ -204,6 +206,7 @@ fn time_eval(gpu: &Gpu, kind: NetKind, args: &BenchArgs, members: &[&[u8]]) -> R
     }
     Ok(Timing {
         seconds: start.elapsed().as_secs_f64(),
+        waited: gpu.waited_seconds() - waited,
         chunk: metric.current_plan().map_or(0, |p| p.chunk_shape().0),
         forwards_once: true,
     })
@@ -243,7 +246,7 @@ fn time_train(gpu: &Gpu, kind: NetKind, args: &BenchArgs, bank: &ImageBank, vari
     };
     check(queue(1)?)?;
     // As `train` runs them: each step queued before the one before is collected.
-    let start = Instant::now();
+    let (start, waited) = (Instant::now(), gpu.waited_seconds());
     let mut pending = None;
     for t in 0..args.iters {
         if let Some(previous) = pending.replace(queue(t as u32 + 2)?) {
@@ -255,6 +258,7 @@ fn time_train(gpu: &Gpu, kind: NetKind, args: &BenchArgs, bank: &ImageBank, vari
     }
     Ok(Timing {
         seconds: start.elapsed().as_secs_f64(),
+        waited: gpu.waited_seconds() - waited,
         chunk: trainer.chunk(),
         forwards_once: trainer.forwards_once(args.batch),
     })
@@ -311,9 +315,14 @@ fn with_settings(gpu: &Gpu, args: &BenchArgs, mut figures: serde_json::Value) ->
 fn report(gpu: &Gpu, kind: NetKind, what: &str, args: &BenchArgs, timing: Timing) -> Result<()> {
     let Timing {
         seconds,
+        waited,
         chunk,
         forwards_once,
     } = timing;
+    // The share of the time the host spent waiting for results: near 0 on a GPU, the host (uploads, submissions)
+    // and not the kernels bounds the rate. (On lavapipe a submission runs its kernels before it returns, so the
+    // host hardly ever waits there.)
+    let wait_share = (waited / seconds).clamp(0.0, 1.0);
     let triplets = (args.batch * args.iters) as f64 / seconds;
     // The network work the step performs, in forward passes of the three images: the backward of a tune step
     // (input and weight gradients) costs about two, and when the batch spans several chunks whose activations
@@ -333,15 +342,16 @@ fn report(gpu: &Gpu, kind: NetKind, what: &str, args: &BenchArgs, timing: Timing
                 "bench": what, "net": kind.name(), "method": "spatial", "batch": args.batch, "chunk": chunk,
                 "forward_passes": passes, "chunk_budget_bytes": gpu.chunk_budget,
                 "size": args.size, "iters": args.iters, "seconds": seconds, "triplets_per_s": triplets,
-                "tflops": flops / 1e12,
+                "tflops": flops / 1e12, "gpu_wait_seconds": waited, "gpu_wait_share": wait_share,
             }),
         ));
     } else {
         println!(
-            "{:<8} {what:<5} batch {:>5} (chunks of {chunk})  {triplets:>10.1} triplets/s  {:>8.3} TFLOP/s  [{}]",
+            "{:<8} {what:<5} batch {:>5} (chunks of {chunk})  {triplets:>10.1} triplets/s  {:>8.3} TFLOP/s  waiting for the GPU {:>3.0}%  [{}]",
             kind.name(),
             args.batch,
             flops / 1e12,
+            100.0 * wait_share,
             gpu.describe()
         );
     }

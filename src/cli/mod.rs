@@ -62,6 +62,11 @@ enum Command {
     /// Run the paper's grid (nets × methods × contexts × seeds, and baselines), resumably, into DIR/results.jsonl.
     Sweep(sweep::SweepArgs),
     /// Throughput in triplets per second: evaluation and scalars-training steps on random images.
+    ///
+    /// Each line gives triplets/s, the network's TFLOP/s at that rate, and the share of the time the host spent
+    /// waiting for the GPU (batches are queued while the one before runs): near 0% on a GPU, the uploads and
+    /// submissions rather than the kernels bound the rate (on lavapipe a submission runs its kernels before it
+    /// returns, so it shows 0% there).
     Bench(bench::BenchArgs),
     /// Turn sweep results (DIR/results.jsonl) into report.md with the paper's Fig. 2, Fig. 3 and Table 3.
     Report(report::ReportArgs),

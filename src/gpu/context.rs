@@ -1,5 +1,7 @@
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use wgpu::util::DeviceExt;
 
@@ -231,6 +233,8 @@ pub struct Gpu {
     pipelines: Mutex<HashMap<(&'static str, &'static str), Pipeline>>,
     /// Errors that escaped every error scope (wgpu would otherwise panic on them).
     uncaptured: Arc<Mutex<Vec<String>>>,
+    /// Nanoseconds the host has spent waiting for the GPU ([`Gpu::waited_seconds`]).
+    waited_ns: AtomicU64,
 }
 
 impl Gpu {
@@ -357,6 +361,7 @@ impl Gpu {
             modules: Mutex::new(HashMap::new()),
             pipelines: Mutex::new(HashMap::new()),
             uncaptured,
+            waited_ns: AtomicU64::new(0),
         })
     }
 
@@ -641,12 +646,7 @@ impl Gpu {
 
     /// The values of a [`Gpu::read_later`], once the work queued before it has finished.
     pub fn finish_read(&self, pending: PendingRead) -> Result<Vec<f32>> {
-        self.device
-            .poll(wgpu::PollType::Wait {
-                submission_index: Some(pending.submission),
-                timeout: None,
-            })
-            .map_err(|e| Error::msg(format!("waiting for the GPU: {e}")))?;
+        self.poll(Some(pending.submission))?;
         match pending.mapped.recv() {
             Ok(Ok(())) => {}
             Ok(Err(e)) => bail!("reading results back from the GPU: {e}"),
@@ -664,8 +664,25 @@ impl Gpu {
 
     /// Waits until all submitted work has finished.
     pub fn wait(&self) -> Result<()> {
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
+        self.poll(None)
+    }
+
+    /// Seconds the host has spent waiting for the GPU since the context opened: beside a wall time, how far the
+    /// host kept the GPU fed (`bench` reports it).
+    pub fn waited_seconds(&self) -> f64 {
+        self.waited_ns.load(Ordering::Relaxed) as f64 * 1e-9
+    }
+
+    /// Waits for the work up to `submission` (all of it with None).
+    fn poll(&self, submission: Option<wgpu::SubmissionIndex>) -> Result<()> {
+        let start = Instant::now();
+        let polled = self.device.poll(wgpu::PollType::Wait {
+            submission_index: submission,
+            timeout: None,
+        });
+        self.waited_ns
+            .fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        polled
             .map(|_| ())
             .map_err(|e| Error::msg(format!("waiting for the GPU: {e}")))
     }
