@@ -190,3 +190,41 @@ fn truncated_files_never_load_partly() {
         }
     }
 }
+
+/// `load_resized_bytes` decodes many files on all cores: 7 sources × 20 in a shuffled order (enough files for
+/// several threads), each image in its place as Pillow resizes it to 64×64, in CHW order; a batch with two
+/// missing files names the first.
+#[test]
+fn many_files_load_in_parallel_in_their_order() {
+    use dps_gpu::data::load_resized_bytes;
+    let (dir, _) = fixtures();
+    let sides = ["1x7", "200x31", "256x256", "32x32", "37x23", "65x64", "96x96"];
+    let order: Vec<usize> = (0..140).map(|i| (i * 3 + i / 7) % sides.len()).collect();
+    let sources: Vec<PathBuf> = order
+        .iter()
+        .map(|&s| dir.join(format!("src_{}.png", sides[s])))
+        .collect();
+    let paths: Vec<&Path> = sources.iter().map(|p| p.as_path()).collect();
+    let got = load_resized_bytes(&paths, 64).unwrap();
+    assert_eq!(got.len(), paths.len() * 3 * 64 * 64);
+    for (i, (&s, image)) in order.iter().zip(got.chunks_exact(3 * 64 * 64)).enumerate() {
+        let want = load(&dir.join(format!("pillow_{}_to_64x64.png", sides[s])));
+        for (p, px) in want.data.chunks_exact(3).enumerate() {
+            for c in 0..3 {
+                assert_eq!(
+                    image[c * 64 * 64 + p],
+                    px[c],
+                    "file {i} ({}), pixel {p}, channel {c}",
+                    sides[s]
+                );
+            }
+        }
+    }
+    let missing = [dir.join("missing_a.png"), dir.join("missing_b.png")];
+    let mut broken = paths.clone();
+    broken[20] = &missing[0];
+    broken[130] = &missing[1];
+    let err = load_resized_bytes(&broken, 64).unwrap_err().to_string();
+    assert!(err.contains("missing_a.png") && !err.contains("missing_b.png"), "{err}");
+    assert!(load_resized_bytes(&[], 64).unwrap().is_empty());
+}

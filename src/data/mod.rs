@@ -20,7 +20,7 @@ pub use bapps::{is_bapps, open_bapps, Bapps, JndPair, TwoAfcTriplet};
 pub use cifar::{open_cifar10, Cifar10};
 pub use dataset::{open_images, ImageSource};
 pub use folder::{open_folder, ImageFolder};
-pub use image_file::{load_rgb8, RgbImage8};
+pub use image_file::{load_resized_bytes, load_rgb8, RgbImage8};
 pub use mat::{read_mat, MatArray, MatData, MatFile, MatWant};
 pub use npy::{read_npy_f64, read_npy_scalar};
 pub use open::open_dataset;

@@ -1,7 +1,9 @@
 //! Scoring a metric on BAPPS (PROTOCOL.md §7): 2AFC per subset and their unweighted mean, and JND mAP per
 //! subset and pooled over the subsets given.
 
-use crate::data::{load_rgb8, resize_bilinear_pil, to_chw_bytes, Bapps};
+use std::path::Path;
+
+use crate::data::{load_resized_bytes, Bapps};
 use crate::gpu::Gpu;
 use crate::metric::{GroupDistances, Metric, PendingDistances};
 use crate::progress::Progress;
@@ -26,10 +28,6 @@ pub struct BappsScore {
     pub kind: &'static str,
     pub subsets: Vec<SubsetScore>,
     pub summary: f64,
-}
-
-fn load(path: &std::path::Path, size: usize) -> Result<Vec<u8>> {
-    Ok(to_chw_bytes(&resize_bilinear_pil(&load_rgb8(path)?, size, size)))
 }
 
 /// The batch whose distances the GPU is working on while the host decodes the next one's images.
@@ -80,14 +78,15 @@ pub fn score_bapps(gpu: &Gpu, metric: &mut Metric, bapps: &Bapps, progress: &mut
                 let (mut d0, mut d1, mut h) = (Vec::new(), Vec::new(), Vec::new());
                 let mut queued = Queued::default();
                 for batch in triplets.chunks(BATCH) {
-                    let mut members = [Vec::new(), Vec::new(), Vec::new()];
-                    for t in batch {
-                        members[0].extend(load(&t.reference, size)?);
-                        members[1].extend(load(&t.p0, size)?);
-                        members[2].extend(load(&t.p1, size)?);
-                        h.push(t.judge);
-                    }
-                    let refs: Vec<&[u8]> = members.iter().map(|m| m.as_slice()).collect();
+                    let paths: Vec<&Path> = batch
+                        .iter()
+                        .map(|t| t.reference.as_path())
+                        .chain(batch.iter().map(|t| t.p0.as_path()))
+                        .chain(batch.iter().map(|t| t.p1.as_path()))
+                        .collect();
+                    let images = load_resized_bytes(&paths, size)?;
+                    h.extend(batch.iter().map(|t| t.judge));
+                    let refs: Vec<&[u8]> = images.chunks(images.len() / 3).collect();
                     let pending = metric.queue_group_distances_of_bytes(gpu, &refs, false)?;
                     if let Some(d) = queued.swap(gpu, pending, batch.len(), name, progress)? {
                         d0.extend_from_slice(&d[0]);
@@ -119,13 +118,14 @@ pub fn score_bapps(gpu: &Gpu, metric: &mut Metric, bapps: &Bapps, progress: &mut
                 let (mut d, mut same) = (Vec::new(), Vec::new());
                 let mut queued = Queued::default();
                 for batch in pairs.chunks(BATCH) {
-                    let mut members = [Vec::new(), Vec::new()];
-                    for p in batch {
-                        members[0].extend(load(&p.p0, size)?);
-                        members[1].extend(load(&p.p1, size)?);
-                        same.push(p.same);
-                    }
-                    let refs: Vec<&[u8]> = members.iter().map(|m| m.as_slice()).collect();
+                    let paths: Vec<&Path> = batch
+                        .iter()
+                        .map(|p| p.p0.as_path())
+                        .chain(batch.iter().map(|p| p.p1.as_path()))
+                        .collect();
+                    let images = load_resized_bytes(&paths, size)?;
+                    same.extend(batch.iter().map(|p| p.same));
+                    let refs: Vec<&[u8]> = images.chunks(images.len() / 2).collect();
                     let pending = metric.queue_group_distances_of_bytes(gpu, &refs, false)?;
                     if let Some(got) = queued.swap(gpu, pending, batch.len(), name, progress)? {
                         d.extend_from_slice(&got[0]);
