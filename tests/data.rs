@@ -476,3 +476,61 @@ fn broken_inputs_are_clear_errors() {
     );
     assert_error(open_images(&pics, None, None, Some(0)), "pics", &["no images"]);
 }
+
+/// A dataset made up on the spot: image i is (5 + i % 7) × (4 + i % 5) pixels of values from i, and images
+/// listed in `broken` fail to load.
+struct MadeUp {
+    n: usize,
+    broken: Vec<usize>,
+}
+
+impl ImageSource for MadeUp {
+    fn len(&self) -> usize {
+        self.n
+    }
+    fn image(&self, i: usize) -> dps_gpu::Result<RgbImage8> {
+        if self.broken.contains(&i) {
+            return Err(dps_gpu::Error::msg(format!("image {i} is broken")));
+        }
+        let (w, h) = (5 + i % 7, 4 + i % 5);
+        RgbImage8::new(w, h, (0..w * h * 3).map(|k| ((k * 31 + i * 17) % 256) as u8).collect())
+    }
+    fn label(&self, _i: usize) -> Option<u32> {
+        None
+    }
+    fn describe(&self) -> String {
+        format!("{} made-up images", self.n)
+    }
+}
+
+/// `ImageBank::from_source` loads on all cores: the same bank as loading the images one by one (PIL's resize,
+/// checked against Pillow in tests/resize.rs), whatever the threads; of two broken images, the first is named.
+#[test]
+fn image_banks_load_in_parallel_in_their_order() {
+    use dps_gpu::data::ImageBank;
+    let source = MadeUp {
+        n: 1100,
+        broken: vec![],
+    };
+    let one_by_one = ImageBank::from_images((0..source.n).map(|i| source.image(i)), 12, "made up").unwrap();
+    let parallel = ImageBank::from_source(&source, 12).unwrap();
+    assert_eq!(parallel.len(), 1100);
+    for i in 0..source.n {
+        assert_eq!(parallel.bytes(i).unwrap(), one_by_one.bytes(i).unwrap(), "image {i}");
+    }
+    let broken = MadeUp {
+        n: 1100,
+        broken: vec![30, 1050],
+    };
+    let err = ImageBank::from_source(&broken, 12)
+        .err()
+        .expect("a broken image is an error")
+        .to_string();
+    assert!(err.contains("image 30 is broken"), "{err}");
+    let empty = MadeUp { n: 0, broken: vec![] };
+    let err = ImageBank::from_source(&empty, 12)
+        .err()
+        .expect("no images is an error")
+        .to_string();
+    assert!(err.contains("no images"), "{err}");
+}

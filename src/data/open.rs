@@ -22,5 +22,5 @@ pub fn open_dataset(
         });
     };
     let source = open_images(path, format, Some(split), limit)?;
-    ImageBank::from_images((0..source.len()).map(|i| source.image(i)), size, &source.describe())
+    ImageBank::from_source(source.as_ref(), size)
 }
