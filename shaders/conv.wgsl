@@ -16,7 +16,8 @@
 // Dispatch: workgroup (16,16); grid x*z covers ceil(N/TILE_N) column tiles (z only when x would exceed the
 //           device's per-dimension limit), y covers ceil(M/TILE_M) row tiles. Each thread accumulates a
 //           BLOCK_M x BLOCK_N block (4 or 8 each) of the TILE_M x TILE_N = 16·BLOCK_M x 16·BLOCK_N tile, with
-//           16-deep slices of A and B staged in workgroup memory.
+//           16-deep slices of A and B staged in workgroup memory (the forward loads a slice's values into
+//           registers while the slice before is multiplied: PREFETCH).
 // Precision: `mul` is the type of the staged tiles and of the products. It is f32 here; the fast mode
 //            (`--precision f16`) compiles this file with `alias mul = f16;` and SLICE_SUMS (kernels::conv), so the
 //            tiles take half the workgroup memory and the products run in f16, each 16-deep slice's partial sums
@@ -167,6 +168,9 @@ alias mul = f32;
 // Whether each slice's products are summed in `mul` and then added to the f32 accumulators (the fast mode, see
 // the header); in f32 the accumulators take the products directly.
 const SLICE_SUMS: bool = false;
+// Whether conv2d_forward loads each slice's values during the slice before (see there); kernels::conv compiles a
+// copy without it for `bench --no-prefetch`.
+const PREFETCH: bool = true;
 
 // Staged slices, [TILE_K][TILE_M / 4] and [TILE_K][TILE_N / 4]: row m of slice row kk is a_tile[kk·TILE_M/4 +
 // m/4][m % 4].
@@ -234,6 +238,25 @@ fn multiply_staged(lid: vec3<u32>, acc: ptr<function, Block>, part: ptr<function
     }
 }
 
+// The values of slice k0 that this thread stages for conv2d_forward: BLOCK_M consecutive k from a_k0 of weight
+// row m, and rows b_row0 + (256 / TILE_N)·j of the B column `col`.
+fn load_forward_slice(
+    k0: u32,
+    m: u32,
+    a_k0: u32,
+    col: Column,
+    b_row0: u32,
+    a: ptr<function, array<f32, BLOCK_M>>,
+    b: ptr<function, array<f32, BLOCK_N>>,
+) {
+    for (var j = 0u; j < BLOCK_M; j++) {
+        (*a)[j] = weight_value(m, k0 + a_k0 + j);
+    }
+    for (var j = 0u; j < BLOCK_N; j++) {
+        (*b)[j] = patch_value(col, k0 + b_row0 + (256u / TILE_N) * j);
+    }
+}
+
 @compute @workgroup_size(16, 16, 1)
 fn conv2d_forward(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -254,17 +277,35 @@ fn conv2d_forward(
     let a_row = li / (TILE_K / BLOCK_M);
     let a_k0 = (li % (TILE_K / BLOCK_M)) * BLOCK_M;
 
+    // A slice's values pass through registers on their way to workgroup memory. With PREFETCH the next slice's
+    // are loaded between the barrier that publishes this slice and its products, so their memory latency hides
+    // behind the arithmetic instead of stalling the staging.
+    var a_next: array<f32, BLOCK_M>;
+    var b_next: array<f32, BLOCK_N>;
+    if (PREFETCH) {
+        load_forward_slice(0u, m0 + a_row, a_k0, col, b_row0, &a_next, &b_next);
+    }
     var acc: Block;
     var part: SliceBlock;
     for (var k0 = 0u; k0 < depth; k0 += TILE_K) {
+        if (!PREFETCH) {
+            load_forward_slice(k0, m0 + a_row, a_k0, col, b_row0, &a_next, &b_next);
+        }
         for (var j = 0u; j < BLOCK_M; j++) {
-            stage_a(a_row, a_k0 + j, weight_value(m0 + a_row, k0 + a_k0 + j));
+            stage_a(a_row, a_k0 + j, a_next[j]);
         }
         for (var j = 0u; j < BLOCK_N; j++) {
-            let kk = b_row0 + (256u / TILE_N) * j;
-            stage_b(kk, b_col, patch_value(col, k0 + kk));
+            stage_b(b_row0 + (256u / TILE_N) * j, b_col, b_next[j]);
         }
-        multiply_staged(lid, &acc, &part);
+        workgroupBarrier();
+        if (PREFETCH && k0 + TILE_K < depth) {
+            load_forward_slice(k0 + TILE_K, m0 + a_row, a_k0, col, b_row0, &a_next, &b_next);
+        }
+        multiply_slice(lid, &part);
+        workgroupBarrier();
+        if (SLICE_SUMS) {
+            flush_slices(&acc, &part);
+        }
     }
     flush_slices(&acc, &part);
 

@@ -197,7 +197,7 @@ fn case(batch: usize, cin: usize, hw: (usize, usize), cout: usize, ksp: (usize, 
 }
 
 /// The GPU once per conv variant: the tiled one with workgroup memory in each of its blocks, with its 3×3
-/// stride-1 convolutions as Winograd transforms (the default) and as implicit GEMMs, the barrier-free one that
+/// stride-1 convolutions as Winograd transforms (the default) and as implicit GEMMs, without its prefetch, the barrier-free one that
 /// CPU adapters pick by default (its lanes sharing loads through subgroups, and each lane loading its own), the
 /// fast mode's tiled one (f16 tiles and products) in its smallest and
 /// largest block and, where the adapter offers cooperative matrices, the fast mode's tensor-core one.
@@ -212,6 +212,13 @@ fn conv_variants() -> Vec<Gpu> {
     let mut gpu = common::gpu();
     gpu.barrier_free = false;
     gpu.winograd = false;
+    gpus.push(gpu);
+    // The tiled forward without its prefetch (`bench --no-prefetch`), in the block with the most registers.
+    let mut gpu = common::gpu();
+    gpu.barrier_free = false;
+    gpu.winograd = false;
+    gpu.prefetch = false;
+    gpu.conv_block = Some(ConvBlock { rows: 8, columns: 8 });
     gpus.push(gpu);
     let default = common::gpu();
     if default.barrier_free && default.features.contains(wgpu::Features::SUBGROUP) {

@@ -62,6 +62,10 @@ pub struct BenchArgs {
     /// never use Winograd.
     #[arg(long)]
     no_winograd: bool,
+    /// Run the tiled forward convolutions without loading each slice during the one before (conv.wgsl's
+    /// PREFETCH), to compare the two. GPUs only: CPU adapters run other kernels.
+    #[arg(long)]
+    no_prefetch: bool,
     /// Print one JSON object per net.
     #[arg(long)]
     json: bool,
@@ -82,6 +86,7 @@ pub fn run(choice: &AdapterChoice, mut args: BenchArgs) -> Result<()> {
     let mut gpu = Gpu::new(choice)?;
     gpu.conv_block = args.conv_block;
     gpu.winograd = !args.no_winograd;
+    gpu.prefetch = !args.no_prefetch;
     let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
     let image_len = 3 * args.size * args.size;
     // 8-bit, as decoded images are: eval uploads them as bytes.
@@ -305,6 +310,7 @@ fn with_settings(gpu: &Gpu, args: &BenchArgs, mut figures: serde_json::Value) ->
         "weights": if args.random_weights { "random" } else { "files" },
         "conv_block": args.conv_block.map_or("auto".into(), |b| b.name()),
         "winograd": gpu.uses_winograd(),
+        "prefetch": gpu.prefetch,
     });
     if let (Some(f), serde_json::Value::Object(s)) = (figures.as_object_mut(), settings) {
         f.extend(s);

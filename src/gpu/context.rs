@@ -224,6 +224,9 @@ pub struct Gpu {
     /// run (not on CPU adapters): 2.25× fewer multiplications. On by default; tests and `bench --no-winograd`
     /// turn it off to compare.
     pub winograd: bool,
+    /// The tiled forward convolution loads each slice's values while the slice before is multiplied (conv.wgsl's
+    /// PREFETCH). On by default; `bench --no-prefetch` and tests turn it off to compare.
+    pub prefetch: bool,
     /// The largest device-local memory heap the driver reports (Vulkan only).
     pub device_memory: Option<u64>,
     /// Bytes the buffers of one chunk of images may take (activations and, when a network trains, their
@@ -356,6 +359,7 @@ impl Gpu {
             coop_tile,
             conv_block: None,
             winograd: true,
+            prefetch: true,
             device_memory,
             chunk_budget,
             modules: Mutex::new(HashMap::new()),

@@ -329,11 +329,12 @@ const CONV2D: Kernel = Kernel {
 
 /// The lines of conv.wgsl that set the tiled kernels' block, the type of their tiles and products, and whether
 /// each slice's products are summed apart (see its header); the variants replace them.
-const TILED_LINES: [&str; 4] = [
+const TILED_LINES: [&str; 5] = [
     "const BLOCK_M: u32 = 4u;",
     "const BLOCK_N: u32 = 4u;",
     "alias mul = f32;",
     "const SLICE_SUMS: bool = false;",
+    "const PREFETCH: bool = true;",
 ];
 
 /// The lines of conv.wgsl's shared part that let the barrier-free kernels' lanes share loads, as written: one
@@ -390,15 +391,18 @@ pub(super) fn variant(name: String, make: impl FnOnce() -> String) -> (&'static 
 }
 
 /// conv.wgsl compiled for `block` and `precision` (the fast mode: f16 tiles and products, each slice summed
-/// apart) with `lanes` lanes sharing the barrier-free kernels' loads: its family name and source. The file as it
-/// stands is f32, 4×4, one lane.
-fn conv_source(precision: Precision, block: ConvBlock, lanes: u32) -> (&'static str, &'static str) {
-    if (precision, block, lanes) == (Precision::F32, PLAIN, 1) {
+/// apart), with or without the tiled forward's `prefetch`, and with `lanes` lanes sharing the barrier-free
+/// kernels' loads: its family name and source. The file as it stands is f32, 4×4, prefetching, one lane.
+fn conv_source(precision: Precision, block: ConvBlock, prefetch: bool, lanes: u32) -> (&'static str, &'static str) {
+    if (precision, block, prefetch, lanes) == (Precision::F32, PLAIN, true, 1) {
         return ("conv", CONV_WGSL);
     }
     let mut name = String::from("conv");
     if (precision, block) != (Precision::F32, PLAIN) {
         name += &format!("_{}_{}", precision.name(), block.name());
+    }
+    if !prefetch {
+        name += "_noprefetch";
     }
     if lanes > 1 {
         name += &format!("_lanes{lanes}");
@@ -410,6 +414,7 @@ fn conv_source(precision: Precision, block: ConvBlock, lanes: u32) -> (&'static 
             format!("const BLOCK_N: u32 = {}u;", block.columns),
             format!("alias mul = {};", if f16 { "f16" } else { "f32" }),
             format!("const SLICE_SUMS: bool = {f16};"),
+            format!("const PREFETCH: bool = {prefetch};"),
         ];
         let source = replace_lines(CONV_WGSL.to_string(), "conv.wgsl", &TILED_LINES, &wanted);
         let source = replace_lines(source, "conv.wgsl", &LANE_LINES, &lane_lines(lanes));
@@ -423,7 +428,7 @@ fn conv_source(precision: Precision, block: ConvBlock, lanes: u32) -> (&'static 
 
 /// `kernel` (an entry point of conv.wgsl) in the variant for `precision`, `block` and the GPU's lanes.
 fn conv_kernel(gpu: &Gpu, kernel: Kernel, precision: Precision, block: ConvBlock) -> Kernel {
-    let (family, source) = conv_source(precision, block, gpu.weight_lanes);
+    let (family, source) = conv_source(precision, block, gpu.prefetch, gpu.weight_lanes);
     Kernel {
         family,
         source,
@@ -504,7 +509,7 @@ fn conv2d_coop(tile: CoopTile) -> Kernel {
 pub(super) fn shared_part(lanes: u32) -> &'static str {
     const BEGIN: &str = "// ---- shared with conv_coop.wgsl and winograd.wgsl";
     const END: &str = "// ---- end of the shared part ----";
-    let (_, source) = conv_source(Precision::F32, PLAIN, lanes);
+    let (_, source) = conv_source(Precision::F32, PLAIN, true, lanes);
     let start = source.find(BEGIN).expect("conv.wgsl marks its shared part");
     let end = source.find(END).expect("conv.wgsl marks the end of its shared part");
     &source[start..end]
@@ -741,7 +746,7 @@ fn params_rows_kernel(gpu: &Gpu, taps: u32, stride: u32, channels: u32) -> Kerne
 fn conv_specialised(gpu: &Gpu, name: String, lines: &[&str], wanted: Vec<String>) -> (&'static str, &'static str) {
     let lanes = gpu.weight_lanes;
     variant(format!("{name}_lanes{lanes}"), || {
-        let (_, plain) = conv_source(Precision::F32, PLAIN, lanes);
+        let (_, plain) = conv_source(Precision::F32, PLAIN, true, lanes);
         replace_lines(plain.to_string(), "conv.wgsl", lines, &wanted)
     })
 }

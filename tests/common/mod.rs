@@ -37,9 +37,10 @@ pub fn conv_variant(gpu: &Gpu) -> String {
             format!("f32, barrier_free, {} lanes sharing loads", gpu.weight_lanes)
         }
         (p, _) => format!(
-            "{}, tiled, block {}, barrier_free {}{}",
+            "{}, tiled, block {}, prefetch {}, barrier_free {}{}",
             p.name(),
             gpu.conv_block.map_or("chosen per conv".into(), |b| b.name()),
+            gpu.prefetch,
             gpu.barrier_free,
             if p == Precision::F32 {
                 format!(", winograd {}", gpu.uses_winograd())
