@@ -16,8 +16,8 @@
 // Dispatch: workgroup (16,16); grid x*z covers ceil(N/TILE_N) column tiles (z only when x would exceed the
 //           device's per-dimension limit), y covers ceil(M/TILE_M) row tiles. Each thread accumulates a
 //           BLOCK_M x BLOCK_N block (4 or 8 each) of the TILE_M x TILE_N = 16·BLOCK_M x 16·BLOCK_N tile, with
-//           16-deep slices of A and B staged in workgroup memory (the forward loads a slice's values into
-//           registers while the slice before is multiplied: PREFETCH).
+//           16-deep slices of A and B staged in workgroup memory (a slice's values are loaded into registers
+//           while the slice before is multiplied: PREFETCH).
 // Precision: `mul` is the type of the staged tiles and of the products. It is f32 here; the fast mode
 //            (`--precision f16`) compiles this file with `alias mul = f16;` and SLICE_SUMS (kernels::conv), so the
 //            tiles take half the workgroup memory and the products run in f16, each 16-deep slice's partial sums
@@ -168,8 +168,8 @@ alias mul = f32;
 // Whether each slice's products are summed in `mul` and then added to the f32 accumulators (the fast mode, see
 // the header); in f32 the accumulators take the products directly.
 const SLICE_SUMS: bool = false;
-// Whether conv2d_forward loads each slice's values during the slice before (see there); kernels::conv compiles a
-// copy without it for `bench --no-prefetch`.
+// Whether the tiled kernels (conv2d_forward, conv2d_backward_params_tiled) load each slice's values during the
+// slice before (see conv2d_forward); kernels::conv compiles a copy without it for `bench --no-prefetch`.
 const PREFETCH: bool = true;
 
 // Staged slices, [TILE_K][TILE_M / 4] and [TILE_K][TILE_N / 4]: row m of slice row kk is a_tile[kk·TILE_M/4 +
@@ -223,18 +223,6 @@ fn flush_slices(acc: ptr<function, Block>, part: ptr<function, SliceBlock>) {
             (*acc)[i][h] += vec4<f32>((*part)[i][h]);
             (*part)[i][h] = vec4<mul>(0.0);
         }
-    }
-}
-
-// One slice's step of a tiled kernel, once its invocations have staged their values: a barrier so every value
-// is in place, part += the slice product, a barrier so no invocation stages the next slice over values still being
-// read; in the fast mode part then goes into acc.
-fn multiply_staged(lid: vec3<u32>, acc: ptr<function, Block>, part: ptr<function, SliceBlock>) {
-    workgroupBarrier();
-    multiply_slice(lid, part);
-    workgroupBarrier();
-    if (SLICE_SUMS) {
-        flush_slices(acc, part);
     }
 }
 
@@ -1077,6 +1065,53 @@ fn advance(c: Cursor, step: u32, hw_out: u32) -> Cursor {
     return r;
 }
 
+// The values of the next slice that this thread stages for conv2d_backward_params_tiled, at its cursors (which
+// it then moves on a slice): gy of channels m0 + a_row0 + 16·j at column a_at (A), and the input under weight k
+// at columns b_at[j] (B; 1 for the bias column k = depth).
+fn load_grad_slice(
+    m0: u32,
+    a_row0: u32,
+    n_end: u32,
+    k: u32,
+    depth: u32,
+    t: vec2<u32>,
+    a_at: ptr<function, Cursor>,
+    b_at: ptr<function, array<Cursor, BLOCK_N>>,
+    a: ptr<function, array<f32, BLOCK_M>>,
+    b: ptr<function, array<f32, BLOCK_N>>,
+) {
+    let hw_out = p.ho * p.wo;
+    for (var j = 0u; j < BLOCK_M; j++) {
+        let m = m0 + a_row0 + 16u * j;
+        var g = 0.0;
+        if (m < p.cout && (*a_at).n < n_end) {
+            g = gy[(((*a_at).img * p.ctot + p.c_off + m) * hw_out) + (*a_at).pix];
+        }
+        (*a)[j] = g;
+    }
+    *a_at = advance(*a_at, TILE_K, hw_out);
+    for (var j = 0u; j < BLOCK_N; j++) {
+        let c = (*b_at)[j];
+        var v = 0.0;
+        if (c.n < n_end) {
+            if (k == depth) {
+                v = 1.0;
+            } else if (k < depth) {
+                let o = pixel_origin[c.pix];
+                let iy0 = i32(o >> 16u) - i32(p.pad);
+                let ix0 = i32(o & 0xffffu) - i32(p.pad);
+                let iy = iy0 + i32(t.y >> 16u);
+                let ix = ix0 + i32(t.y & 0xffffu);
+                if (iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w)) {
+                    v = x_fwd[u32(i32(c.img * p.cin * p.h * p.w + t.x) + iy0 * i32(p.w) + ix0)];
+                }
+            }
+        }
+        (*b)[j] = v;
+        (*b_at)[j] = advance(c, TILE_K, hw_out);
+    }
+}
+
 @compute @workgroup_size(16, 16, 1)
 fn conv2d_backward_params_tiled(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -1111,39 +1146,33 @@ fn conv2d_backward_params_tiled(
         b_at[j] = cursor_at(n_begin + b_row0 + (256u / TILE_N) * j, hw_out);
     }
 
+    // As in conv2d_forward, with PREFETCH each slice's values are loaded while the slice before is multiplied.
+    var a_next: array<f32, BLOCK_M>;
+    var b_next: array<f32, BLOCK_N>;
+    if (PREFETCH) {
+        load_grad_slice(m0, a_row0, n_end, k, depth, t, &a_at, &b_at, &a_next, &b_next);
+    }
     var acc: Block;
     var part: SliceBlock;
     for (var n0 = n_begin; n0 < n_end; n0 += TILE_K) {
+        if (!PREFETCH) {
+            load_grad_slice(m0, a_row0, n_end, k, depth, t, &a_at, &b_at, &a_next, &b_next);
+        }
         for (var j = 0u; j < BLOCK_M; j++) {
-            let m = m0 + a_row0 + 16u * j;
-            var g = 0.0;
-            if (m < p.cout && a_at.n < n_end) {
-                g = gy[((a_at.img * p.ctot + p.c_off + m) * hw_out) + a_at.pix];
-            }
-            stage_a(a_row0 + 16u * j, a_kk, g);
+            stage_a(a_row0 + 16u * j, a_kk, a_next[j]);
         }
         for (var j = 0u; j < BLOCK_N; j++) {
-            let c = b_at[j];
-            var v = 0.0;
-            if (c.n < n_end) {
-                if (k == depth) {
-                    v = 1.0;
-                } else if (k < depth) {
-                    let o = pixel_origin[c.pix];
-                    let iy0 = i32(o >> 16u) - i32(p.pad);
-                    let ix0 = i32(o & 0xffffu) - i32(p.pad);
-                    let iy = iy0 + i32(t.y >> 16u);
-                    let ix = ix0 + i32(t.y & 0xffffu);
-                    if (iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w)) {
-                        v = x_fwd[u32(i32(c.img * p.cin * p.h * p.w + t.x) + iy0 * i32(p.w) + ix0)];
-                    }
-                }
-            }
-            stage_b(b_row0 + (256u / TILE_N) * j, b_col, v);
-            b_at[j] = advance(c, TILE_K, hw_out);
+            stage_b(b_row0 + (256u / TILE_N) * j, b_col, b_next[j]);
         }
-        a_at = advance(a_at, TILE_K, hw_out);
-        multiply_staged(lid, &acc, &part);
+        workgroupBarrier();
+        if (PREFETCH && n0 + TILE_K < n_end) {
+            load_grad_slice(m0, a_row0, n_end, k, depth, t, &a_at, &b_at, &a_next, &b_next);
+        }
+        multiply_slice(lid, &part);
+        workgroupBarrier();
+        if (SLICE_SUMS) {
+            flush_slices(&acc, &part);
+        }
     }
     flush_slices(&acc, &part);
 

@@ -213,7 +213,7 @@ fn conv_variants() -> Vec<Gpu> {
     gpu.barrier_free = false;
     gpu.winograd = false;
     gpus.push(gpu);
-    // The tiled forward without its prefetch (`bench --no-prefetch`), in the block with the most registers.
+    // The tiled kernels without their prefetch (`bench --no-prefetch`), in the block with the most registers.
     let mut gpu = common::gpu();
     gpu.barrier_free = false;
     gpu.winograd = false;

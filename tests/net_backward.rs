@@ -68,19 +68,22 @@ fn conv_shape(c: &Value) -> ConvShape {
 /// Both paths of each gradient: for the weights one reduction per block (CPU adapters, barrier_free, the lanes
 /// sharing loads through subgroups and not) and the
 /// batch split into partial sums added up by a second dispatch (GPUs, in each tiled block); for the input the
-/// forward's barrier-free and tiled kernels, the tiled 3×3 ones as Winograd transforms and as implicit GEMMs. Opened in the fast mode too, whose f16 products the gradients must
+/// forward's barrier-free and tiled kernels, the tiled 3×3 ones as Winograd transforms and as implicit GEMMs, and
+/// the tiled kernels without their prefetch. Opened in the fast mode too, whose f16 products the gradients must
 /// not take.
 #[test]
 fn conv_backward_matches_pytorch_autograd() {
     let (t, meta) = fixtures();
     let tiled = ConvBlock::ALL.map(Some);
-    for (precision, barrier_free, blocks, winograd, one_lane) in [
-        (Precision::F32, true, &[None][..], true, false),
-        (Precision::F32, true, &[None][..], true, true),
-        (Precision::F32, false, &tiled[..], true, false),
-        (Precision::F32, false, &[None][..], false, false),
-        (Precision::F16, true, &[None][..], true, false),
-        (Precision::F16, false, &[None][..], true, false),
+    let largest = [Some(ConvBlock { rows: 8, columns: 8 })];
+    for (precision, barrier_free, blocks, winograd, one_lane, prefetch) in [
+        (Precision::F32, true, &[None][..], true, false, true),
+        (Precision::F32, true, &[None][..], true, true, true),
+        (Precision::F32, false, &tiled[..], true, false, true),
+        (Precision::F32, false, &[None][..], false, false, true),
+        (Precision::F32, false, &largest[..], false, false, false),
+        (Precision::F16, true, &[None][..], true, false, true),
+        (Precision::F16, false, &[None][..], true, false, true),
     ] {
         for &block in blocks {
             let mut gpu = common::gpu_for(precision);
@@ -90,6 +93,7 @@ fn conv_backward_matches_pytorch_autograd() {
             }
             gpu.conv_block = block;
             gpu.winograd = winograd;
+            gpu.prefetch = prefetch;
             println!("conv backward on {}", common::conv_variant(&gpu));
             conv_backward_cases(&gpu, &t, &meta);
         }

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Every figure issue 7 asks of a GPU, in one run (for a lent GPU machine, where ../shared does not travel):
 # adapter info, dps-gpu eval/train/tune in f32 and a per-kernel profile of eval (and eval/tune without the tiled
-# forward's prefetch, with the 3x3 convolutions as implicit GEMMs instead of Winograd transforms, and eval/tune
+# kernels' prefetch, with the 3x3 convolutions as implicit GEMMs instead of Winograd transforms, and eval/tune
 # with the tiled kernels' 4x4 block forced) and
 # eval/train in the fast mode on random weights, the fast mode's accuracy against f32 (AlexNet on the bundled
 # samples), the cold start of `distance`, and tools/torch_bench.py in FP32 and TF32 beside them. Results go to
@@ -78,7 +78,7 @@ if [ -e "$out/a.png" ]; then
     done
     rm -f "$out/a.png" "$out/b.png"
 fi
-# The tiled forward convolutions without their prefetch of the next slice, against dps-f32.jsonl.
+# The tiled kernels without their prefetch of the next slice, against dps-f32.jsonl.
 step dps-f32-no-prefetch.jsonl "$bin" bench --random-weights --net "$nets" --what eval,tune --batch "$batch" \
     --iters "$iters" --no-prefetch --json
 # Then the 3x3 convolutions as implicit GEMMs (the nets with 3x3 layers Winograd takes), against dps-f32.jsonl.
