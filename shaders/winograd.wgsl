@@ -120,8 +120,8 @@ fn store_tile(t: Tile, m: u32, acc: array<vec4<f32>, 4>) {
 // per transform position ξ (4i + j of the 4×4 tile), each a 32 × 32 GEMM over the input channels for its ξ: every
 // invocation holds an 8-channel × 8-tile block (64 accumulators). Input channels go 4 at a time: half the
 // invocations transform one (channel, tile) patch each, the other half load one (channel, output channel)
-// filter, all 16 positions into workgroup memory; then each invocation multiplies its block (per channel, two
-// vec4 of filters by two vec4 of patches, 64 products). At the end the blocks go through workgroup memory a
+// filter, all 16 positions into workgroup memory (values loaded during the slice before: PREFETCH); then each
+// invocation multiplies its block (per channel, two vec4 of filters by two vec4 of patches, 64 products). At the end the blocks go through workgroup memory a
 // quarter of the channels at a time, so each invocation can gather one (channel, tile)'s 16 positions and apply
 // the output transform.
 // Dispatch: workgroup 256; grid x*z covers ceil(tiles / 32), y covers ceil(Cout / 32).
@@ -133,6 +133,32 @@ const WT_C: u32 = 4u;
 // Where the patches start in smem (after the filters).
 const PATCHES: u32 = 16u * WT_C * WT_K / 4u;
 var<workgroup> smem: array<vec4<f32>, 1024>;
+// Whether winograd_forward loads each slice's values during the slice before; kernels::winograd compiles a copy
+// without it for `bench --no-prefetch`.
+const PREFETCH: bool = true;
+
+// What invocation li stages of the slice of input channels from c0: the transformed patch of channel
+// c0 + stager / 32 of its tile (li < 128), or the transformed filter of output channel f_k and input channel
+// c0 + stager % 4 (li ≥ 128); zeros past the channels or tiles.
+fn slice_values(li: u32, c0: u32, my_tile: Tile, f_k: u32) -> array<vec4<f32>, 4> {
+    let stager = li % 128u;
+    var v: array<vec4<f32>, 4>;
+    if (li < 128u) {
+        let cc = stager / WT_T;
+        if (my_tile.ok && c0 + cc < p.cin) {
+            v = input_transform(my_tile, c0 + cc);
+        }
+    } else {
+        let cc = stager % WT_C;
+        if (f_k < p.cout && c0 + cc < p.cin) {
+            let base = (f_k * p.cin + c0 + cc) * 4u;
+            for (var r = 0u; r < 4u; r++) {
+                v[r] = filters[base + r];
+            }
+        }
+    }
+    return v;
+}
 
 @compute @workgroup_size(256, 1, 1)
 fn winograd_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -147,33 +173,34 @@ fn winograd_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoca
     // Filter stagers (li ≥ 128): output channel k0 + stager / 4, input channel c0 + stager % 4, so neighbouring
     // invocations read neighbouring 64-byte filters.
     let f_k = k0 + stager / WT_C;
+    // Each slice's 16 values (a transformed patch or a transformed filter) pass through registers; with
+    // PREFETCH the next slice's are loaded between the barrier that publishes this slice and its products.
+    var staged: array<vec4<f32>, 4>;
+    if (PREFETCH) {
+        staged = slice_values(li, 0u, my_tile, f_k);
+    }
     var acc: array<array<vec4<f32>, 2>, 8>;
     for (var c0 = 0u; c0 < p.cin; c0 += WT_C) {
+        if (!PREFETCH) {
+            staged = slice_values(li, c0, my_tile, f_k);
+        }
         if (li < 128u) {
             let cc = stager / WT_T;
             let t = stager % WT_T;
-            var v: array<vec4<f32>, 4>;
-            if (my_tile.ok && c0 + cc < p.cin) {
-                v = input_transform(my_tile, c0 + cc);
-            }
             for (var q = 0u; q < 16u; q++) {
-                smem[PATCHES + q * (WT_C * WT_T / 4u) + cc * (WT_T / 4u) + t / 4u][t % 4u] = v[q / 4u][q % 4u];
+                smem[PATCHES + q * (WT_C * WT_T / 4u) + cc * (WT_T / 4u) + t / 4u][t % 4u] = staged[q / 4u][q % 4u];
             }
         } else {
             let cc = stager % WT_C;
             let kk = stager / WT_C;
-            var u: array<vec4<f32>, 4>;
-            if (f_k < p.cout && c0 + cc < p.cin) {
-                let base = (f_k * p.cin + c0 + cc) * 4u;
-                for (var r = 0u; r < 4u; r++) {
-                    u[r] = filters[base + r];
-                }
-            }
             for (var q = 0u; q < 16u; q++) {
-                smem[q * (WT_C * WT_K / 4u) + cc * (WT_K / 4u) + kk / 4u][kk % 4u] = u[q / 4u][q % 4u];
+                smem[q * (WT_C * WT_K / 4u) + cc * (WT_K / 4u) + kk / 4u][kk % 4u] = staged[q / 4u][q % 4u];
             }
         }
         workgroupBarrier();
+        if (PREFETCH && c0 + WT_C < p.cin) {
+            staged = slice_values(li, c0 + WT_C, my_tile, f_k);
+        }
         for (var cc = 0u; cc < WT_C; cc++) {
             let fa = xi * (WT_C * WT_K / 4u) + cc * (WT_K / 4u) + 2u * sk;
             let pa = PATCHES + xi * (WT_C * WT_T / 4u) + cc * (WT_T / 4u) + 2u * st;

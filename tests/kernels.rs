@@ -213,10 +213,10 @@ fn conv_variants() -> Vec<Gpu> {
     gpu.barrier_free = false;
     gpu.winograd = false;
     gpus.push(gpu);
-    // The tiled kernels without their prefetch (`bench --no-prefetch`), in the block with the most registers.
+    // The tiled and Winograd kernels without their prefetch (`bench --no-prefetch`), the tiled ones in the block
+    // with the most registers.
     let mut gpu = common::gpu();
     gpu.barrier_free = false;
-    gpu.winograd = false;
     gpu.prefetch = false;
     gpu.conv_block = Some(ConvBlock { rows: 8, columns: 8 });
     gpus.push(gpu);

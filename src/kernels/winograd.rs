@@ -7,10 +7,26 @@ use crate::Result;
 use super::conv::{shared_part, variant, ConvParams, ConvScratch};
 use super::{to_u32, WINOGRAD_WGSL};
 
+/// The line of winograd.wgsl that turns the forward's prefetch on; `bench --no-prefetch` compiles it off.
+const PREFETCH_LINE: &str = "const PREFETCH: bool = true;";
+
 /// `entry` of winograd.wgsl, compiled behind conv.wgsl's shared part (the parameter block, the tensors, the
-/// output epilogue; its kernels share no loads between lanes, so one lane's lines).
-fn kernel(entry: &'static str, bindings: &'static [Access]) -> Kernel {
-    let (family, source) = variant("winograd".into(), || format!("{}\n{WINOGRAD_WGSL}", shared_part(1)));
+/// output epilogue; its kernels share no loads between lanes, so one lane's lines), with or without the
+/// forward's prefetch as the GPU says.
+fn kernel(gpu: &Gpu, entry: &'static str, bindings: &'static [Access]) -> Kernel {
+    let name = if gpu.prefetch {
+        "winograd"
+    } else {
+        "winograd_noprefetch"
+    };
+    let (family, source) = variant(name.into(), || {
+        assert!(
+            WINOGRAD_WGSL.contains(PREFETCH_LINE),
+            "winograd.wgsl must declare `{PREFETCH_LINE}`"
+        );
+        let file = WINOGRAD_WGSL.replacen(PREFETCH_LINE, &format!("const PREFETCH: bool = {};", gpu.prefetch), 1);
+        format!("{}\n{file}", shared_part(1))
+    });
     Kernel {
         family,
         source,
@@ -52,7 +68,7 @@ pub(super) fn forward(
     let (cout, cin) = (params.cout as usize, params.cin as usize);
     let filters = scratch.filters(gpu, cout * cin * 16)?;
 
-    let filter_kernel = kernel("winograd_filters", &[Access::Read, Access::ReadWrite]);
+    let filter_kernel = kernel(gpu, "winograd_filters", &[Access::Read, Access::ReadWrite]);
     let (fx, fz) = linear_grid(gpu, to_u32((cout * cin).div_ceil(256), "winograd filters")?);
     let transform = Dispatch::new(
         gpu,
@@ -65,6 +81,7 @@ pub(super) fn forward(
 
     let tiles = params.batch as usize * (params.ho as usize).div_ceil(2) * (params.wo as usize).div_ceil(2);
     let tiles_kernel = kernel(
+        gpu,
         "winograd_forward",
         &[Access::Read, Access::Read, Access::Read, Access::ReadWrite],
     );
