@@ -11,7 +11,8 @@
 //           ceil(N/TN) column tiles (z only past the per-dimension limit), y covers ceil(Cout/TM) row tiles.
 //           Each subgroup owns a 2S×2S quarter as 2×2 accumulator matrices in f32; every TK = 2S-deep slice of
 //           A (weights) and B (input patches) is converted to f16 and staged in workgroup memory by all
-//           invocations, then each subgroup multiplies it with 2×2×2 cooperative multiply-adds.
+//           invocations (loaded during the slice before: PREFETCH), then each subgroup multiplies it with 2×2×2
+//           cooperative multiply-adds.
 // Precision: operands rounded to f16, products accumulated in f32 by the hardware (the fast mode's contract).
 
 enable f16;
@@ -30,10 +31,35 @@ const WG: u32 = 4u * SUBGROUP;
 const TM: u32 = 4u * S;
 const TN: u32 = 4u * S;
 const TK: u32 = 2u * S;
+// A and B values an invocation stages per slice: A rows a_m0 + (WG / TK)·j, B rows row0 + (WG / TN)·j.
+const A_PER: u32 = (TM + WG / TK - 1u) / (WG / TK);
+const B_PER: u32 = (TK + WG / TN - 1u) / (WG / TN);
+// Whether each slice's values are loaded while the slice before is multiplied (conv.wgsl's PREFETCH);
+// kernels::conv compiles a copy without it for `bench --no-prefetch`.
+const PREFETCH: bool = true;
 
 var<workgroup> a_tile: array<f16, TK * TM>; // [TK][TM]: A column-major
 var<workgroup> b_tile: array<f16, TK * TN>; // [TK][TN]: B row-major
 var<workgroup> c_tile: array<f32, TM * TN>; // [TM][TN]: zeros in, results out
+
+// The values of slice k0 an invocation stages, rounded to f16: weight k0 + a_k of rows m + (WG / TK)·j (m is
+// the row of j = 0, from m0), and the patch values at depths k0 + row0 + (WG / TN)·j of the column `col`.
+fn load_coop_slice(
+    k0: u32,
+    m: u32,
+    a_k: u32,
+    col: Column,
+    row0: u32,
+    a: ptr<function, array<f16, A_PER>>,
+    b: ptr<function, array<f16, B_PER>>,
+) {
+    for (var j = 0u; j < A_PER; j++) {
+        (*a)[j] = f16(weight_value(m + (WG / TK) * j, k0 + a_k));
+    }
+    for (var j = 0u; j < B_PER; j++) {
+        (*b)[j] = f16(patch_value(col, k0 + row0 + (WG / TN) * j));
+    }
+}
 
 @compute @workgroup_size(WG, 1, 1)
 fn conv2d_forward_coop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -62,15 +88,32 @@ fn conv2d_forward_coop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
     var c10 = coopLoadT<TileC>(&c_tile[(qm + S) * TN + qn], TN);
     var c11 = coopLoadT<TileC>(&c_tile[(qm + S) * TN + qn + S], TN);
 
+    var a_next: array<f16, A_PER>;
+    var b_next: array<f16, B_PER>;
+    if (PREFETCH) {
+        load_coop_slice(0u, m0 + a_m0, a_k, col, row0, &a_next, &b_next);
+    }
     for (var k0 = 0u; k0 < depth; k0 += TK) {
         workgroupBarrier(); // the previous slice has been multiplied (and c_tile read) by every subgroup
-        for (var m = a_m0; m < TM; m += WG / TK) {
-            a_tile[a_k * TM + m] = f16(weight_value(m0 + m, k0 + a_k));
+        if (!PREFETCH) {
+            load_coop_slice(k0, m0 + a_m0, a_k, col, row0, &a_next, &b_next);
         }
-        for (var kk = row0; kk < TK; kk += WG / TN) {
-            b_tile[kk * TN + b_col] = f16(patch_value(col, k0 + kk));
+        for (var j = 0u; j < A_PER; j++) {
+            let m = a_m0 + (WG / TK) * j;
+            if (m < TM) {
+                a_tile[a_k * TM + m] = a_next[j];
+            }
+        }
+        for (var j = 0u; j < B_PER; j++) {
+            let kk = row0 + (WG / TN) * j;
+            if (kk < TK) {
+                b_tile[kk * TN + b_col] = b_next[j];
+            }
         }
         workgroupBarrier();
+        if (PREFETCH && k0 + TK < depth) {
+            load_coop_slice(k0 + TK, m0 + a_m0, a_k, col, row0, &a_next, &b_next);
+        }
         for (var s = 0u; s < TK; s += S) {
             let a0 = coopLoad<TileA>(&a_tile[s * TM + qm], TM);
             let a1 = coopLoad<TileA>(&a_tile[s * TM + qm + S], TM);

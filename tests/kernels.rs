@@ -244,6 +244,9 @@ fn conv_variants() -> Vec<Gpu> {
     let fast = common::gpu_for(Precision::F16);
     if fast.coop_tile.is_some() {
         gpus.push(fast);
+        let mut without_prefetch = common::gpu_for(Precision::F16);
+        without_prefetch.prefetch = false;
+        gpus.push(without_prefetch);
     } else {
         assert!(
             std::env::var_os("DPS_EXPECT_COOP").is_none(),

@@ -471,24 +471,31 @@ fn block_for(rows: usize, columns: usize, min_workgroups: usize, value_bytes: u3
 }
 
 /// The lines of conv_coop.wgsl that fix its matrix side and subgroup size (set there for 16 and 32).
-const COOP_LINES: [&str; 5] = [
+const COOP_LINES: [&str; 6] = [
     "const S: u32 = 16u;",
     "alias TileA = coop_mat16x16<f16, A>;",
     "alias TileB = coop_mat16x16<f16, B>;",
     "alias TileC = coop_mat16x16<f32, C>;",
     "const SUBGROUP: u32 = 32u;",
+    "const PREFETCH: bool = true;",
 ];
 
-/// conv_coop.wgsl specialised for `tile`, compiled once per tiling in a process.
-fn conv2d_coop(tile: CoopTile) -> Kernel {
+/// conv_coop.wgsl specialised for `tile`, with or without its `prefetch`, compiled once per variant in a process.
+fn conv2d_coop(tile: CoopTile, prefetch: bool) -> Kernel {
     let s = tile.side;
-    let (family, source) = variant(format!("conv_coop_{s}_{}", tile.subgroup), || {
+    let name = format!(
+        "conv_coop_{s}_{}{}",
+        tile.subgroup,
+        if prefetch { "" } else { "_noprefetch" }
+    );
+    let (family, source) = variant(name, || {
         let wanted = [
             format!("const S: u32 = {s}u;"),
             format!("alias TileA = coop_mat{s}x{s}<f16, A>;"),
             format!("alias TileB = coop_mat{s}x{s}<f16, B>;"),
             format!("alias TileC = coop_mat{s}x{s}<f32, C>;"),
             format!("const SUBGROUP: u32 = {}u;", tile.subgroup),
+            format!("const PREFETCH: bool = {prefetch};"),
         ];
         // conv_coop.wgsl's `enable` lines, then conv.wgsl's shared part, then the rest of conv_coop.wgsl.
         let (enables, body): (Vec<&str>, Vec<&str>) = CONV_COOP_WGSL.lines().partition(|l| l.starts_with("enable "));
@@ -611,7 +618,7 @@ fn implicit_gemm(
     let (kernel, rows_per_group, columns, cols_per_group) = match (precision, gpu.barrier_free, gpu.coop_tile) {
         (Precision::F16, _, Some(tile)) => {
             let side = 4 * tile.side as usize;
-            (conv2d_coop(tile), side, columns, side)
+            (conv2d_coop(tile, gpu.prefetch), side, columns, side)
         }
         (Precision::F32, true, _) => (
             conv_kernel(gpu, CONV2D_DIRECT, precision, PLAIN),

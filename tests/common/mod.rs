@@ -31,7 +31,10 @@ pub fn gpu_for(precision: Precision) -> Gpu {
 /// Which conv variant a GPU runs, for test messages.
 pub fn conv_variant(gpu: &Gpu) -> String {
     match (gpu.precision, gpu.coop_tile) {
-        (Precision::F16, Some(t)) => format!("f16 on {0}x{0}x{0} cooperative matrices", t.side),
+        (Precision::F16, Some(t)) => format!(
+            "f16 on {0}x{0}x{0} cooperative matrices, prefetch {1}",
+            t.side, gpu.prefetch
+        ),
         // The fast mode's forward runs the tiled kernel even where barrier_free (which its f32 backward follows).
         (Precision::F32, _) if gpu.barrier_free => {
             format!("f32, barrier_free, {} lanes sharing loads", gpu.weight_lanes)
