@@ -78,7 +78,7 @@ if [ -e "$out/a.png" ]; then
     done
     rm -f "$out/a.png" "$out/b.png"
 fi
-# The tiled kernels without their prefetch of the next slice, against dps-f32.jsonl.
+# The staging kernels (tiled, Winograd) without their prefetch of the next slice, against dps-f32.jsonl.
 step dps-f32-no-prefetch.jsonl "$bin" bench --random-weights --net "$nets" --what eval,tune --batch "$batch" \
     --iters "$iters" --no-prefetch --json
 # Then the 3x3 convolutions as implicit GEMMs (the nets with 3x3 layers Winograd takes), against dps-f32.jsonl.

@@ -62,8 +62,9 @@ pub struct BenchArgs {
     /// never use Winograd.
     #[arg(long)]
     no_winograd: bool,
-    /// Run the tiled convolutions and weight gradients without loading each slice during the one before
-    /// (conv.wgsl's PREFETCH), to compare the two. GPUs only: CPU adapters run other kernels.
+    /// Run the GPU kernels that stage slices in workgroup memory (tiled convolutions and weight gradients,
+    /// Winograd's tiles, the fast mode's tensor-core convolution) without loading each slice during the one
+    /// before (their PREFETCH), to compare the two. GPUs only: CPU adapters run other kernels.
     #[arg(long)]
     no_prefetch: bool,
     /// Print one JSON object per net.

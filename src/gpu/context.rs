@@ -224,8 +224,9 @@ pub struct Gpu {
     /// run (not on CPU adapters): 2.25× fewer multiplications. On by default; tests and `bench --no-winograd`
     /// turn it off to compare.
     pub winograd: bool,
-    /// The tiled convolutions and weight gradients load each slice's values while the slice before is multiplied
-    /// (conv.wgsl's PREFETCH). On by default; `bench --no-prefetch` and tests turn it off to compare.
+    /// The kernels that stage slices in workgroup memory (tiled, Winograd, tensor-core) load each slice's values
+    /// while the slice before is multiplied (their PREFETCH). On by default; `bench --no-prefetch` and tests turn
+    /// it off to compare.
     pub prefetch: bool,
     /// The largest device-local memory heap the driver reports (Vulkan only).
     pub device_memory: Option<u64>,
