@@ -88,7 +88,10 @@ if [ -n "$winograd_nets" ]; then
     step dps-f32-no-winograd.jsonl "$bin" bench --random-weights --net "$winograd_nets" --what eval,train,tune \
         --batch "$batch" --iters "$iters" --no-winograd --json
 fi
-# Last, as the least needed: the tiled kernels' smallest block on every convolution, against the
+# Then, as less needed: the tiled kernels' smallest block on every convolution, against the
 # per-convolution choice of dps-f32.jsonl.
 step dps-f32-block4x4.jsonl "$bin" bench --random-weights --net "$nets" --what eval,tune --batch "$batch" \
     --iters "$iters" --conv-block 4x4 --json
+# And the fast mode's tensor-core kernel without its prefetch, against dps-f16.jsonl.
+step dps-f16-no-prefetch.jsonl "$bin" --precision f16 bench --random-weights --net "$nets" --what eval \
+    --batch "$batch" --iters "$iters" --no-prefetch --json
