@@ -1,23 +1,8 @@
-use crate::{bail, Error, Result};
+use crate::{bail, Result};
 
-use super::{resize_bilinear_pil, ImageSource, RgbImage8};
-
-/// `img` resized to `size`×`size` (PIL's bilinear filter, skipped when it has that size) into `out` as CHW bytes.
-fn write_chw(img: &RgbImage8, size: usize, out: &mut [u8]) {
-    let resized;
-    let small = if img.width == size && img.height == size {
-        img
-    } else {
-        resized = resize_bilinear_pil(img, size, size);
-        &resized
-    };
-    let plane = size * size;
-    for (i, px) in small.data.chunks_exact(3).enumerate() {
-        for ch in 0..3 {
-            out[ch * plane + i] = px[ch];
-        }
-    }
-}
+use super::parallel::fill_items;
+use super::resize::write_resized_chw;
+use super::{ImageSource, RgbImage8};
 
 /// Images resized once to the working size and kept as 8-bit CHW planes (a quarter of f32's memory: SVHN's
 /// 73,257 training images take 900 MB at 64×64), converted to [0, 1] floats batch by batch.
@@ -39,43 +24,19 @@ impl ImageBank {
         for img in images {
             let start = data.len();
             data.resize(start + 3 * size * size, 0);
-            write_chw(&img?, size, &mut data[start..]);
+            write_resized_chw(&img?, size, &mut data[start..]);
         }
         ImageBank::new(data, size, source)
     }
 
-    /// [`ImageBank::from_images`] of every image of `source`, decoded and resized on all cores (contiguous runs
-    /// of images, one per thread): the bank, and which image's error is returned (the first in order), do not
-    /// depend on how many.
+    /// [`ImageBank::from_images`] of every image of `source`, decoded and resized on all cores (see
+    /// `fill_items`: the bank, and which image's error is returned, do not depend on how many).
     pub fn from_source(source: &(dyn ImageSource + Sync), size: usize) -> Result<ImageBank> {
         let image_len = 3 * size * size;
-        let n = source.len();
-        let mut data = vec![0u8; n * image_len];
-        // A thread per few hundred images at least: below that one costs more than it saves.
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |t| t.get())
-            .min(n.div_ceil(256))
-            .max(1);
-        let per = n.div_ceil(threads).max(1);
-        std::thread::scope(|scope| {
-            let runs: Vec<_> = data
-                .chunks_mut(per * image_len)
-                .enumerate()
-                .map(|(r, out)| {
-                    scope.spawn(move || -> Result<()> {
-                        for (j, slot) in out.chunks_exact_mut(image_len).enumerate() {
-                            write_chw(&source.image(r * per + j)?, size, slot);
-                        }
-                        Ok(())
-                    })
-                })
-                .collect();
-            runs.into_iter()
-                .map(|run| {
-                    run.join()
-                        .unwrap_or_else(|_| Err(Error::msg("an image loading thread panicked")))
-                })
-                .collect::<Result<Vec<()>>>()
+        let mut data = vec![0u8; source.len() * image_len];
+        fill_items(&mut data, image_len, 256, |i, slot| {
+            write_resized_chw(&source.image(i)?, size, slot);
+            Ok(())
         })?;
         ImageBank::new(data, size, &source.describe())
     }

@@ -7,7 +7,8 @@ use image::{DynamicImage, ImageFormat};
 
 use crate::{bail, Context, Error, Result};
 
-use super::resize::{resize_bilinear_pil, to_chw_bytes};
+use super::parallel::fill_items;
+use super::resize::write_resized_chw;
 
 /// An 8-bit RGB image, rows top to bottom, pixels interleaved (HWC).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -115,35 +116,13 @@ fn jpeg_is_complete(b: &[u8]) -> bool {
 
 /// The images at `paths`, each decoded, resized to `size`×`size` (PIL's bilinear filter) and laid out as CHW
 /// bytes, concatenated in the order given. Decoding bounds evaluation on files (tens of µs an image on a CPU core,
-/// where a GPU scores a triplet in about one), so the files are split into contiguous runs decoded on all cores;
-/// the result, and which file's error is returned (the first in order), do not depend on how many.
+/// where a GPU scores a triplet in about one), so they are decoded on all cores (see [`fill_items`]).
 pub fn load_resized_bytes(paths: &[&Path], size: usize) -> Result<Vec<u8>> {
     let image_len = 3 * size * size;
     let mut out = vec![0u8; paths.len() * image_len];
-    // Below a few dozen files a thread costs more than it saves.
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(paths.len().div_ceil(32))
-        .max(1);
-    let per = paths.len().div_ceil(threads).max(1);
-    let decode = |paths: &[&Path], out: &mut [u8]| -> Result<()> {
-        for (path, slot) in paths.iter().zip(out.chunks_exact_mut(image_len)) {
-            slot.copy_from_slice(&to_chw_bytes(&resize_bilinear_pil(&load_rgb8(path)?, size, size)));
-        }
+    fill_items(&mut out, image_len, 32, |i, slot| {
+        write_resized_chw(&load_rgb8(paths[i])?, size, slot);
         Ok(())
-    };
-    std::thread::scope(|scope| {
-        let runs: Vec<_> = paths
-            .chunks(per)
-            .zip(out.chunks_mut(per * image_len))
-            .map(|(paths, out)| scope.spawn(move || decode(paths, out)))
-            .collect();
-        runs.into_iter()
-            .map(|run| {
-                run.join()
-                    .unwrap_or_else(|_| Err(Error::msg("an image decoder thread panicked")))
-            })
-            .collect::<Result<Vec<()>>>()
     })?;
     Ok(out)
 }

@@ -10,6 +10,7 @@ mod image_file;
 mod mat;
 mod npy;
 mod open;
+mod parallel;
 mod resize;
 mod samples;
 mod stl10;

@@ -118,6 +118,24 @@ fn resize_columns(img: &RgbImage8, out_h: usize) -> RgbImage8 {
     }
 }
 
+/// `img` resized to `size`×`size` (PIL's bilinear filter, skipped when it has that size already) into `out`
+/// (3·size² bytes) as CHW bytes.
+pub(super) fn write_resized_chw(img: &RgbImage8, size: usize, out: &mut [u8]) {
+    let resized;
+    let small = if img.width == size && img.height == size {
+        img
+    } else {
+        resized = resize_bilinear_pil(img, size, size);
+        &resized
+    };
+    let plane = size * size;
+    for (i, px) in small.data.chunks_exact(3).enumerate() {
+        for ch in 0..3 {
+            out[ch * plane + i] = px[ch];
+        }
+    }
+}
+
 /// CHW bytes, the layout every image tensor of this crate has.
 pub fn to_chw_bytes(img: &RgbImage8) -> Vec<u8> {
     let plane = img.width * img.height;
