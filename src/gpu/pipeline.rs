@@ -28,6 +28,7 @@ struct Slot {
 }
 
 /// What a compile needs from the context, owned so it can move to the compiling thread.
+#[derive(Clone)]
 pub(super) struct Compile {
     pub device: wgpu::Device,
     pub uncaptured: Arc<Mutex<Vec<String>>>,
@@ -45,16 +46,14 @@ impl Pipeline {
             job: Mutex::new(None),
             compiled: OnceLock::new(),
         };
-        let name = format!("compile {}", compile.kernel.entry);
-        let shared = Arc::new(Mutex::new(Some(compile)));
-        let for_thread = shared.clone();
+        let for_thread = compile.clone();
         let spawned = std::thread::Builder::new()
-            .name(name)
-            .spawn(move || compile_now(for_thread.lock().unwrap().take()));
+            .name(format!("compile {}", compile.kernel.entry))
+            .spawn(move || compile_now(for_thread));
         match spawned {
             Ok(handle) => *slot.job.lock().unwrap() = Some(handle),
             Err(_) => {
-                let _ = slot.compiled.set(compile_now(shared.lock().unwrap().take()));
+                let _ = slot.compiled.set(compile_now(compile));
             }
         }
         Pipeline(Arc::new(slot))
@@ -77,10 +76,7 @@ impl Pipeline {
     }
 }
 
-fn compile_now(compile: Option<Compile>) -> Compiled {
-    let Some(c) = compile else {
-        return Err("it was never compiled".to_string());
-    };
+fn compile_now(c: Compile) -> Compiled {
     let what = format!("compiling kernel {}::{}", c.kernel.family, c.kernel.entry);
     // Error scopes are per thread: this one catches only this compile's errors.
     super::context::scoped(&c.device, &c.uncaptured, &what, || {
