@@ -364,7 +364,7 @@ fn lane_lines(lanes: u32) -> Vec<String> {
 }
 
 /// `source` with each of `lines` (which `file` must declare) replaced by the matching `wanted` line.
-fn replace_lines(mut source: String, file: &str, lines: &[&str], wanted: &[String]) -> String {
+pub(super) fn replace_lines(mut source: String, file: &str, lines: &[&str], wanted: &[String]) -> String {
     for (line, value) in lines.iter().zip(wanted) {
         assert!(source.contains(line), "{file} must declare `{line}`");
         source = source.replacen(line, value, 1);
@@ -391,7 +391,7 @@ pub(super) fn variant(name: String, make: impl FnOnce() -> String) -> (&'static 
 }
 
 /// conv.wgsl compiled for `block` and `precision` (the fast mode: f16 tiles and products, each slice summed
-/// apart), with or without the tiled forward's `prefetch`, and with `lanes` lanes sharing the barrier-free
+/// apart), with or without the tiled kernels' `prefetch`, and with `lanes` lanes sharing the barrier-free
 /// kernels' loads: its family name and source. The file as it stands is f32, 4×4, prefetching, one lane.
 fn conv_source(precision: Precision, block: ConvBlock, prefetch: bool, lanes: u32) -> (&'static str, &'static str) {
     if (precision, block, prefetch, lanes) == (Precision::F32, PLAIN, true, 1) {

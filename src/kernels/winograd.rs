@@ -4,7 +4,7 @@
 use crate::gpu::{linear_grid, Access, Dispatch, Gpu, Kernel, Precision, Tensor};
 use crate::Result;
 
-use super::conv::{shared_part, variant, ConvParams, ConvScratch};
+use super::conv::{replace_lines, shared_part, variant, ConvParams, ConvScratch};
 use super::{to_u32, WINOGRAD_WGSL};
 
 /// The line of winograd.wgsl that turns the forward's prefetch on; `bench --no-prefetch` compiles it off.
@@ -20,11 +20,8 @@ fn kernel(gpu: &Gpu, entry: &'static str, bindings: &'static [Access]) -> Kernel
         "winograd_noprefetch"
     };
     let (family, source) = variant(name.into(), || {
-        assert!(
-            WINOGRAD_WGSL.contains(PREFETCH_LINE),
-            "winograd.wgsl must declare `{PREFETCH_LINE}`"
-        );
-        let file = WINOGRAD_WGSL.replacen(PREFETCH_LINE, &format!("const PREFETCH: bool = {};", gpu.prefetch), 1);
+        let wanted = [format!("const PREFETCH: bool = {};", gpu.prefetch)];
+        let file = replace_lines(WINOGRAD_WGSL.to_string(), "winograd.wgsl", &[PREFETCH_LINE], &wanted);
         format!("{}\n{file}", shared_part(1))
     });
     Kernel {
