@@ -12,7 +12,10 @@ pub(super) fn fill_items(
     min_per_thread: usize,
     fill: impl Fn(usize, &mut [u8]) -> Result<()> + Sync,
 ) -> Result<()> {
-    let items = out.len() / item_len.max(1);
+    if item_len == 0 {
+        return Ok(());
+    }
+    let items = out.len() / item_len;
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(items.div_ceil(min_per_thread.max(1)))
