@@ -30,77 +30,56 @@ pub struct BappsScore {
     pub summary: f64,
 }
 
-/// The batch whose distances the GPU is working on while the host decodes the next one's images.
-#[derive(Default)]
-struct Queued(Option<(PendingDistances, usize)>);
-
-impl Queued {
-    /// Queues `pending` (a batch of `len`) and returns the distances of the batch queued before it.
-    fn swap(
-        &mut self,
-        gpu: &Gpu,
-        pending: PendingDistances,
-        len: usize,
-        name: &str,
-        progress: &mut dyn Progress,
-    ) -> Result<Option<GroupDistances>> {
-        let previous = self.0.replace((pending, len));
-        Self::collect(gpu, previous, name, progress)
-    }
-
-    /// The distances of the last batch queued.
-    fn finish(&mut self, gpu: &Gpu, name: &str, progress: &mut dyn Progress) -> Result<Option<GroupDistances>> {
-        Self::collect(gpu, self.0.take(), name, progress)
-    }
-
-    fn collect(
-        gpu: &Gpu,
-        queued: Option<(PendingDistances, usize)>,
-        name: &str,
-        progress: &mut dyn Progress,
-    ) -> Result<Option<GroupDistances>> {
-        let Some((pending, len)) = queued else {
-            return Ok(None);
-        };
-        let d = pending.wait(gpu)?;
+/// The distances within every group of `members` image files (member 0 the reference), `BATCH` groups at a time,
+/// each batch's files decoded while the GPU runs the batch before.
+fn file_distances(
+    gpu: &Gpu,
+    metric: &mut Metric,
+    members: usize,
+    groups: &[Vec<&Path>],
+    name: &str,
+    progress: &mut dyn Progress,
+) -> Result<GroupDistances> {
+    let mut out: GroupDistances = vec![Vec::new(); members - 1];
+    let mut collect = |(pending, len): (PendingDistances, usize)| -> Result<()> {
+        for (row, d) in out.iter_mut().zip(pending.wait(gpu)?) {
+            row.extend(d);
+        }
         progress.advance(len as u64, name);
-        Ok(Some(d))
+        Ok(())
+    };
+    let mut queued = None;
+    for batch in groups.chunks(BATCH) {
+        let paths: Vec<&Path> = (0..members).flat_map(|m| batch.iter().map(move |g| g[m])).collect();
+        let images = load_resized_bytes(&paths, metric.size)?;
+        let refs: Vec<&[u8]> = images.chunks(images.len() / members).collect();
+        let pending = metric.queue_group_distances_of_bytes(gpu, &refs, false)?;
+        if let Some(previous) = queued.replace((pending, batch.len())) {
+            collect(previous)?;
+        }
     }
+    if let Some(last) = queued {
+        collect(last)?;
+    }
+    Ok(out)
 }
 
 pub fn score_bapps(gpu: &Gpu, metric: &mut Metric, bapps: &Bapps, progress: &mut dyn Progress) -> Result<BappsScore> {
-    let size = metric.size;
     match bapps {
         Bapps::TwoAfc(subsets) => {
             progress.start("BAPPS 2AFC", subsets.iter().map(|s| s.1.len() as u64).sum());
             let mut out = Vec::new();
             for (name, triplets) in subsets {
-                let (mut d0, mut d1, mut h) = (Vec::new(), Vec::new(), Vec::new());
-                let mut queued = Queued::default();
-                for batch in triplets.chunks(BATCH) {
-                    let paths: Vec<&Path> = batch
-                        .iter()
-                        .map(|t| t.reference.as_path())
-                        .chain(batch.iter().map(|t| t.p0.as_path()))
-                        .chain(batch.iter().map(|t| t.p1.as_path()))
-                        .collect();
-                    let images = load_resized_bytes(&paths, size)?;
-                    h.extend(batch.iter().map(|t| t.judge));
-                    let refs: Vec<&[u8]> = images.chunks(images.len() / 3).collect();
-                    let pending = metric.queue_group_distances_of_bytes(gpu, &refs, false)?;
-                    if let Some(d) = queued.swap(gpu, pending, batch.len(), name, progress)? {
-                        d0.extend_from_slice(&d[0]);
-                        d1.extend_from_slice(&d[1]);
-                    }
-                }
-                if let Some(d) = queued.finish(gpu, name, progress)? {
-                    d0.extend_from_slice(&d[0]);
-                    d1.extend_from_slice(&d[1]);
-                }
+                let groups: Vec<Vec<&Path>> = triplets
+                    .iter()
+                    .map(|t| vec![t.reference.as_path(), t.p0.as_path(), t.p1.as_path()])
+                    .collect();
+                let d = file_distances(gpu, metric, 3, &groups, name, progress)?;
+                let h: Vec<f32> = triplets.iter().map(|t| t.judge).collect();
                 out.push(SubsetScore {
                     subset: name.clone(),
                     count: h.len(),
-                    score: two_afc_score(&d0, &d1, &h)?,
+                    score: two_afc_score(&d[0], &d[1], &h)?,
                 });
             }
             progress.finish();
@@ -115,25 +94,9 @@ pub fn score_bapps(gpu: &Gpu, metric: &mut Metric, bapps: &Bapps, progress: &mut
             progress.start("BAPPS JND", subsets.iter().map(|s| s.1.len() as u64).sum());
             let (mut all_d, mut all_same, mut out) = (Vec::new(), Vec::new(), Vec::new());
             for (name, pairs) in subsets {
-                let (mut d, mut same) = (Vec::new(), Vec::new());
-                let mut queued = Queued::default();
-                for batch in pairs.chunks(BATCH) {
-                    let paths: Vec<&Path> = batch
-                        .iter()
-                        .map(|p| p.p0.as_path())
-                        .chain(batch.iter().map(|p| p.p1.as_path()))
-                        .collect();
-                    let images = load_resized_bytes(&paths, size)?;
-                    same.extend(batch.iter().map(|p| p.same));
-                    let refs: Vec<&[u8]> = images.chunks(images.len() / 2).collect();
-                    let pending = metric.queue_group_distances_of_bytes(gpu, &refs, false)?;
-                    if let Some(got) = queued.swap(gpu, pending, batch.len(), name, progress)? {
-                        d.extend_from_slice(&got[0]);
-                    }
-                }
-                if let Some(got) = queued.finish(gpu, name, progress)? {
-                    d.extend_from_slice(&got[0]);
-                }
+                let groups: Vec<Vec<&Path>> = pairs.iter().map(|p| vec![p.p0.as_path(), p.p1.as_path()]).collect();
+                let d = file_distances(gpu, metric, 2, &groups, name, progress)?.swap_remove(0);
+                let same: Vec<f32> = pairs.iter().map(|p| p.same).collect();
                 out.push(SubsetScore {
                     subset: name.clone(),
                     count: d.len(),
